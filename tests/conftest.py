@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))
