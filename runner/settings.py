@@ -1,0 +1,77 @@
+"""c2d's configuration: one typed object per process, built at the entry point.
+
+Every field can be set with an environment variable of the same name, upper-cased, with the
+`C2D_` prefix (for example `C2D_HOME`, `C2D_REDIS_URL`). Library code receives this object (or
+the values it needs); it never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of the API server and the workers of one c2d installation."""
+
+    model_config = SettingsConfigDict(env_prefix="C2D_", extra="ignore", frozen=True)
+
+    home: Path = Field(
+        default=Path.home() / ".c2d",
+        description="State folder: database and ledger, ledger key, artifacts, job work folders.",
+    )
+    origin: str = Field(
+        default_factory=lambda: f"c2d/{socket.gethostname()}",
+        description="Name of the ledger, written into every signed checkpoint.",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis used as the Celery broker."
+    )
+    bind: str = Field(default="127.0.0.1", description="Address the API server listens on.")
+    port: int = Field(default=8700, description="Port the API server listens on.")
+    data_host: str = Field(
+        default="default",
+        description="Name of this data host; its worker consumes the queue `c2d.<data_host>`.",
+    )
+    runtime: Literal["runc", "runsc"] = Field(
+        default="runc", description="Container runtime for jobs (runsc = gVisor, stronger)."
+    )
+    sandbox_uid: int = Field(default=65534, description="Unprivileged uid jobs run as.")
+    sandbox_gid: int = Field(default=65534, description="Unprivileged gid jobs run as.")
+    lease_s: float = Field(default=30.0, description="How long a worker's claim on a job lasts.")
+    reconcile_s: float = Field(default=5.0, description="How often the reconciler runs.")
+    max_cpus: float = Field(default=2.0, description="Largest CPU share any job may ask for.")
+    max_memory: str = Field(default="8GiB", description="Largest memory any job may ask for.")
+    max_timeout: str = Field(default="6h", description="Longest deadline any job may ask for.")
+    max_outputs: str = Field(default="2GiB", description="Largest output total any job may ask for.")
+    max_bundle: str = Field(default="50MiB", description="Largest code bundle accepted.")
+    tmp_size: str = Field(default="256MiB", description="Size of each job's /tmp (in memory).")
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file holding both the store and the ledger."""
+        return self.home / "c2d.db"
+
+    @property
+    def key_path(self) -> Path:
+        """The ledger's Ed25519 private key (mode 0600)."""
+        return self.home / "ledger.key"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """The content-addressed store of bundles and outputs."""
+        return self.home / "artifacts"
+
+    @property
+    def work_dir(self) -> Path:
+        """Per-job work folders (extracted code, params, output mounts)."""
+        return self.home / "work"
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue this host's workers consume."""
+        return f"c2d.{self.data_host}"
