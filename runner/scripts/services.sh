@@ -59,6 +59,11 @@ PY
 
 start_dockerd() {
   mkdir -p "$logdir"
+  # A dockerd killed at the end of an earlier session leaves its pid files behind, and a new
+  # dockerd refuses to start while they exist.
+  if ! pgrep -x dockerd >/dev/null; then
+    rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+  fi
   say "starting dockerd (log: $logdir/dockerd.log)"
   # --iptables=false: these machines have no usable iptables; job containers use no network.
   nohup dockerd --iptables=false >>"$logdir/dockerd.log" 2>&1 &
