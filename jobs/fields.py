@@ -1,0 +1,90 @@
+"""Field types shared by the c2d models, each validating and explaining what it allows."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstraints
+
+from jobs.units import format_duration, format_size, parse_duration, parse_size
+
+SCHEMA_VERSION: Final = 1
+"""Version of every stored or sent model; bump it with a migration when a model changes shape."""
+
+FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NAME_HELP = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+"""A name for a user, dataset, job, environment or data host."""
+
+
+def _size(value: object) -> int:
+    return parse_size(value)  # type: ignore[arg-type]  # parse_size explains wrong types
+
+
+def _duration(value: object) -> int:
+    return parse_duration(value)  # type: ignore[arg-type]
+
+
+Bytes = Annotated[int, BeforeValidator(_size)]
+"""A size in bytes, given as ``512MiB``, ``1GiB``, ``100MB`` or a plain number."""
+
+Seconds = Annotated[int, BeforeValidator(_duration)]
+"""A duration in whole seconds, given as ``90s``, ``10m``, ``1h30m`` or a plain number."""
+
+
+def size_at_least(minimum: int) -> AfterValidator:
+    """A validator refusing sizes below ``minimum``, with the bound in human units."""
+
+    def check(value: int) -> int:
+        if value < minimum:
+            raise ValueError(f"must be at least {format_size(minimum)}, got {format_size(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def duration_at_least(minimum: int) -> AfterValidator:
+    """A validator refusing durations below ``minimum``, with the bound in human units."""
+
+    def check(value: int) -> int:
+        if value < minimum:
+            raise ValueError(
+                f"must be at least {format_duration(minimum)}, got {format_duration(value)}"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _positive_cpus(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a number of CPUs above 0 (like 0.5 or 2), got {value}")
+    return value
+
+
+Cpus = Annotated[float, AfterValidator(_positive_cpus)]
+"""A positive, finite number of CPUs (fractions allowed)."""
+
+
+def check_relative_pattern(pattern: str) -> str:
+    """Accept a relative path or glob that cannot leave its folder; raise ``ValueError``."""
+    if not pattern or pattern != pattern.strip():
+        raise ValueError(f"must be a non-empty name without surrounding spaces, got {pattern!r}")
+    if "\x00" in pattern or "\\" in pattern:
+        raise ValueError(f"must not contain NUL or backslash, got {pattern!r}")
+    if pattern.startswith("/"):
+        raise ValueError(f"must be relative to /outputs, not absolute, got {pattern!r}")
+    parts = pattern.split("/")
+    if ".." in parts:
+        raise ValueError(f"must not contain '..', got {pattern!r}")
+    if any(part in ("", ".") for part in parts):
+        raise ValueError(f"must not contain empty or '.' path parts, got {pattern!r}")
+    return pattern
+
+
+RelativePattern = Annotated[str, AfterValidator(check_relative_pattern)]
+"""A name or glob relative to a folder: no absolute paths, no ``..``."""

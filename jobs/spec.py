@@ -1,0 +1,216 @@
+"""``JobSpec``: what a researcher asks to run, read from ``job.yaml``.
+
+Every way in (``from_yaml``, ``parse_yaml``, ``from_data``) turns YAML and validation problems
+into one ``SpecError`` whose message names the file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import rfc8785
+import yaml
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
+
+from jobs.errors import SpecError
+from jobs.fields import (
+    FROZEN,
+    NAME_HELP,
+    SCHEMA_VERSION,
+    Bytes,
+    Cpus,
+    Name,
+    RelativePattern,
+    Seconds,
+    duration_at_least,
+    size_at_least,
+)
+from jobs.units import DURATION_HELP, SIZE_HELP, format_duration, format_size
+
+METRICS_FILE = "metrics.json"
+"""Always collected from ``/outputs``, whether declared or not."""
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+class Resources(BaseModel):
+    """What a job may use; sizes are bytes and the timeout is seconds once parsed."""
+
+    model_config = FROZEN
+
+    cpus: Cpus = 1.0
+    memory: Annotated[Bytes, size_at_least(16 * MiB)] = 1 * GiB
+    timeout: Annotated[Seconds, duration_at_least(1)] = 600
+    outputs: Annotated[Bytes, size_at_least(1024)] = 100 * MiB
+
+    def human(self) -> dict[str, str]:
+        """The same values as people write them (``{"memory": "1GiB", ...}``)."""
+        return {
+            "cpus": f"{self.cpus:g}",
+            "memory": format_size(self.memory),
+            "timeout": format_duration(self.timeout),
+            "outputs": format_size(self.outputs),
+        }
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        rfc8785.dumps(value)
+    except Exception as exc:  # rfc8785 raises several types; all mean "not plain JSON"
+        raise ValueError(
+            f"must be plain JSON (strings, finite numbers, booleans, null, lists, objects): {exc}"
+        ) from exc
+    return value
+
+
+class JobSpec(BaseModel):
+    """A validated job spec. Frozen; build a changed copy with ``with_overrides``."""
+
+    model_config = FROZEN
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: Name
+    environment: Name = "python-ml"
+    command: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    dataset: Name | None = None
+    params: Annotated[dict[str, Any], AfterValidator(_json_object)] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    outputs: list[RelativePattern] = Field(default_factory=list)
+
+    @field_validator("outputs")
+    @classmethod
+    def _unique_outputs(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({p for p in value if value.count(p) > 1})
+        if duplicates:
+            raise ValueError(f"lists {', '.join(duplicates)} more than once")
+        return value
+
+    def output_patterns(self) -> list[str]:
+        """The declared outputs plus ``metrics.json``, which is always collected."""
+        return [*self.outputs, *([] if METRICS_FILE in self.outputs else [METRICS_FILE])]
+
+    def with_overrides(
+        self, *, dataset: str | None = None, params: dict[str, Any] | None = None
+    ) -> JobSpec:
+        """A validated copy with the dataset replaced and ``params`` merged over the spec's."""
+        data = self.model_dump()
+        if dataset is not None:
+            data["dataset"] = dataset
+        if params:
+            data["params"] = {**data["params"], **params}
+        return JobSpec.from_data(data, source="command line overrides")
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> JobSpec:
+        """Read and validate ``path`` (a ``job.yaml``)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise SpecError(
+                f"{path}: no such file; a job folder needs a job.yaml (name, command, ...)",
+                file=str(path),
+            ) from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{path}: cannot read: {exc}", file=str(path)) from exc
+        return cls.parse_yaml(text, source=str(path))
+
+    @classmethod
+    def parse_yaml(cls, text: str, source: str = "job.yaml") -> JobSpec:
+        """Validate YAML text; ``source`` names the file in error messages."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SpecError(f"{where}: not valid YAML: {problem}", file=source) from exc
+        if not isinstance(data, dict):
+            raise SpecError(
+                f"{source}: expected a mapping of fields (name, command, ...), "
+                f"got {type(data).__name__}",
+                file=source,
+                allowed=_fields_help(cls),
+            )
+        return cls.from_data(data, source=source)
+
+    @classmethod
+    def from_data(cls, data: Any, source: str = "job spec") -> JobSpec:
+        """Validate already-parsed data (for example JSON sent by the CLI)."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise spec_error(exc, source) from exc
+
+
+_FIELD_HELP = {
+    "name": NAME_HELP,
+    "environment": NAME_HELP + " naming an environment image (`c2d env list`)",
+    "dataset": NAME_HELP + " naming a registered dataset (`c2d dataset list`)",
+    "command": "a non-empty list of strings, like [python, train.py]",
+    "params": "a JSON object of parameters",
+    "resources.cpus": "a number of CPUs above 0, like 0.5 or 2",
+    "resources.memory": SIZE_HELP + ", at least 16MiB",
+    "resources.timeout": DURATION_HELP,
+    "resources.outputs": SIZE_HELP + ", at least 1KiB",
+    "outputs": "a list of file names or globs relative to /outputs, without '..'",
+    "schema_version": "1",
+}
+
+
+def _fields_help(model: type[BaseModel]) -> str:
+    return "fields " + ", ".join(model.model_fields)
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model whose fields sit at ``loc`` (for 'unknown field' errors)."""
+    model: type[BaseModel] = JobSpec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + str(part)
+    return text
+
+
+def _short_repr(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def spec_error(exc: ValidationError, source: str) -> SpecError:
+    """Turn a pydantic ``ValidationError`` into one readable ``SpecError``."""
+    lines = []
+    first_field = first_allowed = None
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        field = _dotted(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            allowed = _fields_help(parent) if parent else "no extra fields"
+            message = "unknown field"
+        else:
+            key = ".".join(str(p) for p in loc if not isinstance(p, int))
+            allowed = _FIELD_HELP.get(key, "")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            shown = _short_repr(err.get("input"))
+            if err["type"] != "missing" and "input" in err and shown not in message:
+                message += f", got {shown}"
+        lines.append(f"  {field}: {message}" + (f" (allowed: {allowed})" if allowed else ""))
+        if first_field is None:
+            first_field, first_allowed = field, allowed
+    return SpecError(
+        f"{source} is not a valid job spec:\n" + "\n".join(lines),
+        file=source,
+        field=first_field,
+        allowed=first_allowed,
+    )
