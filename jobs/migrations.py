@@ -1,0 +1,141 @@
+"""The job store's schema, as forward migrations numbered by ``PRAGMA user_version``.
+
+Each migration is a tuple of statements run in order inside the caller's ``BEGIN IMMEDIATE``
+(never ``executescript``, which would commit it), followed by ``PRAGMA user_version = N``, so a
+migration applies entirely or not at all. Never edit a released migration; append a new one.
+
+The ledger keeps its own ``ledger_`` tables in the same file and versions them itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from jobs.errors import StoreUnavailable
+from jobs.states import JobState, transition_pairs
+
+_STATES = ", ".join(f"'{s.value}'" for s in JobState)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: users, datasets, the dataset hash cache, jobs, approvals, trusted code.
+    (
+        "CREATE TABLE users ("
+        " name TEXT PRIMARY KEY,"
+        " role TEXT NOT NULL CHECK (role IN ('admin', 'owner', 'researcher')),"
+        " token_hash TEXT NOT NULL UNIQUE,"
+        " created REAL NOT NULL)",
+        "CREATE TABLE datasets ("
+        " name TEXT PRIMARY KEY,"
+        " owner TEXT NOT NULL REFERENCES users (name),"
+        " host TEXT NOT NULL,"
+        " path TEXT NOT NULL,"
+        " digest TEXT NOT NULL,"
+        " files INTEGER NOT NULL,"
+        " bytes INTEGER NOT NULL,"
+        " policy TEXT NOT NULL,"
+        " registered REAL NOT NULL,"
+        " registered_by TEXT NOT NULL)",
+        "CREATE TABLE dataset_files ("
+        " root TEXT NOT NULL,"
+        " path TEXT NOT NULL,"
+        " size INTEGER NOT NULL,"
+        " mtime_ns INTEGER NOT NULL,"
+        " ctime_ns INTEGER NOT NULL,"
+        " inode INTEGER NOT NULL,"
+        " sha256 TEXT NOT NULL,"
+        " hashed_ns INTEGER NOT NULL,"
+        " PRIMARY KEY (root, path)) WITHOUT ROWID",
+        "CREATE TABLE jobs ("
+        " id TEXT PRIMARY KEY,"
+        " name TEXT NOT NULL,"
+        " researcher TEXT NOT NULL REFERENCES users (name),"
+        " dataset TEXT NOT NULL REFERENCES datasets (name),"
+        f" state TEXT NOT NULL CHECK (state IN ({_STATES})),"
+        " reason TEXT,"
+        " spec TEXT NOT NULL,"
+        " code_digest TEXT NOT NULL,"
+        " image_id TEXT NOT NULL,"
+        " dataset_digest TEXT NOT NULL,"
+        " params_digest TEXT NOT NULL,"
+        " bundle_files TEXT NOT NULL,"
+        " lease_owner TEXT,"
+        " lease_expires REAL,"
+        " fence INTEGER NOT NULL DEFAULT 0,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " outcome TEXT,"
+        " created REAL NOT NULL,"
+        " updated REAL NOT NULL,"
+        " started REAL,"
+        " finished REAL)",
+        "CREATE INDEX jobs_by_state ON jobs (state, created)",
+        "CREATE INDEX jobs_by_researcher ON jobs (researcher, dataset, created)",
+        "CREATE INDEX jobs_by_dataset ON jobs (dataset, created)",
+        "CREATE TABLE approvals ("
+        " job_id TEXT PRIMARY KEY REFERENCES jobs (id),"
+        " approver TEXT NOT NULL,"
+        " code_digest TEXT NOT NULL,"
+        " image_id TEXT NOT NULL,"
+        " dataset_digest TEXT NOT NULL,"
+        " params_digest TEXT NOT NULL,"
+        " note TEXT NOT NULL,"
+        " by_policy INTEGER NOT NULL,"
+        " time REAL NOT NULL)",
+        "CREATE TABLE trusted_code ("
+        " dataset TEXT NOT NULL REFERENCES datasets (name),"
+        " code_digest TEXT NOT NULL,"
+        " trusted_by TEXT NOT NULL,"
+        " job_id TEXT NOT NULL,"
+        " time REAL NOT NULL,"
+        " PRIMARY KEY (dataset, code_digest))",
+        # The transition table, mirrored from jobs.states by sync_transitions on every open;
+        # the triggers make SQLite itself refuse any other state change.
+        "CREATE TABLE job_transitions ("
+        " from_state TEXT NOT NULL, to_state TEXT NOT NULL,"
+        " PRIMARY KEY (from_state, to_state)) WITHOUT ROWID",
+        "CREATE TRIGGER jobs_state_change BEFORE UPDATE OF state ON jobs"
+        " WHEN NEW.state IS NOT OLD.state AND NOT EXISTS ("
+        "  SELECT 1 FROM job_transitions"
+        "  WHERE from_state = OLD.state AND to_state = NEW.state)"
+        " BEGIN SELECT RAISE(ABORT, 'job state change not in the transition table'); END",
+        "CREATE TRIGGER jobs_start_pending BEFORE INSERT ON jobs"
+        " WHEN NEW.state IS NOT 'pending'"
+        " BEGIN SELECT RAISE(ABORT, 'a new job must be pending'); END",
+    ),
+)
+
+LATEST = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version the database is at (0 for a new file)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``LATEST`` inside the caller's transaction; return the old version.
+
+    Raises ``StoreUnavailable`` when the database is newer than this code.
+    """
+    current = schema_version(conn)
+    if current > LATEST:
+        raise StoreUnavailable(
+            f"the state database is at schema version {current}, but this c2d knows only "
+            f"up to {LATEST}; upgrade c2d before using it"
+        )
+    for version in range(current + 1, LATEST + 1):
+        for statement in MIGRATIONS[version - 1]:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version:d}")
+    sync_transitions(conn)
+    return current
+
+
+def sync_transitions(conn: sqlite3.Connection) -> None:
+    """Make ``job_transitions`` equal the table in ``jobs.states``."""
+    wanted = {(a.value, b.value) for a, b in transition_pairs()}
+    stored = set(conn.execute("SELECT from_state, to_state FROM job_transitions").fetchall())
+    if stored != wanted:
+        conn.execute("DELETE FROM job_transitions")
+        conn.executemany(
+            "INSERT INTO job_transitions (from_state, to_state) VALUES (?, ?)", sorted(wanted)
+        )
