@@ -1,0 +1,133 @@
+"""`c2d fetch`: download a released job's outputs and prove they are what the ledger recorded.
+
+The order matters: nothing reaches a final file name until the receipt has been verified
+offline against the log's key and the three records of the outputs agree (the job's outcome,
+the artifact list, the receipt's `job.finished` entry). Then each artifact downloads to a hidden
+part file, must hash to that agreed digest, and only then is renamed into place; the receipt
+is saved last, byte for byte as the server sent it, so it can be verified again later.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger import LedgerError, verify_receipt
+from runner.cli.app import app
+from runner.cli.output import JsonFlag, Output
+from runner.cli.session import connect, connection
+from runner.client import Client, Downloaded, hex_digest, save_atomic
+from runner.errors import IntegrityError, NotReady
+from runner.ledger_client import finished_outputs, read_public_key
+
+METRICS = "metrics.json"
+RECEIPT = "receipt.json"
+
+
+def _digest_map(rows: list[dict[str, Any]]) -> dict[str, str]:
+    return {r["name"]: hex_digest(r["sha256"]) for r in rows}
+
+
+def agreed_outputs(
+    job_id: str, outcome: dict[str, str], listed: dict[str, str], receipt: dict[str, str]
+) -> dict[str, str]:
+    """The output digests (name -> hex) if all three records agree; else IntegrityError."""
+    receipt = {k: hex_digest(v) for k, v in receipt.items()}
+    outcome = {k: hex_digest(v) for k, v in outcome.items()}
+    listed = {k: hex_digest(v) for k, v in listed.items()}
+    for label, other in (("the artifact list", listed), ("the receipt's job.finished", receipt)):
+        if other != outcome:
+            names = sorted(
+                n for n in outcome.keys() | other.keys() if outcome.get(n) != other.get(n)
+            )
+            raise IntegrityError(
+                f"job {job_id}: {label} disagrees with the job's outcome about "
+                f"{', '.join(names)}; nothing was saved; tell the operator"
+            )
+    return outcome
+
+
+def _trusted_key(client: Client, pinned: bytes | None) -> tuple[bytes, str | None]:
+    served = client.public_key()
+    key = base64.b64decode(served["public_key"])
+    if pinned is not None and pinned != key:
+        raise IntegrityError(
+            f"the server serves ledger key {served['public_key']}, not the key you pinned; "
+            "nothing was saved; ask the operator before trusting this server"
+        )
+    return key, served.get("origin")
+
+
+@app.command(rich_help_panel="Researcher")
+def fetch(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder to save into (default: ./JOB).")
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="The log's public key to require (default: pinned at login)."),
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Download a released job's artifacts, metrics.json and receipt.json, all verified."""
+    out = Output.start(json_out)
+    folder = output or Path(job_id)
+    conn = connection(ctx, out)
+    pinned = read_public_key(key) if key else None
+    if pinned is None and conn.public_key:
+        pinned = base64.b64decode(conn.public_key)
+    with connect(ctx, out) as client:
+        job = client.job(job_id)
+        if job["state"] != "released":
+            raise NotReady(
+                f"job {job_id} is {job['state']}; outputs can be fetched once it is released "
+                f"(see `c2d status {job_id}`)"
+            )
+        public_key, origin = _trusted_key(client, pinned)
+        receipt_bytes = client.receipt_bytes(job_id)
+        try:
+            check = verify_receipt(json.loads(receipt_bytes), public_key, origin=origin)
+        except (ValueError, LedgerError) as exc:
+            raise IntegrityError(
+                f"the receipt of job {job_id} does not verify: {exc}; nothing was saved"
+            ) from exc
+        outputs = agreed_outputs(
+            job_id,
+            _digest_map((job.get("outcome") or {}).get("outputs") or []),
+            _digest_map(client.artifacts(job_id)),
+            finished_outputs(check, job_id),
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        files: list[Downloaded] = []
+        with out.downloads() as observer:
+            for name in sorted(outputs):
+                files.append(
+                    client.download_artifact(
+                        job_id, name, folder, expected_sha256=outputs[name], observer=observer
+                    )
+                )
+        save_atomic(folder / RECEIPT, receipt_bytes)
+    metrics = (job.get("outcome") or {}).get("metrics")
+    if METRICS in outputs:
+        metrics = json.loads((folder / METRICS).read_bytes())
+    out.say(
+        f"fetched {len(files)} files into {folder}; every digest matches the outcome and the "
+        f"receipt, and the receipt verifies against the log key (log size {check.size})"
+    )
+    out.result(
+        {
+            "id": job_id,
+            "dir": str(folder),
+            "files": [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in files],
+            "metrics": metrics,
+            "receipt": str(folder / RECEIPT),
+            "verified": True,
+        },
+        str(folder),
+    )

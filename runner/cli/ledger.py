@@ -1,0 +1,150 @@
+"""Commands anyone can run to check the ledger: verify the log, show entries, verify a receipt."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger import LedgerError, VerifyReport, verify_log, verify_receipt
+from runner.cli.app import ExitCode, app
+from runner.cli.output import JsonFlag, Output
+from runner.cli.session import connect, connection
+from runner.client import Client
+from runner.errors import ClientConfigError, IntegrityError, MissingFile
+from runner.ledger_client import read_public_key, verify_downloaded_log
+from runner.settings import Settings
+
+PANEL = "Anyone"
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", help="The log's public key (base64 text, raw, PEM or the API's JSON)."),
+]
+
+ledger_app = typer.Typer(help="Check and read the tamper-evident ledger.", no_args_is_help=True)
+receipt_app = typer.Typer(help="Check a job's receipt offline.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger", rich_help_panel=PANEL)
+app.add_typer(receipt_app, name="receipt", rich_help_panel=PANEL)
+
+
+def _verify_remote(client: Client, trusted: bytes | None) -> tuple[VerifyReport, str]:
+    served = client.public_key()
+    served_key = base64.b64decode(served["public_key"])
+    if trusted is not None and trusted != served_key:
+        return VerifyReport(
+            ok=False,
+            entries=0,
+            detail=f"the server serves ledger key {served['public_key']}, not the key you "
+            "trust; do not rely on this server's log until the operator explains",
+        ), served["public_key"]
+    latest = client.checkpoint()  # asks the log to sign its current head first
+    notes = client.checkpoints()
+    if latest not in notes:
+        notes.append(latest)
+    entries = client.ledger_entries()
+    return verify_downloaded_log(entries, notes, served_key, served.get("origin")), served[
+        "public_key"
+    ]
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Verify this local state folder's database directly."),
+    ] = None,
+    key: KeyOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Recompute every entry hash, link, Merkle node and checkpoint signature of the log."""
+    out = Output.start(json_out)
+    trusted = read_public_key(key) if key else None
+    if home is not None:
+        db = Settings(home=home).db_path
+        report = verify_log(db, trusted)
+        source = str(db)
+    else:
+        conn = connection(ctx, out)
+        if trusted is None and conn.public_key:
+            trusted = base64.b64decode(conn.public_key)
+        with connect(ctx, out) as client:
+            report, _ = _verify_remote(client, trusted)
+        source = conn.url
+        if trusted is None:
+            out.warn(
+                "no key to compare with: checked against the key the server serves; pin one "
+                "with `c2d login` or pass --key"
+            )
+    document = {**report.model_dump(), "source": source}
+    if report.ok:
+        out.say(f"ok: {report.detail}")
+    else:
+        where = f" (first bad entry: {report.first_bad})" if report.first_bad is not None else ""
+        out.error(f"the ledger does not verify{where}: {report.detail}")
+    out.result(document)
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@ledger_app.command("show")
+def ledger_show(
+    ctx: typer.Context,
+    job: Annotated[str | None, typer.Option("--job", help="Only this job's entries.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Print the ledger's entries (all, or one job's)."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        entries: list[dict[str, Any]] = [json.loads(e) for e in client.ledger_entries()]
+    if job is not None:
+        entries = [e for e in entries if e.get("subject") == job]
+    out.table(
+        ["seq", "time", "type", "actor", "subject"],
+        [[e["seq"], e["time"], e["type"], e["actor"], e["subject"]] for e in entries],
+        empty="no entries" + (f" for job {job}" if job else ""),
+    )
+    out.result(entries)
+
+
+@receipt_app.command("verify")
+def receipt_verify(
+    file: Annotated[Path, typer.Argument(help="The receipt.json that `c2d fetch` saved.")],
+    key: Annotated[
+        Path, typer.Option("--key", help="The log's public key as its operator publishes it.")
+    ],
+    json_out: JsonFlag = False,
+) -> None:
+    """Check a receipt offline: signature, inclusion proofs and links, against KEY."""
+    out = Output.start(json_out)
+    trusted = read_public_key(key)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError as exc:
+        raise MissingFile(f"there is no receipt {file}; `c2d fetch JOB` saves one") from exc
+    except OSError as exc:
+        raise ClientConfigError(f"cannot read {file}: {exc}") from exc
+    try:
+        check = verify_receipt(json.loads(data), trusted)
+    except (ValueError, LedgerError) as exc:
+        # A receipt that is malformed after tampering is as untrustworthy as one whose
+        # proof fails: both are a failed verification (exit 1), not a usage error.
+        raise IntegrityError(f"{file} does not verify: {exc}") from exc
+    types = [e.type for e in check.entries]
+    out.say(
+        f"ok: {len(check.entries)} entries about {check.subject} are in log {check.origin} "
+        f"at size {check.size}: {', '.join(types)}"
+    )
+    out.result(
+        {
+            "ok": True,
+            "subject": check.subject,
+            "origin": check.origin,
+            "size": check.size,
+            "root": check.root,
+            "entries": [json.loads(e.canonical_bytes()) for e in check.entries],
+        }
+    )

@@ -1,0 +1,187 @@
+"""Operator commands: create the state folder, run the API and workers, users and images.
+
+`init`, `server`, `worker` and `up` build the server-side `Settings` (C2D_ environment, then
+these flags) and hand them to `runner.processes`, imported only when such a command runs so
+that every other command works without the control plane's dependencies loaded.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from runner.cli.app import app
+from runner.cli.output import JsonFlag, Output
+from runner.cli.session import connect
+from runner.errors import RunnerError, ServiceUnavailable, SettingsError
+from runner.settings import Settings
+
+PANEL = "Operator"
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="State folder (default: C2D_HOME or ~/.c2d).")
+]
+
+user_app = typer.Typer(help="Manage API users.", no_args_is_help=True)
+image_app = typer.Typer(help="Build job environment images.", no_args_is_help=True)
+env_app = typer.Typer(help="Job environments.", no_args_is_help=True)
+app.add_typer(user_app, name="user", rich_help_panel=PANEL)
+app.add_typer(image_app, name="image", rich_help_panel=PANEL)
+app.add_typer(env_app, name="env", rich_help_panel=PANEL)
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Settings from the C2D_ environment, with the flags that were given on top."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"C2D_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"the c2d settings are not usable: {problems}") from exc
+
+
+def processes() -> ModuleType:
+    """`runner.processes`, the control plane's process entry points."""
+    try:
+        import runner.processes as module
+    except ModuleNotFoundError as exc:
+        if exc.name != "runner.processes":
+            raise
+        raise RunnerError(
+            "this c2d has no control plane (runner.processes is missing); reinstall c2d"
+        ) from exc
+    return module
+
+
+@app.command(rich_help_panel=PANEL)
+def init(
+    home: HomeOpt = None,
+    origin: Annotated[
+        str | None, typer.Option("--origin", help="The ledger's name in its checkpoints.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Create the state folder, the ledger key and an admin token (never overwrites)."""
+    out = Output.start(json_out)
+    settings = build_settings(home=home, origin=origin)
+    token = processes().init_home(settings)
+    url = f"http://{settings.bind}:{settings.port}"
+    out.say(f"created {settings.home}; the admin token is printed once, on stdout")
+    out.hint(f"start the API with `c2d server`, then `c2d login {url} TOKEN`")
+    out.result({"home": str(settings.home), "token": token, "url": url}, token)
+
+
+@app.command(rich_help_panel=PANEL)
+def server(
+    home: HomeOpt = None,
+    bind: Annotated[str | None, typer.Option("--bind", help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
+) -> None:
+    """Run the HTTP API in the foreground."""
+    processes().serve(build_settings(home=home, bind=bind, port=port))
+
+
+@app.command(rich_help_panel=PANEL)
+def worker(
+    home: HomeOpt = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs at once.")] = 1,
+    data_host: Annotated[
+        str | None, typer.Option("--data-host", help="This host's name (its queue).")
+    ] = None,
+) -> None:
+    """Run a Celery worker (and the reconciler) for this data host in the foreground."""
+    processes().run_worker(build_settings(home=home, data_host=data_host), concurrency)
+
+
+@app.command(rich_help_panel=PANEL)
+def up(
+    home: HomeOpt = None,
+    bind: Annotated[str | None, typer.Option("--bind", help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
+) -> None:
+    """Run the API and a worker together (single machine), in the foreground."""
+    processes().up(build_settings(home=home, bind=bind, port=port))
+
+
+class Role(StrEnum):
+    """API roles."""
+
+    researcher = "researcher"
+    owner = "owner"
+    admin = "admin"
+
+
+@user_app.command("add")
+def user_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The user's name.")],
+    role: Annotated[Role, typer.Option("--role", help="What the user may do.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Create a user (admin only); print their token once, on stdout."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        user = client.add_user(name, role.value)
+    out.say(f"created {user['role']} {user['name']}; hand them the token (shown once)")
+    out.result(user, user["token"])
+
+
+@image_app.command("build")
+def image_build(
+    name: Annotated[str, typer.Option("--name", help="Environment to build.")] = "python-ml",
+    base: Annotated[
+        str | None, typer.Option("--base", help="Registry base image, e.g. python:3.11-slim.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Build a job environment image on this host's Docker engine (progress on stderr)."""
+    import docker
+    import docker.errors
+
+    from runner.environments import build_environment
+
+    out = Output.start(json_out)
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ServiceUnavailable(
+            f"no Docker engine answers ({exc}); start it with `make services`"
+        ) from exc
+    with client:
+        result = build_environment(client, name, base=base, force=force, progress=out.say)
+    out.result(
+        {
+            "name": result.name,
+            "tag": result.tag,
+            "image_id": result.image_id,
+            "recipe": result.recipe,
+            "built": result.built,
+            "seconds": round(result.seconds, 3),
+        },
+        result.image_id,
+    )
+
+
+@env_app.command("list")
+def env_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """List the job environments the data hosts provide."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        envs = client.environments()
+    rows = [
+        [
+            e["name"],
+            str(e.get("image_id") or "not built")[:19],
+            ", ".join(f"{k}=={v}" for k, v in sorted((e.get("pins") or {}).items())),
+        ]
+        for e in envs
+    ]
+    out.table(["name", "image", "pins"], rows, empty="no environments")
+    out.result(envs)

@@ -1,0 +1,215 @@
+"""Where the CLI writes: data on stdout, people on stderr.
+
+With `--json` a command prints exactly one JSON document on stdout and nothing else there;
+without it, stdout carries only the command's primary value (a job id, a token, log text) so
+that `JOB=$(c2d submit ...)` works. Tables, progress, hints and errors always go to stderr, drawn
+with rich only when stderr is a terminal and `--json` is off, and as plain text otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (people text on stderr).")
+]
+
+_current: ContextVar[Output | None] = ContextVar("c2d_output", default=None)
+
+
+class Output:
+    """The writer of one command run; `Output.start(json_mode)` makes it the current one."""
+
+    def __init__(
+        self,
+        json_mode: bool,
+        *,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        rich: bool | None = None,
+    ) -> None:
+        self.json_mode = json_mode
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        if rich is None:
+            rich = self.stderr.isatty() and not json_mode
+        self.rich = rich
+        self.console = Console(file=self.stderr, highlight=False) if rich else None
+        self.emitted = False
+
+    @classmethod
+    def start(cls, json_mode: bool, **kwargs: Any) -> Output:
+        """Create the output of the running command and remember it for error reporting."""
+        out = cls(json_mode, **kwargs)
+        _current.set(out)
+        return out
+
+    @staticmethod
+    def current() -> Output | None:
+        """The output of the running command, if it got as far as creating one."""
+        return _current.get()
+
+    # -- stdout ----------------------------------------------------------------------------
+
+    def result(self, document: Any, primary: str | None = None) -> None:
+        """The command's data: the JSON document with --json, else `primary` (if any)."""
+        if self.json_mode:
+            if self.emitted:
+                raise RuntimeError("a command printed a second JSON document")
+            self.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+            self.emitted = True
+        elif primary is not None:
+            self.stdout.write(primary if primary.endswith("\n") or not primary else primary + "\n")
+        self.stdout.flush()
+
+    # -- stderr ----------------------------------------------------------------------------
+
+    def say(self, text: str, style: str | None = None) -> None:
+        """A line for people."""
+        if self.console:
+            self.console.print(escape(text), style=style)
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def hint(self, text: str) -> None:
+        """A suggestion of what to do next."""
+        self.say(f"hint: {text}", style="dim")
+
+    def warn(self, text: str) -> None:
+        """Something the person should know but that does not stop the command."""
+        self.say(f"warning: {text}", style="yellow")
+
+    def error(self, text: str) -> None:
+        """The message of the error that ends the command."""
+        self.say(f"error: {text}", style="bold red")
+
+    def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
+        """Aligned `key: value` lines."""
+        width = max((len(k) for k, _ in pairs), default=0)
+        for key, value in pairs:
+            shown = "-" if value is None or value == "" else str(value)
+            if self.console:
+                self.console.print(f"[bold]{escape(key.ljust(width))}[/bold]  {escape(shown)}")
+            else:
+                self.say(f"{key.ljust(width)}  {shown}")
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
+        """A table of `rows`, or the sentence `empty` when there are none."""
+        if not rows:
+            self.say(empty)
+            return
+        cells = [["-" if v is None or v == "" else str(v) for v in row] for row in rows]
+        if self.console:
+            table = Table(*columns, header_style="bold", box=None, pad_edge=False)
+            for row in cells:
+                table.add_row(*(escape(c) for c in row))
+            self.console.print(table)
+            return
+        widths = [max(len(c) for c in col) for col in zip(columns, *cells, strict=False)]
+        for row in [list(columns), *cells]:
+            self.say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+    def text_block(self, text: str, syntax: str | None = None) -> None:
+        """A block of text such as a diff (highlighted when rich)."""
+        if self.console and syntax:
+            from rich.syntax import Syntax
+
+            self.console.print(Syntax(text, syntax, theme="ansi_dark", background_color="default"))
+        else:
+            self.stderr.write(text if text.endswith("\n") else text + "\n")
+            self.stderr.flush()
+
+    @contextmanager
+    def status(self, text: str) -> Iterator[Callable[[str], None]]:
+        """A live status line; yields `update(text)`. Plain mode prints each new text once."""
+        if self.console:
+            with self.console.status(escape(text)) as live:
+                yield lambda t: live.update(escape(t))
+            return
+        self.say(text)
+        last = [text]
+
+        def update(t: str) -> None:
+            if t != last[0]:
+                last[0] = t
+                self.say(t)
+
+        yield update
+
+    def downloads(self) -> DownloadBars | DownloadLines:
+        """A download observer: progress bars on a terminal, one line per file otherwise."""
+        return DownloadBars(self.console) if self.console else DownloadLines(self)
+
+
+class DownloadBars:
+    """Rich progress bars, one per file (a `runner.client.DownloadObserver`)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> DownloadBars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, name: str, total: int) -> None:
+        self.task = self.progress.add_task(escape(name), total=total)
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, nbytes)
+
+    def finish(self, name: str) -> None:
+        self.task = None
+
+
+class DownloadLines:
+    """One plain line per finished file (a `runner.client.DownloadObserver`)."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.total = 0
+
+    def __enter__(self) -> DownloadLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def start(self, name: str, total: int) -> None:
+        self.total = total
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finish(self, name: str) -> None:
+        self.out.say(f"downloaded {name} ({self.total} bytes)")

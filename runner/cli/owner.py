@@ -1,0 +1,190 @@
+"""Data owner commands: register datasets, review, approve, reject, release and trust jobs."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from runner.cli.app import app
+from runner.cli.output import JsonFlag, Output
+from runner.cli.researcher import show_job
+from runner.cli.session import connect
+
+PANEL = "Data owner"
+JobArg = Annotated[str, typer.Argument(metavar="JOB", help="The job id.")]
+
+dataset_app = typer.Typer(help="Register and list datasets.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset", rich_help_panel=PANEL)
+
+
+class LogsVisible(StrEnum):
+    """Who may read a job's logs before its outputs are released."""
+
+    owner = "owner"
+    researcher = "researcher"
+
+
+@dataset_app.command("add")
+def dataset_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The dataset's name, used by jobs.")],
+    path: Annotated[
+        Path, typer.Argument(help="Its folder on the data host (relative: from here).")
+    ],
+    review_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--review-outputs/--release-on-success",
+            help="Release each job's outputs by hand (`c2d release`), or as soon as it succeeds.",
+        ),
+    ] = False,
+    logs_visible: Annotated[
+        LogsVisible,
+        typer.Option("--logs-visible", help="Who reads job logs before release."),
+    ] = LogsVisible.owner,
+    json_out: JsonFlag = False,
+) -> None:
+    """Register the folder PATH as dataset NAME (its files are hashed; you own it)."""
+    out = Output.start(json_out)
+    folder = str(path if path.is_absolute() else path.absolute())
+    with connect(ctx, out) as client:
+        dataset = client.add_dataset(
+            name, folder, review_outputs=review_outputs, logs_visible=logs_visible.value
+        )
+    out.say(
+        f"registered dataset {dataset['name']}: {dataset.get('files')} files, "
+        f"{dataset.get('bytes')} bytes, {dataset.get('digest')}"
+    )
+    out.result(dataset, dataset["name"])
+
+
+@dataset_app.command("list")
+def dataset_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """List the registered datasets."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        datasets = client.datasets()
+    rows = [
+        [
+            d["name"],
+            d.get("owner"),
+            d.get("files"),
+            d.get("bytes"),
+            (d.get("policy") or {}).get("review_outputs"),
+            str(d.get("digest", ""))[:19],
+        ]
+        for d in datasets
+    ]
+    out.table(
+        ["name", "owner", "files", "bytes", "review outputs", "digest"],
+        rows,
+        empty="no datasets yet; an owner registers one with `c2d dataset add NAME PATH`",
+    )
+    out.result(datasets)
+
+
+def _show_review(out: Output, review: dict[str, Any]) -> None:
+    job = review["job"]
+    spec = job.get("spec") or {}
+    show_job(out, job)
+    out.say("")
+    out.fields(
+        [
+            ("environment", spec.get("environment")),
+            ("command", " ".join(spec.get("command") or [])),
+            ("params", json.dumps(spec.get("params"), sort_keys=True)),
+            ("resources", json.dumps(spec.get("resources"), sort_keys=True)),
+            ("outputs", ", ".join(spec.get("outputs") or []) or "(metrics.json only)"),
+            ("image", job.get("image_id")),
+            ("dataset digest", job.get("dataset_digest")),
+            ("params digest", job.get("params_digest")),
+        ]
+    )
+    out.say("")
+    out.table(["file", "bytes"], [[f["name"], f.get("bytes")] for f in review["files"]], "")
+    previous = review.get("previous")
+    out.say("")
+    if previous is None:
+        out.say("no earlier approved code from this researcher on this dataset: all of it is new")
+    elif not review.get("diff"):
+        out.say(f"the code is identical to approved job {previous}")
+    else:
+        out.say(f"changes since approved job {previous}:")
+    if review.get("diff"):
+        out.text_block(review["diff"], syntax="diff")
+
+
+@app.command(rich_help_panel=PANEL)
+def review(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
+    """Show a job's spec, files, digests and its diff against the last approved code."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        doc = client.review(job_id)
+    _show_review(out, doc)
+    out.hint(f"approve with `c2d approve {job_id}` or reject with `c2d reject {job_id} --reason`")
+    out.result(doc)
+
+
+@app.command(rich_help_panel=PANEL)
+def approve(
+    ctx: typer.Context,
+    job_id: JobArg,
+    note: Annotated[str | None, typer.Option("--note", help="A note for the ledger.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Approve exactly this code, image, dataset and params for a run."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        job = client.approve(job_id, note)
+    out.say(f"approved job {job['id']} (code {job.get('code_digest')}): {job['state']}")
+    out.result(job)
+
+
+@app.command(rich_help_panel=PANEL)
+def reject(
+    ctx: typer.Context,
+    job_id: JobArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why, shown to the researcher.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Reject a pending job; it never runs."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        job = client.reject(job_id, reason)
+    out.say(f"rejected job {job['id']}")
+    out.result(job)
+
+
+@app.command(rich_help_panel=PANEL)
+def release(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
+    """Release a succeeded job's outputs to its researcher."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        job = client.release(job_id)
+    out.say(f"released the outputs of job {job['id']}")
+    out.result(job)
+
+
+@app.command(rich_help_panel=PANEL)
+def trust(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
+    """Trust this job's code digest on its dataset: later jobs with it are approved by policy."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        doc = client.trust(job_id)
+    out.say(f"trusted code {doc.get('code_digest')} on dataset {doc.get('dataset')}")
+    out.result(doc)
+
+
+@app.command(rich_help_panel=PANEL)
+def logs(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
+    """Print a job's container log (stdout and stderr of the job)."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        text, truncated = client.logs(job_id)
+    if truncated:
+        out.warn("the log was cut at its size cap; the end of the job's output is missing")
+    out.result({"id": job_id, "log": text, "truncated": truncated}, text)

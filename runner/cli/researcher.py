@@ -1,0 +1,219 @@
+"""Researcher commands: submit a job folder, follow it, list, inspect and cancel jobs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jobs.bundle import pack
+from jobs.errors import SpecError
+from jobs.models import JobSpec
+from runner.cli.app import ExitCode, app
+from runner.cli.output import JsonFlag, Output
+from runner.cli.session import connect
+from runner.client import Client
+from runner.errors import IntegrityError
+
+PANEL = "Researcher"
+SUCCESS = frozenset({"succeeded", "released"})
+FAILURE = frozenset({"failed", "rejected", "cancelled"})
+POLL_S = 1.0
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings -> a dict; VALUE is JSON when it parses as JSON, else a string.
+
+    So `n=100` gives 100, `rate=0.1` 0.1, `flag=true` True, `name=forest` "forest",
+    `id=007` "007". A key given twice, an empty key or a missing `=` raise ValueError.
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{item!r} is not KEY=VALUE (for example --param n_estimators=100)")
+        if key in params:
+            raise ValueError(f"--param {key} is given more than once; give it once")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        params[key] = value
+    return params
+
+
+def submission(spec: JobSpec, bundle_digest: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document of `submit`."""
+    return {
+        "id": job["id"],
+        "state": job["state"],
+        "code_digest": job["code_digest"],
+        "name": job.get("name", spec.name),
+        "dataset": job.get("dataset", spec.dataset),
+        "reason": job.get("reason"),
+        "local_code_digest": bundle_digest,
+    }
+
+
+def follow(client: Client, job: dict[str, Any], out: Output) -> dict[str, Any]:
+    """Poll `job` until it stops moving, showing each state on stderr; return the last view."""
+    started = time.monotonic()
+    with out.status(f"job {job['id']}: {job['state']}") as update:
+        while job["state"] not in SUCCESS | FAILURE:
+            time.sleep(POLL_S)
+            job = client.job(job["id"])
+            update(f"job {job['id']}: {job['state']} ({time.monotonic() - started:.0f} s)")
+    return job
+
+
+@app.command(rich_help_panel=PANEL)
+def submit(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="The job folder holding job.yaml.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset to run on (overrides job.yaml).")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="KEY=VALUE parameter (VALUE read as JSON if it parses)."
+        ),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the job to its end; exit 1 if it fails.")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Check FOLDER/job.yaml, pack FOLDER deterministically, upload it; print the job id."""
+    out = Output.start(json_out)
+    try:
+        params = parse_params(param or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--param") from exc
+    spec_file = folder / "job.yaml"
+    spec = JobSpec.from_yaml(spec_file).with_overrides(dataset=dataset, params=params)
+    if spec.dataset is None:
+        raise SpecError(
+            f"{spec_file}: no dataset to run on; add `dataset: NAME` or pass --dataset NAME",
+            file=str(spec_file),
+            field="dataset",
+            allowed="a registered dataset name (`c2d dataset list`)",
+        )
+    bundle = pack(folder)
+    out.say(f"packed {len(bundle.files)} files ({bundle.size} bytes), code {bundle.digest}")
+    with connect(ctx, out) as client:
+        job = client.submit(spec.model_dump(mode="json"), bundle.data)
+        if job.get("code_digest") != bundle.digest:
+            raise IntegrityError(
+                f"the server recorded code {job.get('code_digest')} for job {job['id']}, but "
+                f"the bundle sent hashes to {bundle.digest}; cancel it (`c2d cancel "
+                f"{job['id']}`) and tell the operator"
+            )
+        out.say(f"submitted job {job['id']} on dataset {job.get('dataset')}: {job['state']}")
+        if not wait:
+            out.hint(f"follow it with `c2d status {job['id']}`")
+            out.result(submission(spec, bundle.digest, job), job["id"])
+            return
+        job = follow(client, job, out)
+    _report_end(out, job)
+    out.result(submission(spec, bundle.digest, job), job["id"])
+    if job["state"] in FAILURE:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _report_end(out: Output, job: dict[str, Any]) -> None:
+    reason = f": {job['reason']}" if job.get("reason") else ""
+    out.say(f"job {job['id']} {job['state']}{reason}")
+    if job["state"] == "released":
+        out.hint(f"fetch the outputs with `c2d fetch {job['id']}`")
+    elif job["state"] == "succeeded":
+        out.hint("the data owner reviews the outputs before release; then `c2d fetch`")
+
+
+def _job_rows(jobs: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [j["id"], j.get("name"), j.get("dataset"), j.get("researcher"), j["state"],
+         j.get("created")]
+        for j in jobs
+    ]  # fmt: skip
+
+
+@app.command("jobs", rich_help_panel=PANEL)
+def list_jobs(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None, typer.Option("--state", help="Only jobs in this state, e.g. pending.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List the jobs you may see (yours, or those on your datasets)."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        jobs = client.jobs(state)
+    out.table(
+        ["id", "name", "dataset", "researcher", "state", "created"],
+        _job_rows(jobs),
+        empty="no jobs" + (f" in state {state}" if state else ""),
+    )
+    out.result(jobs)
+
+
+def show_job(out: Output, job: dict[str, Any]) -> None:
+    """The people view of one job."""
+    outcome = job.get("outcome") or {}
+    out.fields(
+        [
+            ("id", job["id"]),
+            ("name", job.get("name")),
+            ("state", job["state"]),
+            ("reason", job.get("reason")),
+            ("dataset", job.get("dataset")),
+            ("researcher", job.get("researcher")),
+            ("code", job.get("code_digest")),
+            ("created", job.get("created")),
+            ("started", job.get("started")),
+            ("finished", job.get("finished")),
+        ]
+    )
+    if outcome:
+        out.fields(
+            [
+                ("exit code", outcome.get("exit_code")),
+                ("duration", f"{outcome.get('duration_s', 0):.1f} s"),
+                ("outputs", ", ".join(o["name"] for o in outcome.get("outputs") or [])),
+                ("metrics", json.dumps(outcome.get("metrics"), sort_keys=True)),
+            ]
+        )
+
+
+@app.command(rich_help_panel=PANEL)
+def status(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show one job: its state, reason, digests and outcome."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        job = client.job(job_id)
+    show_job(out, job)
+    out.result(job)
+
+
+@app.command(rich_help_panel=PANEL)
+def cancel(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the ledger.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Cancel a job that has not finished (pending, approved or running)."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        job = client.cancel(job_id, reason)
+    out.say(f"job {job['id']}: {job['state']}")
+    out.result(job)

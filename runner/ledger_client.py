@@ -1,0 +1,174 @@
+"""Checking a ledger the client downloaded: the whole log, or a public key a person holds.
+
+`ledger.verify_log` checks a database file; a client that talks to the API instead holds the
+entries' canonical bytes, the signed checkpoints and the public key. `verify_downloaded_log`
+checks those with the ledger's own pieces (canonical entry parsing, RFC 9162 hashing, signed
+checkpoint opening) and returns the same `VerifyReport`, so `c2d ledger verify` prints one
+shape whichever way the log arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ledger.checkpoint import open_checkpoint
+from ledger.entry import GENESIS_PREV, Entry
+from ledger.errors import LedgerError
+from ledger.keys import parse_public_key
+from ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash
+from ledger.receipt import ReceiptCheck
+from ledger.verify import VerifyReport
+from runner.errors import ClientConfigError, IntegrityError, MissingFile
+
+FINISHED = "job.finished"
+
+
+def read_public_key(path: Path) -> bytes:
+    """The 32 raw bytes of the Ed25519 key in `path`.
+
+    Accepts what people are handed: base64 of the raw key (the ledger's `.pub` file), the raw
+    32 bytes, a PEM public key, or the JSON the API serves at /v1/ledger/public-key.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise MissingFile(f"there is no key file {path}; pass the log's public key file") from exc
+    except OSError as exc:
+        raise ClientConfigError(f"cannot read the key file {path}: {exc}") from exc
+    stripped = data.strip()
+    if stripped.startswith(b"{"):
+        try:
+            data = str(json.loads(stripped)["public_key"]).encode()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ClientConfigError(
+                f'{path} is JSON but has no "public_key" field; pass the key\'s base64 text'
+            ) from exc
+    try:
+        return parse_public_key(data)
+    except LedgerError as exc:
+        raise ClientConfigError(f"{path}: {exc}") from exc
+
+
+class _Problem(Exception):
+    def __init__(self, seq: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.seq = seq
+
+
+def verify_downloaded_log(
+    entries: Sequence[bytes],
+    checkpoints: Sequence[str],
+    public_key: bytes,
+    origin: str | None = None,
+) -> VerifyReport:
+    """Verify a log given as its entries' canonical bytes plus every checkpoint it signed.
+
+    Steps: (1) open every checkpoint with `public_key` (and `origin`, when given); a bad one
+    ends the check; (2) for each entry in order: it parses as an entry whose bytes are exactly
+    its RFC 8785 form, names its own position as seq and the previous entry's hash as prev; its
+    leaf extends the Merkle tree; (3) wherever a checkpoint's size is reached, the tree's root
+    must equal the signed root, or the first entry after the last matching checkpoint is named
+    as bad; (4) a checkpoint larger than the log means entries were removed.
+    """
+    expected: dict[int, list[bytes]] = {}
+    for number, note in enumerate(checkpoints):
+        try:
+            checkpoint = open_checkpoint(note, public_key, origin)
+        except LedgerError as exc:
+            return VerifyReport(
+                ok=False,
+                entries=len(entries),
+                detail=f"checkpoint {number} cannot be trusted: {exc}",
+            )
+        expected.setdefault(checkpoint.size, []).append(checkpoint.root)
+    frontier = Frontier()
+    try:
+        _scan(entries, frontier, expected)
+    except _Problem as problem:
+        return VerifyReport(
+            ok=False, entries=len(entries), first_bad=problem.seq, detail=str(problem)
+        )
+    root = frontier.root() if entries else EMPTY_ROOT
+    return VerifyReport(
+        ok=True,
+        entries=len(entries),
+        detail=f"{len(entries)} entries and {len(checkpoints)} checkpoints verify: every "
+        "entry's encoding, seq and link, the Merkle tree and every signature",
+        checkpoints=len(checkpoints),
+        root=root.hex(),
+    )
+
+
+def _scan(entries: Sequence[bytes], frontier: Frontier, expected: dict[int, list[bytes]]) -> None:
+    last_good = 0
+    if 0 in expected and any(root != EMPTY_ROOT for root in expected[0]):
+        raise _Problem(0, "a checkpoint of the empty log has a root that is not the empty root")
+    prev = GENESIS_PREV
+    for position, data in enumerate(entries):
+        try:
+            entry = Entry.from_canonical(data)
+        except LedgerError as exc:
+            raise _Problem(position, f"entry {position} is malformed: {exc}") from exc
+        if entry.seq != position:
+            raise _Problem(
+                position,
+                f"the entry at position {position} says it is seq {entry.seq}: it was moved, "
+                "reordered or replayed",
+            )
+        if entry.prev != prev:
+            raise _Problem(
+                position,
+                f"entry {position} names {entry.prev} as the previous hash, but the entry "
+                f"before it hashes to {prev}: the chain is broken here",
+            )
+        prev = hashlib.sha256(data).hexdigest()
+        frontier.append(leaf_hash(data))
+        size = position + 1
+        for signed in expected.get(size, []):
+            if signed != frontier.root():
+                raise _Problem(
+                    last_good,
+                    f"the checkpoint at size {size} does not match the log (signed root "
+                    f"{signed.hex()}, entries give {frontier.root().hex()}): an entry in "
+                    f"{last_good}..{size - 1} differs from what was signed, or the log forked",
+                )
+        if size in expected:
+            last_good = size
+    beyond = [s for s in expected if s > len(entries)]
+    if beyond:
+        raise _Problem(
+            len(entries),
+            f"a signed checkpoint covers {max(beyond)} entries but the server sent "
+            f"{len(entries)}: entries {len(entries)}..{max(beyond) - 1} were removed",
+        )
+
+
+def finished_outputs(check: ReceiptCheck, job_id: str) -> dict[str, str]:
+    """The output digests (name -> `sha256:<hex>`) the receipt's `job.finished` entry records.
+
+    Raises IntegrityError when the receipt is about another job, or holds no (or more than
+    one) `job.finished` entry, or that entry records no outputs list.
+    """
+    if check.subject != job_id:
+        raise IntegrityError(
+            f"the receipt is about {check.subject!r}, not job {job_id}; nothing was saved"
+        )
+    finished = [e for e in check.entries if e.type == FINISHED]
+    if len(finished) != 1:
+        raise IntegrityError(
+            f"the receipt of job {job_id} holds {len(finished)} {FINISHED} entries, not one; "
+            "nothing was saved"
+        )
+    outputs = finished[0].body.get("outputs")
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and isinstance(o.get("sha256"), str)
+        for o in outputs
+    ):
+        raise IntegrityError(
+            f"the {FINISHED} entry of job {job_id} records no list of output digests; "
+            "nothing was saved"
+        )
+    return {o["name"]: o["sha256"] for o in outputs}
