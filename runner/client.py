@@ -39,6 +39,7 @@ _STATUS_KIND = {
     409: "conflict",
     413: "too_large",
     422: "invalid",
+    500: "failed",
     502: "unavailable",
     503: "unavailable",
     504: "unavailable",
@@ -181,9 +182,9 @@ class Client:
             message = response.text[:500].strip()
         if not message:
             message = f"HTTP {status} {response.reason_phrase}".strip()
-        where = f"{response.request.method} {response.request.url.path}"
-        if status == 500 and not message.endswith("."):
-            message += f" ({where}; the server failed: see its log)"
+        if status == 500:
+            where = f"{response.request.method} {response.request.url.path}"
+            message += f" ({where}: the server failed; its log says why)"
         return ApiError(kind, message, status)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

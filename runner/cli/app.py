@@ -127,6 +127,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     # Importing the command modules registers their commands on `app`.
     from runner.cli import fetch, ledger, operator, owner, researcher, session  # noqa: F401
 
+    Output.reset()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     try:

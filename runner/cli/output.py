@@ -63,6 +63,11 @@ class Output:
         return out
 
     @staticmethod
+    def reset() -> None:
+        """Forget the previous command's output (several runs in one process, as in tests)."""
+        _current.set(None)
+
+    @staticmethod
     def current() -> Output | None:
         """The output of the running command, if it got as far as creating one."""
         return _current.get()

@@ -1,0 +1,62 @@
+"""Output routing: data on stdout (one JSON document with --json), people text on stderr."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from runner.cli.output import Output
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_mode_prints_one_document_and_people_text_on_stderr() -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(True, stdout=stdout, stderr=stderr)
+    out.say("registered dataset")
+    out.table(["name"], [["patients"]], empty="none")
+    out.result({"name": "patients"}, "patients")
+    assert json.loads(stdout.getvalue()) == {"name": "patients"}
+    assert "registered dataset" in stderr.getvalue()
+    assert "patients" in stderr.getvalue()
+    with pytest.raises(RuntimeError):
+        out.result({"again": True})
+
+
+def test_plain_mode_prints_only_the_primary_value_on_stdout() -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(False, stdout=stdout, stderr=stderr)
+    out.table(["id", "state"], [["j1", "pending"], ["j22", None]], empty="none")
+    out.result([{"id": "j1"}], "j1")
+    assert stdout.getvalue() == "j1\n"
+    assert stderr.getvalue().splitlines() == ["id   state", "j1   pending", "j22  -"]
+
+
+def test_no_primary_value_means_an_empty_stdout() -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    Output(False, stdout=stdout, stderr=stderr).result({"x": 1})
+    assert stdout.getvalue() == ""
+
+
+def test_rich_only_on_a_terminal_and_never_with_json() -> None:
+    assert Output(False, stdout=io.StringIO(), stderr=Terminal()).rich
+    assert not Output(True, stdout=io.StringIO(), stderr=Terminal()).rich
+    assert not Output(False, stdout=io.StringIO(), stderr=io.StringIO()).rich
+
+
+def test_plain_status_prints_each_new_state_once() -> None:
+    stderr = io.StringIO()
+    out = Output(False, stdout=io.StringIO(), stderr=stderr)
+    with out.status("job j1: pending") as update:
+        for text in ["job j1: pending", "job j1: running", "job j1: running", "job j1: failed"]:
+            update(text)
+    assert stderr.getvalue().splitlines() == [
+        "job j1: pending",
+        "job j1: running",
+        "job j1: failed",
+    ]
