@@ -39,6 +39,12 @@ class SpecError(JobsError):
         self.allowed = allowed
 
 
+class InvalidRequest(JobsError):
+    """A request to the service is malformed (a bad name, an empty reason, a bad digest)."""
+
+    kind = "invalid"
+
+
 class LimitExceeded(JobsError):
     """A job asks for more of a resource than the dataset policy or the host allows."""
 
@@ -101,6 +107,18 @@ class InvalidTransition(Conflict):
         self.from_state = from_state
         self.to_state = to_state
         self.job_id = job_id
+
+
+class LeaseLost(Conflict):
+    """A worker no longer holds the job: it was cancelled, finished, or claimed again.
+
+    The worker must stop the job's container; ``cancelled`` tells whether the job was
+    cancelled (stop quietly) rather than taken over or already finished.
+    """
+
+    def __init__(self, message: str, *, cancelled: bool = False) -> None:
+        super().__init__(message)
+        self.cancelled = cancelled
 
 
 class TooLarge(JobsError):

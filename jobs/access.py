@@ -1,0 +1,45 @@
+"""Who may see and do what with jobs and datasets: pure rules, no storage.
+
+- Everyone authenticated may list datasets and submit jobs.
+- A job is visible to its researcher, its dataset's owner and admins; to anyone else it does
+  not exist (``NotFound``, never ``NotAllowed``, so ids do not leak).
+- A dataset's owner (or an admin) governs its jobs: approve, reject, trust, release, and read
+  logs. Nobody approves or trusts their own job.
+- Whoever sees a job (its researcher, its dataset's owner, admins) may cancel it.
+- The researcher reads logs when the policy says ``logs_visible: researcher``, or once the
+  outputs are released.
+"""
+
+from __future__ import annotations
+
+from jobs.models import Dataset, Job, Role, User
+from jobs.states import JobState
+
+
+def is_admin(actor: User) -> bool:
+    """Admins may do everything except approve or trust their own jobs."""
+    return actor.role is Role.ADMIN
+
+
+def can_see(actor: User, job: Job, dataset: Dataset) -> bool:
+    """The job's researcher, the dataset's owner and admins see a job."""
+    return is_admin(actor) or actor.name in (job.researcher, dataset.owner)
+
+
+def governs(actor: User, dataset: Dataset) -> bool:
+    """The dataset's owner and admins decide about jobs on it."""
+    return is_admin(actor) or actor.name == dataset.owner
+
+
+def can_read_logs(actor: User, job: Job, dataset: Dataset) -> bool:
+    """Owners and admins always; the researcher per policy or after release."""
+    if governs(actor, dataset):
+        return True
+    if actor.name != job.researcher:
+        return False
+    return dataset.policy.logs_visible == "researcher" or job.state is JobState.RELEASED
+
+
+def may_register(actor: User) -> bool:
+    """Only owners and admins register datasets."""
+    return actor.role in (Role.OWNER, Role.ADMIN)

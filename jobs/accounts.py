@@ -1,0 +1,149 @@
+"""Users and tokens, and the registration of datasets with their policies."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+from jobs import access
+from jobs.datasets import readable_hint, scan
+from jobs.errors import DatasetError, NotAllowed, NotFound, Unauthenticated
+from jobs.fields import NAME_HELP
+from jobs.models import Dataset, DatasetPolicy, Job, Role, User
+from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
+
+
+def token_hash(token: str) -> str:
+    """How tokens are stored: the hex sha256 of the token (never the token itself)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Accounts(ServiceCore):
+    """Users, authentication and datasets."""
+
+    def add_user(self, name: str, role: Role | str, *, actor: str = "operator") -> tuple[User, str]:
+        """Create a user; return it with its token, which is shown this once and never stored.
+
+        Entry ``user.added`` (subject ``user:NAME``). ``InvalidRequest`` for a bad name or
+        role, ``Conflict`` if the name is taken.
+        """
+        user = build(User, name=name, role=role, created=self._now())
+        token = secrets.token_urlsafe(32)
+        with self._store.transaction() as conn:
+            self._store.add_user(user, token_hash(token))
+            self._record(
+                conn, "user.added", actor, user_subject(user.name), {"role": user.role.value}
+            )
+        return user, token
+
+    def authenticate(self, token: str | None) -> User:
+        """The user holding ``token``; ``Unauthenticated`` for a missing or unknown token."""
+        if token:
+            presented = token_hash(token)
+            found = self._store.user_by_token_hash(presented)
+            if found is not None and hmac.compare_digest(found[1], presented):
+                return found[0]
+        raise Unauthenticated(
+            "missing or unknown token; set C2D_TOKEN (or run `c2d login URL TOKEN`) with a "
+            "token from `c2d user add`"
+        )
+
+    def list_users(self) -> list[User]:
+        """Every user (for operators)."""
+        return self._store.list_users()
+
+    def register_dataset(
+        self,
+        actor: User,
+        name: str,
+        path: Path | str,
+        policy: DatasetPolicy,
+        *,
+        allow_unreadable: bool = False,
+    ) -> Dataset:
+        """Hash the folder at ``path`` and register (or re-register) it as dataset ``name``.
+
+        Only owners and admins; an owner registers for themself (``policy.owner``), an admin
+        for any owner. Re-registering an existing name (new data, new policy) is for its owner
+        or an admin. Unchanged files are not re-hashed. Entry ``dataset.registered`` (subject
+        ``dataset:NAME``; the host path is not written to the public log).
+
+        Raises ``NotAllowed``, ``InvalidRequest`` (bad name), ``NotFound`` (unknown owner),
+        ``DatasetError`` (missing, empty, a link or device inside, or files the sandbox user
+        cannot read unless ``allow_unreadable``).
+        """
+        if not access.may_register(actor):
+            raise NotAllowed("only data owners and admins register datasets")
+        if actor.role is not Role.ADMIN and policy.owner != actor.name:
+            raise NotAllowed(f"you can register datasets for yourself only, not {policy.owner}")
+        check_name(name, "dataset name")
+        owner = self._store.get_user(policy.owner)
+        if owner is None or owner.role is Role.RESEARCHER:
+            raise NotFound(f"{policy.owner!r} is not a registered data owner or admin")
+        self._check_may_replace(actor, name)
+        root = str(Path(path).resolve())
+        # Hash outside the transaction: it can take long and must not hold the write lock.
+        result = scan(Path(root), self._store.file_cache(root))
+        if not result.entries:
+            raise DatasetError(f"{root} holds no files; pass the folder with the data", path=root)
+        if result.unreadable and not allow_unreadable:
+            raise DatasetError(readable_hint(result), path=result.unreadable[0])
+        with self._store.transaction() as conn:
+            previous = self._check_may_replace(actor, name)
+            dataset = Dataset(
+                name=name,
+                path=result.root,
+                digest=result.digest,
+                files=result.files,
+                bytes=result.bytes,
+                policy=policy,
+                registered=self._now(),
+                registered_by=actor.name,
+            )
+            self._store.put_dataset(dataset)
+            self._store.save_file_cache(result.root, result.cache)
+            body = {
+                "digest": dataset.digest,
+                "files": dataset.files,
+                "bytes": dataset.bytes,
+                "policy": policy.model_dump(mode="json"),
+                "replaces": previous.digest if previous else None,
+            }
+            self._record(conn, "dataset.registered", actor.name, dataset_subject(name), body)
+        return dataset
+
+    def _check_may_replace(self, actor: User, name: str) -> Dataset | None:
+        existing = self._store.get_dataset(name)
+        if existing is not None and not access.governs(actor, existing):
+            raise NotAllowed(
+                f"dataset {name!r} belongs to {existing.owner}; pick another name ({NAME_HELP})"
+            )
+        return existing
+
+    def current_dataset_digest(self, name: str) -> str:
+        """Re-hash dataset ``name`` where it lives (changed files only) and return its digest.
+
+        For the worker's pre-run check; keeps the refreshed hash cache. Raises ``NotFound``
+        or ``DatasetError``.
+        """
+        dataset = self._dataset(name)
+        result = scan(Path(dataset.path), self._store.file_cache(dataset.path))
+        with self._store.transaction():
+            self._store.save_file_cache(result.root, result.cache)
+        return result.digest
+
+    def get_dataset(self, actor: User, name: str) -> Dataset:
+        """Dataset ``name`` (every authenticated user may see datasets); ``NotFound``."""
+        del actor  # every role may see datasets; kept for a uniform, auditable signature
+        return self._dataset(name)
+
+    def list_datasets(self, actor: User) -> list[Dataset]:
+        """Every registered dataset, by name."""
+        del actor
+        return self._store.list_datasets()
+
+    def dataset_of(self, job: Job) -> Dataset:
+        """The dataset a job runs on (for workers and the API, no permission check)."""
+        return self._dataset(job.dataset)

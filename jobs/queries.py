@@ -1,0 +1,70 @@
+"""Reading jobs as a given user may see them, and the checks before logs and downloads."""
+
+from __future__ import annotations
+
+from jobs import access
+from jobs.errors import Conflict, NotAllowed
+from jobs.models import Job, User
+from jobs.service_core import ServiceCore
+from jobs.states import JobState
+
+
+class Queries(ServiceCore):
+    """Read-only views, filtered by who asks."""
+
+    def get_job(self, actor: User, job_id: str) -> Job:
+        """The job, if ``actor`` is its researcher, its dataset's owner or an admin.
+
+        Raises ``NotFound`` otherwise (also for jobs that exist), so ids do not leak.
+        """
+        return self._visible(actor, job_id)[0]
+
+    def list_jobs(self, actor: User, state: JobState | None = None) -> list[Job]:
+        """The jobs ``actor`` may see, oldest first: admins all, owners those on their datasets
+        and their own, researchers their own."""
+        if access.is_admin(actor):
+            return self._store.list_jobs(state=state)
+        mine = self._store.list_jobs(state=state, researcher=actor.name)
+        governed = self._store.list_jobs(state=state, owner=actor.name)
+        unique = {job.id: job for job in [*mine, *governed]}
+        return sorted(unique.values(), key=lambda job: (job.created, job.id))
+
+    def last_approved_for(
+        self, researcher: str, dataset: str, exclude: str | None = None
+    ) -> Job | None:
+        """This researcher's most recently approved job on this dataset, other than
+        ``exclude`` (for the diff ``c2d review`` shows). No permission check: the caller
+        has already shown the job under review to its owner."""
+        return self._store.last_approved_for(researcher, dataset, exclude)
+
+    def load_job(self, job_id: str) -> Job:
+        """The job, for workers and the reconciler (no permission check); ``NotFound``."""
+        return self._job(job_id)
+
+    def authorize_logs(self, actor: User, job_id: str) -> Job:
+        """The job if ``actor`` may read its logs under the dataset's policy.
+
+        Raises ``NotFound`` (cannot see the job) or ``NotAllowed`` (logs not yet visible).
+        """
+        job, dataset = self._visible(actor, job_id)
+        if not access.can_read_logs(actor, job, dataset):
+            raise NotAllowed(
+                f"the logs of job {job_id} stay with the owner of dataset {dataset.name!r} "
+                "until its outputs are released"
+            )
+        return job
+
+    def authorize_download(self, actor: User, job_id: str) -> Job:
+        """The job if its outputs are released and ``actor`` may see it.
+
+        Raises ``NotFound`` (cannot see the job) or ``Conflict`` (not released yet).
+        """
+        job, dataset = self._visible(actor, job_id)
+        if job.state is not JobState.RELEASED:
+            hint = (
+                f"the owner of dataset {dataset.name!r} releases them with `c2d release {job_id}`"
+                if job.state is JobState.SUCCEEDED
+                else "only a succeeded job's outputs are ever released"
+            )
+            raise Conflict(f"job {job_id} is {job.state.value}: nothing is released yet; {hint}")
+        return job

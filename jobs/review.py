@@ -1,0 +1,234 @@
+"""The people's state changes: submit, approve, reject, trust, release, cancel.
+
+Each is one transaction holding the state change and its ledger entry (two of each when a
+policy acts at once: approval of trusted code on submit).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from jobs import access
+from jobs.digests import canonical_digest, canonical_json, is_digest
+from jobs.errors import InvalidRequest, NotAllowed, SpecError, TooLarge
+from jobs.limits import check_resources
+from jobs.models import Approval, Dataset, Job, JobSpec, TrustedCode, User
+from jobs.service_core import ServiceCore, build, dataset_subject
+from jobs.states import JobState, check_transition
+from jobs.units import format_size
+
+S = JobState
+
+
+def _digests(job: Job) -> dict[str, str]:
+    return {
+        "code_digest": job.code_digest,
+        "image_id": job.image_id,
+        "dataset_digest": job.dataset_digest,
+        "params_digest": job.params_digest,
+    }
+
+
+class Review(ServiceCore):
+    """Submission and the data owner's decisions."""
+
+    def submit(
+        self,
+        actor: User,
+        spec: JobSpec,
+        dataset_name: str | None,
+        code_digest: str,
+        bundle_files: list[str],
+        image_id: str,
+        params: dict[str, Any] | None = None,
+    ) -> Job:
+        """Record a new pending job; approve it at once if its code is trusted for the dataset.
+
+        ``dataset_name`` overrides ``spec.dataset``; ``params`` (the effective parameters)
+        replace ``spec.params`` when given. Entries ``job.submitted`` and, for trusted code,
+        ``job.approved`` with ``by_policy: true``.
+
+        Raises ``SpecError`` (no dataset named), ``NotFound`` (unknown dataset),
+        ``InvalidRequest`` (bad digest or image id), ``LimitExceeded`` (resources above the
+        dataset's caps or the host's limits), ``TooLarge`` (params).
+        """
+        name = dataset_name or spec.dataset
+        if name is None:
+            raise SpecError(
+                "no dataset given: set `dataset:` in job.yaml or pass --dataset NAME",
+                field="dataset",
+                allowed="the name of a registered dataset (`c2d dataset list`)",
+            )
+        if not is_digest(code_digest):
+            raise InvalidRequest(f"code digest {code_digest!r} is not sha256:<64 hex digits>")
+        if not image_id:
+            raise InvalidRequest("no image id: the environment must resolve to a local image")
+        effective = params if params is not None else spec.params
+        spec = JobSpec.from_data(
+            {**spec.model_dump(), "dataset": name, "params": effective}, source="job spec"
+        )
+        size = len(canonical_json(spec.params))
+        if size > self.limits.max_params_bytes:
+            raise TooLarge(
+                f"params take {format_size(size)} as JSON, more than the "
+                f"{format_size(self.limits.max_params_bytes)} allowed; pass data files instead"
+            )
+        with self._store.transaction() as conn:
+            dataset = self._dataset(name)
+            check_resources(spec.resources, dataset.policy.caps, self.limits, name)
+            now = self._now()
+            job = Job(
+                id=self._new_id(),
+                name=spec.name,
+                researcher=actor.name,
+                dataset=name,
+                state=S.PENDING,
+                spec=spec,
+                code_digest=code_digest,
+                image_id=image_id,
+                dataset_digest=dataset.digest,
+                params_digest=canonical_digest(spec.params),
+                bundle_files=list(bundle_files),
+                created=now,
+                updated=now,
+            )
+            self._store.insert_job(job)
+            body = {
+                "researcher": actor.name,
+                "name": spec.name,
+                "dataset": name,
+                **_digests(job),
+                "environment": spec.environment,
+                "command": spec.command,
+                "resources": spec.resources.model_dump(),
+                "outputs": spec.output_patterns(),
+                "files": len(job.bundle_files),
+            }
+            self._record(conn, "job.submitted", actor.name, job.id, body)
+            trusted = self._store.trusted(name, code_digest)
+            if trusted is not None:
+                self._approve_in(conn, job, actor.name, trusted.trusted_by, "", by_policy=True)
+            return self._job(job.id)
+
+    def _approve_in(
+        self,
+        conn: sqlite3.Connection,
+        job: Job,
+        actor: str,
+        approver: str,
+        note: str,
+        *,
+        by_policy: bool,
+    ) -> None:
+        now = self._now()
+        approval = build(
+            Approval,
+            job_id=job.id,
+            approver=approver,
+            note=note,
+            by_policy=by_policy,
+            time=now,
+            **_digests(job),
+        )
+        self._store.insert_approval(approval)
+        self._store.update_job(job.id, expect=S.PENDING, to=S.APPROVED, updated=now)
+        body = {"approver": approver, "note": note, "by_policy": by_policy, **_digests(job)}
+        self._record(conn, "job.approved", actor, job.id, body)
+
+    def _governed(self, actor: User, job_id: str, verb: str) -> tuple[Job, Dataset]:
+        job, dataset = self._visible(actor, job_id)
+        if not access.governs(actor, dataset):
+            raise NotAllowed(
+                f"only the owner of dataset {dataset.name!r} ({dataset.owner}) or an admin "
+                f"can {verb} job {job_id}"
+            )
+        return job, dataset
+
+    def approve(self, actor: User, job_id: str, note: str = "") -> Job:
+        """Approve a pending job, binding its code, image, dataset and params digests.
+
+        Only the dataset's owner or an admin, and never the job's own researcher. Entry
+        ``job.approved``. Raises ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
+        """
+        with self._store.transaction() as conn:
+            job, _ = self._governed(actor, job_id, "approve")
+            if actor.name == job.researcher:
+                raise NotAllowed("you cannot approve your own job; another owner or admin must")
+            check_transition(job.state, S.APPROVED, job_id)
+            self._approve_in(conn, job, actor.name, actor.name, note, by_policy=False)
+            return self._job(job_id)
+
+    def reject(self, actor: User, job_id: str, reason: str) -> Job:
+        """End a pending job with a reason the researcher will read. Entry ``job.rejected``.
+
+        Raises ``InvalidRequest`` (empty reason), ``NotFound``, ``NotAllowed``,
+        ``InvalidTransition``.
+        """
+        if not reason.strip():
+            raise InvalidRequest("say why the job is rejected: --reason TEXT")
+        with self._store.transaction() as conn:
+            job, _ = self._governed(actor, job_id, "reject")
+            check_transition(job.state, S.REJECTED, job_id)
+            now = self._now()
+            self._store.update_job(
+                job_id, expect=S.PENDING, to=S.REJECTED, reason=reason, finished=now, updated=now
+            )
+            self._record(conn, "job.rejected", actor.name, job_id, {"reason": reason})
+            return self._job(job_id)
+
+    def trust(self, actor: User, job_id: str) -> TrustedCode:
+        """Trust this job's code digest for its dataset: later submissions of the same code
+        are approved by policy. Entry ``dataset.trusted`` (subject ``dataset:NAME``).
+
+        Raises ``NotFound``, ``NotAllowed`` (not the owner, or own job), ``Conflict``
+        (already trusted).
+        """
+        with self._store.transaction() as conn:
+            job, dataset = self._governed(actor, job_id, "trust the code of")
+            if actor.name == job.researcher:
+                raise NotAllowed("you cannot trust the code of your own job")
+            trusted = TrustedCode(
+                dataset=dataset.name,
+                code_digest=job.code_digest,
+                trusted_by=actor.name,
+                job_id=job_id,
+                time=self._now(),
+            )
+            self._store.add_trust(trusted)
+            body = {"code_digest": job.code_digest, "job_id": job_id}
+            self._record(conn, "dataset.trusted", actor.name, dataset_subject(dataset.name), body)
+            return trusted
+
+    def release(self, actor: User, job_id: str) -> Job:
+        """Release a succeeded job's outputs to its researcher. Entry ``job.released``.
+
+        Only the dataset's owner or an admin. Raises ``NotFound``, ``NotAllowed``,
+        ``InvalidTransition``.
+        """
+        with self._store.transaction() as conn:
+            job, _ = self._governed(actor, job_id, "release")
+            check_transition(job.state, S.RELEASED, job_id)
+            self._store.update_job(job_id, expect=S.SUCCEEDED, to=S.RELEASED, updated=self._now())
+            self._record(conn, "job.released", actor.name, job_id, {"by_policy": False})
+            return self._job(job_id)
+
+    def cancel(self, actor: User, job_id: str, reason: str = "") -> Job:
+        """Cancel a pending, approved or running job. Entry ``job.cancelled``.
+
+        The job's researcher, the dataset's owner or an admin. A running job's worker learns
+        it at its next heartbeat (``LeaseLost`` with ``cancelled``) and stops the container.
+        Raises ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
+        """
+        with self._store.transaction() as conn:
+            # Everyone who can see a job (researcher, owner, admin) may cancel it.
+            job, _ = self._visible(actor, job_id)
+            check_transition(job.state, S.CANCELLED, job_id)
+            now = self._now()
+            text = f"cancelled by {actor.name}" + (f": {reason}" if reason else "")
+            self._store.update_job(
+                job_id, expect=job.state, to=S.CANCELLED, reason=text, finished=now, updated=now
+            )
+            body = {"from": job.state.value, "reason": reason}
+            self._record(conn, "job.cancelled", actor.name, job_id, body)
+            return self._job(job_id)

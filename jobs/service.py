@@ -1,0 +1,47 @@
+"""``Service``: every state change of c2d, each one transaction plus its ledger entry.
+
+The API handlers and the Celery tasks only translate to these calls. Every state change opens
+``BEGIN IMMEDIATE`` on the store's connection, checks who may do it and that the job is in a
+state the transition table allows it to leave, writes the change with a compare-and-set, and
+appends its ledger entry with ``ledger.append(..., conn=conn)`` in the same transaction, so
+both commit or neither does.
+
+=========================  ===============================  ==========================
+method                     state change                     ledger entry (subject)
+=========================  ===============================  ==========================
+add_user                   new user                         user.added (user:NAME)
+register_dataset           new or replaced dataset          dataset.registered (dataset:NAME)
+submit                     -> pending (-> approved)         job.submitted (+ job.approved)
+approve                    pending -> approved              job.approved
+reject                     pending -> rejected              job.rejected
+trust                      trusted code for a dataset       dataset.trusted (dataset:NAME)
+claim                      approved -> running (or adopt)   job.started / job.reclaimed
+heartbeat                  lease extended                   (none)
+finish                     running -> succeeded | failed    job.finished (+ job.released)
+fail_expired               running -> failed                job.finished
+release                    succeeded -> released            job.released
+cancel                     pending|approved|running ->      job.cancelled
+                           cancelled
+=========================  ===============================  ==========================
+
+Entries about a job have the job id as subject; the actor is the user's name, ``worker:NAME``
+for workers, ``reconciler`` or ``operator`` for the system.
+"""
+
+from __future__ import annotations
+
+from jobs.accounts import Accounts, token_hash
+from jobs.execution import Claim, Execution
+from jobs.limits import Limits
+from jobs.queries import Queries
+from jobs.review import Review
+
+__all__ = ["Claim", "Limits", "Service", "token_hash"]
+
+
+class Service(Accounts, Review, Execution, Queries):
+    """The job service: ``Service(store, ledger, clock=time.time, limits=Limits())``.
+
+    ``store`` and ``ledger`` must use the same database file. ``clock`` returns Unix seconds
+    and is injectable so lease tests are deterministic. Safe to share between threads.
+    """
