@@ -182,7 +182,7 @@ def file_list(
     return sorted(m.path for m in members if not m.is_dir)
 
 
-def extract(source: BundleSource, dest: Path, *, max_files: int, max_bytes: int) -> list[str]:
+def extract(source: BundleSource, dest: Path, max_files: int, max_bytes: int) -> list[str]:
     """Safely extract a bundle into ``dest`` (absent or empty); see ``jobs.tarsafe.extract``."""
     return tarsafe.extract(_data(source), dest, max_files=max_files, max_bytes=max_bytes)
 

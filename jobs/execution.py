@@ -114,6 +114,8 @@ class Execution(ServiceCore):
             lost = _lost(job, fence)
             if lost is not None:
                 raise lost
+            if job.lease_owner != worker:
+                raise LeaseLost(f"job {job_id} is held by {job.lease_owner}, not {worker}")
             now = self._now()
             self._store.update_job(
                 job_id, expect=S.RUNNING, at_fence=fence, lease_expires=now + lease_s, updated=now

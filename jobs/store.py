@@ -15,6 +15,7 @@ other state change at the SQL level.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -103,15 +104,30 @@ class Store:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._conn = connect(self.path)
         self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._connection: sqlite3.Connection | None = connect(self.path)
         with self.transaction() as conn:
             migrations.migrate(conn)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            # A forked child (a Celery prefork worker) must never use its parent's SQLite
+            # handle; it opens its own.
+            self._pid = os.getpid()
+            self._lock = threading.RLock()
+            self._connection = connect(self.path)
+        if self._connection is None:
+            raise RuntimeError("the store is closed")
+        return self._connection
 
     def close(self) -> None:
         """Close the connection; the store is unusable afterwards."""
         with self._lock:
-            self._conn.close()
+            if self._connection is not None and os.getpid() == self._pid:
+                self._connection.close()
+            self._connection = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -120,21 +136,22 @@ class Store:
         Yields the connection so the caller can write its ledger entry in the same
         transaction. Transactions do not nest.
         """
+        conn = self._conn
         with self._lock:
-            if self._conn.in_transaction:
+            if conn.in_transaction:
                 raise RuntimeError("store transactions do not nest")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(
                     f"the state database {self.path} is busy or unavailable ({exc}); try again"
                 ) from exc
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
+                yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:

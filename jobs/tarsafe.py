@@ -146,7 +146,7 @@ def _mkdirs(dest: Path, rel: str) -> Path:
     return current
 
 
-def extract(source: bytes | Path, dest: Path, *, max_files: int, max_bytes: int) -> list[str]:
+def extract(source: bytes | Path, dest: Path, max_files: int, max_bytes: int) -> list[str]:
     """Extract a checked archive into ``dest`` (absent or empty); return the file paths.
 
     Nothing is written unless every header passes; if writing fails part-way, ``dest`` is

@@ -70,6 +70,13 @@ def test_heartbeat_extends_the_lease(world):
     assert world.service.expired_leases() == []
 
 
+def test_heartbeat_from_another_worker_with_the_right_fence_is_refused(world):
+    job = world.approved()
+    claim = world.service.claim(job.id, "host-a", 60)
+    with pytest.raises(LeaseLost, match="held by host-a, not host-b"):
+        world.service.heartbeat(job.id, "host-b", claim.fence, 60)
+
+
 def test_an_expired_lease_is_adopted_with_a_new_fence_and_the_old_worker_stops(world):
     job = world.approved()
     old = world.service.claim(job.id, "host-a", 60)

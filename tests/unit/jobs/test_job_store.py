@@ -1,5 +1,6 @@
 """The store: migrations, pragmas, transactions, and the state guard in Python and in SQL."""
 
+import os
 import sqlite3
 
 import pytest
@@ -189,3 +190,23 @@ def test_queries(store):
     assert store.get_job("nope") is None
     assert [d.name for d in store.list_datasets()] == ["iris"]
     assert store.list_datasets(owner="rita") == []
+
+
+def test_a_forked_child_opens_its_own_connection(store):
+    with store.transaction():
+        store.insert_job(job())
+    parent_conn = store._conn
+    pid = os.fork()
+    if pid == 0:  # child: must not reuse the parent's handle, and must be able to write
+        code = 1
+        try:
+            if store._conn is not parent_conn:
+                with store.transaction():
+                    store.update_job("j1", expect=S.PENDING, to=S.APPROVED, updated=2)
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store._conn is parent_conn
+    assert store.get_job("j1").state is S.APPROVED
