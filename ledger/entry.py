@@ -32,6 +32,9 @@ from ledger.merkle import leaf_hash
 GENESIS_PREV = "0" * 64
 """The ``prev`` of entry 0: there is no previous entry."""
 
+MAX_SEQ = 2**53 - 1
+"""The largest integer RFC 8785 encodes exactly."""
+
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
@@ -41,7 +44,7 @@ def utc_timestamp(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds and a ``Z``, the only time form entries carry."""
     if moment.tzinfo is None:
         raise BadEntry("entry times must be timezone-aware; pass datetime.now(UTC)")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class Entry(BaseModel):
@@ -55,7 +58,7 @@ class Entry(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_SEQ)
     prev: str = Field(pattern=r"^[0-9a-f]{64}$")
     time: str = Field(pattern=TIME_PATTERN)
     type: str = Field(pattern=TYPE_PATTERN, max_length=128)
@@ -80,13 +83,36 @@ class Entry(BaseModel):
             self._canonical = stored
             return self
         try:
-            data = rfc8785.dumps(self.__dict__)
+            body = rfc8785.dumps(self.body)
+            actor = rfc8785.dumps(self.actor)
+            subject = rfc8785.dumps(self.subject)
         except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
             raise ValueError(f"body cannot be encoded as canonical JSON: {exc}") from exc
-        self._canonical = data
+        # The same bytes rfc8785.dumps(whole entry) gives, at half the cost: the seven keys are
+        # fixed and already in RFC 8785 order, and prev, seq, time and type are validated to
+        # need no escaping, so only the free-form values go through the encoder.
+        self._canonical = b"".join(
+            (
+                b'{"actor":',
+                actor,
+                b',"body":',
+                body,
+                b',"prev":"',
+                self.prev.encode(),
+                b'","seq":',
+                b"%d" % self.seq,
+                b',"subject":',
+                subject,
+                b',"time":"',
+                self.time.encode(),
+                b'","type":"',
+                self.type.encode(),
+                b'"}',
+            )
+        )
         # Re-read the body from the bytes so later mutation of the caller's dict cannot make
         # the entry disagree with its hash, and 1.0 reads back as the 1 that was hashed.
-        self.__dict__["body"] = json.loads(data)["body"]
+        self.__dict__["body"] = json.loads(body)
         return self
 
     def canonical_bytes(self) -> bytes:

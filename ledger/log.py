@@ -174,8 +174,7 @@ class Ledger:
         size, head, frontier = read_state(conn)
         prev = head.hex()
         entries: list[Entry] = []
-        rows: list[tuple[int, bytes, str, str, bytes]] = []
-        nodes: list[tuple[int, bytes]] = []
+        rows: list[tuple[int, bytes, str, str, bytes, bytes]] = []
         for type_, actor, subject, body in records:
             entry = Entry.create(
                 seq=size,
@@ -188,14 +187,13 @@ class Ledger:
             )
             data = entry.canonical_bytes()
             head = hashlib.sha256(data).digest()
-            rows.append((size, head, type_, subject, data))
-            for level, index, value in frontier.append(merkle.leaf_hash(data)):
-                nodes.append((storage.node_key(level, index), value))
+            completed = frontier.append(merkle.leaf_hash(data))
+            rows.append((size, head, type_, subject, data, b"".join(h for _, _, h in completed)))
             entries.append(entry)
             prev = head.hex()
             size += 1
         if rows:
-            storage.write_appended(conn, rows, nodes, (size, head, frontier.to_bytes()))
+            storage.write_appended(conn, rows, (size, head, frontier.to_bytes()))
         return entries
 
     # -- reading -------------------------------------------------------------------------

@@ -6,11 +6,11 @@ Tables (all prefixed ``ledger_`` so they can live in another component's databas
   bytes when empty) and the compact frontier. Sequence numbers come from here, never from a
   rowid, and every append reads and rewrites it inside ``BEGIN IMMEDIATE``, so concurrent
   writers in several processes serialize on it.
-- ``ledger_entries``: ``seq``, the entry hash, ``type`` and ``subject`` (for lookups) and the
-  canonical bytes.
-- ``ledger_nodes``: the hash of every completed perfect subtree of level >= 1, written as the
-  frontier completes it (n - 1 rows for n leaves). ``key`` orders them in creation order, so
-  verification streams them beside the entries; see :func:`node_key`.
+- ``ledger_entries``: ``seq``, the entry hash, ``type`` and ``subject`` (for lookups), the
+  canonical bytes, and ``nodes``: the hashes of the perfect subtrees that appending this entry
+  completed, level 1 first (n - 1 hashes over n entries, one per entry on average). Keeping
+  them in the entry's own row costs no extra page per commit, and the subtree ``(level, i)``
+  is found by primary key: it was completed by entry ``((i + 1) << level) - 1``.
 - ``ledger_checkpoints``: every signed checkpoint note, by size.
 - ``ledger_meta``: schema version, origin and public key of the log.
 """
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ledger.errors import LedgerConflict
-from ledger.merkle import Frontier, leaf_hash, node_hash
+from ledger.merkle import HASH_SIZE, Frontier, leaf_hash, node_hash
 
 SCHEMA_VERSION = "1"
 EMPTY_HEAD = bytes(32)
@@ -32,9 +32,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ledger_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
     " size INTEGER NOT NULL, head BLOB NOT NULL, frontier BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ledger_entries (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL,"
-    " type TEXT NOT NULL, subject TEXT NOT NULL, canonical BLOB NOT NULL)",
+    " type TEXT NOT NULL, subject TEXT NOT NULL, canonical BLOB NOT NULL, nodes BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ledger_entries_by_subject ON ledger_entries (subject, seq)",
-    "CREATE TABLE IF NOT EXISTS ledger_nodes (key INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ledger_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL)",
     "INSERT OR IGNORE INTO ledger_state (id, size, head, frontier)"
     " VALUES (1, 0, zeroblob(32), x'')",
@@ -71,16 +70,6 @@ def init_schema(conn: sqlite3.Connection) -> None:
         )
 
 
-def node_key(level: int, index: int) -> int:
-    """Primary key of the perfect subtree ``(level, index)``, level >= 1.
-
-    A subtree is completed when leaf number ``(index + 1) << level`` is appended, and one
-    append completes subtrees in rising level order, so ``(end << 6) | level`` sorts nodes in
-    the order they were created (levels stay below 64).
-    """
-    return (((index + 1) << level) << 6) | level
-
-
 def read_state(conn: sqlite3.Connection) -> tuple[int, bytes, Frontier]:
     """The log's size, head hash and frontier from the state row."""
     row = conn.execute("SELECT size, head, frontier FROM ledger_state WHERE id = 1").fetchone()
@@ -92,17 +81,15 @@ def read_state(conn: sqlite3.Connection) -> tuple[int, bytes, Frontier]:
 
 def write_appended(
     conn: sqlite3.Connection,
-    rows: list[tuple[int, bytes, str, str, bytes]],
-    nodes: list[tuple[int, bytes]],
+    rows: list[tuple[int, bytes, str, str, bytes, bytes]],
     state: tuple[int, bytes, bytes],
 ) -> None:
-    """Insert entries and completed nodes and move the state row; the caller owns the tx."""
+    """Insert entry rows and move the state row; the caller owns the transaction."""
     conn.executemany(
-        "INSERT INTO ledger_entries (seq, hash, type, subject, canonical) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO ledger_entries (seq, hash, type, subject, canonical, nodes)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         rows,
     )
-    if nodes:
-        conn.executemany("INSERT INTO ledger_nodes (key, hash) VALUES (?, ?)", nodes)
     conn.execute("UPDATE ledger_state SET size = ?, head = ?, frontier = ? WHERE id = 1", state)
 
 
@@ -138,7 +125,7 @@ def store_checkpoint(conn: sqlite3.Connection, size: int, note: str) -> None:
 
 
 class StoredTree:
-    """Merkle tree reads answered from ``ledger_nodes`` and ``ledger_entries``.
+    """Merkle tree reads answered from the subtree hashes stored with the entries.
 
     Any range the RFC's proof recursion asks for splits into O(log n) aligned perfect
     subtrees, each one indexed lookup, so proofs and past roots need no rebuild.
@@ -149,21 +136,21 @@ class StoredTree:
 
     def perfect(self, level: int, index: int) -> bytes:
         """Hash of the perfect subtree covering leaves [index << level, (index + 1) << level)."""
-        if level == 0:
-            row = self._conn.execute(
-                "SELECT canonical FROM ledger_entries WHERE seq = ?", (index,)
-            ).fetchone()
-            if row is None:
-                raise LedgerConflict(f"entry {index} is missing; run `python -m ledger verify`")
-            return leaf_hash(row[0])
+        completed_by = ((index + 1) << level) - 1
         row = self._conn.execute(
-            "SELECT hash FROM ledger_nodes WHERE key = ?", (node_key(level, index),)
+            "SELECT canonical, nodes FROM ledger_entries WHERE seq = ?", (completed_by,)
         ).fetchone()
         if row is None:
+            raise LedgerConflict(f"entry {completed_by} is missing; run `python -m ledger verify`")
+        if level == 0:
+            return leaf_hash(row[0])
+        value = bytes(row[1][(level - 1) * HASH_SIZE : level * HASH_SIZE])
+        if len(value) != HASH_SIZE:
             raise LedgerConflict(
-                f"tree node ({level}, {index}) is missing; run `python -m ledger verify`"
+                f"entry {completed_by} lacks its level-{level} tree node; "
+                "run `python -m ledger verify`"
             )
-        return bytes(row[0])
+        return value
 
     def pieces(self, lo: int, hi: int) -> Iterable[tuple[int, int]]:
         """Split [lo, hi) into aligned perfect subtrees, left to right, as (level, index)."""
