@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ledger.checkpoint import open_checkpoint
 from ledger.entry import GENESIS_PREV, Entry
@@ -146,11 +147,11 @@ def _scan(entries: Sequence[bytes], frontier: Frontier, expected: dict[int, list
         )
 
 
-def finished_outputs(check: ReceiptCheck, job_id: str) -> dict[str, str]:
-    """The output digests (name -> `sha256:<hex>`) the receipt's `job.finished` entry records.
+def finished_body(check: ReceiptCheck, job_id: str) -> dict[str, Any]:
+    """The body of the receipt's one `job.finished` entry.
 
     Raises IntegrityError when the receipt is about another job, or holds no (or more than
-    one) `job.finished` entry, or that entry records no outputs list.
+    one) `job.finished` entry.
     """
     if check.subject != job_id:
         raise IntegrityError(
@@ -162,7 +163,12 @@ def finished_outputs(check: ReceiptCheck, job_id: str) -> dict[str, str]:
             f"the receipt of job {job_id} holds {len(finished)} {FINISHED} entries, not one; "
             "nothing was saved"
         )
-    outputs = finished[0].body.get("outputs")
+    return dict(finished[0].body)
+
+
+def finished_outputs(check: ReceiptCheck, job_id: str) -> dict[str, str]:
+    """The output digests (name -> `sha256:<hex>`) the receipt's `job.finished` entry records."""
+    outputs = finished_body(check, job_id).get("outputs")
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) and isinstance(o.get("sha256"), str)
         for o in outputs

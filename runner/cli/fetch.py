@@ -1,8 +1,9 @@
 """`c2d fetch`: download a released job's outputs and prove they are what the ledger recorded.
 
 The order matters: nothing reaches a final file name until the receipt has been verified
-offline against the log's key and the three records of the outputs agree (the job's outcome,
-the artifact list, the receipt's `job.finished` entry). Then each artifact downloads to a hidden
+offline against the log's key, the three records of the outputs agree (the job's outcome,
+the artifact list, the receipt's `job.finished` entry) and the outcome's metrics hash to the
+digest that entry recorded. Then each artifact downloads to a hidden
 part file, must hash to that agreed digest, and only then is renamed into place; the receipt
 is saved last, byte for byte as the server sent it, so it can be verified again later.
 """
@@ -16,13 +17,14 @@ from typing import Annotated, Any
 
 import typer
 
+from jobs.digests import canonical_digest
 from ledger import LedgerError, verify_receipt
 from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
 from runner.client import Client, Downloaded, hex_digest, save_atomic
 from runner.errors import IntegrityError, NotReady
-from runner.ledger_client import finished_outputs, read_public_key
+from runner.ledger_client import finished_body, finished_outputs, read_public_key
 
 METRICS = "metrics.json"
 RECEIPT = "receipt.json"
@@ -49,6 +51,18 @@ def agreed_outputs(
                 f"{', '.join(names)}; nothing was saved; tell the operator"
             )
     return outcome
+
+
+def check_metrics(job_id: str, metrics: Any, finished: dict[str, Any]) -> None:
+    """The outcome's metrics must hash to the `metrics_digest` the ledger recorded."""
+    recorded = finished.get("metrics_digest")
+    if recorded is None:
+        return
+    if metrics is None or canonical_digest(metrics) != recorded:
+        raise IntegrityError(
+            f"job {job_id}: the metrics the server reports do not hash to the metrics digest "
+            f"in the receipt ({recorded}); nothing was saved; tell the operator"
+        )
 
 
 def _trusted_key(client: Client, pinned: bytes | None) -> tuple[bytes, str | None]:
@@ -97,12 +111,14 @@ def fetch(
             raise IntegrityError(
                 f"the receipt of job {job_id} does not verify: {exc}; nothing was saved"
             ) from exc
+        outcome = job.get("outcome") or {}
         outputs = agreed_outputs(
             job_id,
-            _digest_map((job.get("outcome") or {}).get("outputs") or []),
+            _digest_map(outcome.get("outputs") or []),
             _digest_map(client.artifacts(job_id)),
             finished_outputs(check, job_id),
         )
+        check_metrics(job_id, outcome.get("metrics"), finished_body(check, job_id))
         folder.mkdir(parents=True, exist_ok=True)
         files: list[Downloaded] = []
         with out.downloads() as observer:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from cli_ledger_fixture import SmallLog
 
+from jobs.digests import canonical_digest
 from ledger import verify_receipt
-from runner.cli.fetch import agreed_outputs
+from runner.cli.fetch import agreed_outputs, check_metrics
 from runner.errors import IntegrityError
 from runner.ledger_client import finished_outputs
 
@@ -51,3 +52,16 @@ def test_any_disagreement_is_refused_naming_who_disagrees(
 ) -> None:
     with pytest.raises(IntegrityError, match=named):
         agreed_outputs("j", {"m": A}, listed, receipt)
+
+
+def test_metrics_must_hash_to_the_recorded_digest() -> None:
+    metrics = {"accuracy": 0.9, "rows": 100}
+    check_metrics(
+        "j", metrics, {"metrics_digest": canonical_digest({"rows": 100.0, "accuracy": 0.9})}
+    )
+    with pytest.raises(IntegrityError, match="metrics"):
+        check_metrics(
+            "j", {"accuracy": 0.99, "rows": 100}, {"metrics_digest": canonical_digest(metrics)}
+        )
+    with pytest.raises(IntegrityError):
+        check_metrics("j", None, {"metrics_digest": canonical_digest(metrics)})
