@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     max_cpus: float = Field(default=2.0, description="Largest CPU share any job may ask for.")
     max_memory: str = Field(default="8GiB", description="Largest memory any job may ask for.")
     max_timeout: str = Field(default="6h", description="Longest deadline any job may ask for.")
-    max_outputs: str = Field(default="2GiB", description="Largest output total any job may ask for.")
+    max_outputs: str = Field(
+        default="2GiB", description="Largest output total any job may ask for."
+    )
     max_bundle: str = Field(default="50MiB", description="Largest code bundle accepted.")
     tmp_size: str = Field(default="256MiB", description="Size of each job's /tmp (in memory).")
 
