@@ -162,6 +162,10 @@ def list_jobs(
     out.result(jobs)
 
 
+def _seconds(value: Any) -> str | None:
+    return f"{value:.1f} s" if isinstance(value, int | float) else None
+
+
 def show_job(out: Output, job: dict[str, Any]) -> None:
     """The people view of one job."""
     outcome = job.get("outcome") or {}
@@ -183,7 +187,7 @@ def show_job(out: Output, job: dict[str, Any]) -> None:
         out.fields(
             [
                 ("exit code", outcome.get("exit_code")),
-                ("duration", f"{outcome.get('duration_s', 0):.1f} s"),
+                ("duration", _seconds(outcome.get("duration_s"))),
                 ("outputs", ", ".join(o["name"] for o in outcome.get("outputs") or [])),
                 ("metrics", json.dumps(outcome.get("metrics"), sort_keys=True)),
             ]

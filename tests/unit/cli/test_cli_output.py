@@ -60,3 +60,22 @@ def test_plain_status_prints_each_new_state_once() -> None:
         "job j1: running",
         "job j1: failed",
     ]
+
+
+def test_the_rich_path_draws_tables_fields_diffs_and_bars_on_stderr() -> None:
+    stdout, stderr = io.StringIO(), Terminal()
+    out = Output(False, stdout=stdout, stderr=stderr)
+    out.table(["id", "state"], [["j1", "[bold]pending"]], empty="none")
+    out.fields([("code", "sha256:abc"), ("reason", None)])
+    out.text_block("--- a/x\n+++ b/x\n+new line\n", syntax="diff")
+    with out.status("job j1: running") as update:
+        update("job j1: succeeded")
+    with out.downloads() as bars:
+        bars.start("model.skops", 2048)
+        bars.advance(1024)
+        bars.advance(1024)
+        bars.finish("model.skops")
+    text = stderr.getvalue()
+    for expected in ("j1", "[bold]pending", "sha256:abc", "new line", "model.skops"):
+        assert expected in text
+    assert stdout.getvalue() == ""
