@@ -4,6 +4,7 @@ This package imports nothing else of c2d. Start with :class:`Ledger`; check rece
 log files offline with :func:`verify_receipt` and :func:`verify_log`.
 """
 
+from ledger.checkpoint import verify_extends
 from ledger.entry import Entry
 from ledger.errors import (
     BadCheckpoint,
@@ -15,6 +16,7 @@ from ledger.errors import (
     LedgerConflict,
     LedgerError,
     NotFound,
+    NotInTransaction,
     VerificationError,
 )
 from ledger.log import Ledger
@@ -34,9 +36,11 @@ __all__ = [
     "LedgerConflict",
     "LedgerError",
     "NotFound",
+    "NotInTransaction",
     "ReceiptCheck",
     "VerificationError",
     "VerifyReport",
+    "verify_extends",
     "verify_log",
     "verify_receipt",
 ]

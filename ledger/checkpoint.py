@@ -11,7 +11,8 @@ A checkpoint note looks like::
 The signature covers the text above the blank line, its final newline included. The key ID is
 the first four bytes of SHA-256(key name || 0x0A || 0x01 || public key), 0x01 naming Ed25519.
 The log's key name is its origin. Parsing never trusts a checkpoint before its signature by
-the caller's key has been checked (:func:`open_checkpoint`).
+the caller's key has been checked (:func:`open_checkpoint`); a reader who kept an earlier
+checkpoint checks that a new one extends it with :func:`verify_extends`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.errors import BadCheckpoint, VerificationError
 from ledger.keys import raw_public_key, signature_is_valid
-from ledger.merkle import HASH_SIZE
+from ledger.merkle import HASH_SIZE, verify_consistency
 
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space open every signature line
 ED25519_SIGNATURE_TYPE = b"\x01"
@@ -178,3 +180,35 @@ def open_checkpoint(note: str, public_key: bytes, origin: str | None = None) -> 
                 f"{checkpoint.size} does not verify: the note was altered or forged"
             )
     return checkpoint
+
+
+def verify_extends(
+    kept: str, new: str, proof: Sequence[bytes], public_key: bytes, origin: str | None = None
+) -> Checkpoint:
+    """A reader's check that the log's ``new`` checkpoint extends the one it ``kept``.
+
+    Both notes are opened with ``public_key``; ``proof`` is the log's consistency proof from
+    the kept size to the new size. Raises VerificationError if the log shrank, forked or was
+    rewritten since the reader kept its checkpoint; returns the new checkpoint otherwise.
+    """
+    old = open_checkpoint(kept, public_key, origin)
+    latest = open_checkpoint(new, public_key, old.origin)
+    if latest.size < old.size:
+        raise VerificationError(
+            f"the log shrank from {old.size} to {latest.size} entries since you kept its "
+            f"checkpoint: entries {latest.size}..{old.size - 1} were removed",
+            expected=old.size,
+            actual=latest.size,
+        )
+    if old.size == 0:
+        return latest
+    try:
+        verify_consistency(old.size, latest.size, old.root, latest.root, proof)
+    except VerificationError as exc:
+        raise VerificationError(
+            f"the log at size {latest.size} does not extend the checkpoint you kept at size "
+            f"{old.size}: the log was forked or its history rewritten ({exc})",
+            expected=exc.expected,
+            actual=exc.actual,
+        ) from None
+    return latest

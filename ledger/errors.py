@@ -38,6 +38,12 @@ class BadKey(LedgerError):
     kind = "invalid"
 
 
+class NotInTransaction(LedgerError):
+    """append(conn=...) was called on a connection with no open write transaction."""
+
+    kind = "invalid"
+
+
 class KeyFileExposed(LedgerError):
     """The private key file is readable by group or others, so it is refused."""
 

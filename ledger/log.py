@@ -28,6 +28,7 @@ from ledger.errors import (
     LedgerConflict,
     LedgerError,
     NotFound,
+    NotInTransaction,
     VerificationError,
 )
 from ledger.keys import load_or_create_signing_key, raw_public_key
@@ -164,7 +165,7 @@ class Ledger:
             with self._write() as own:
                 return self._append_in(own, records)
         if not conn.in_transaction:
-            raise LedgerError(
+            raise NotInTransaction(
                 "append(conn=...) needs the caller's open transaction: run BEGIN IMMEDIATE on "
                 "the connection first, or leave conn out"
             )

@@ -100,13 +100,14 @@ def scan(
         "ORDER BY seq",
         (start,),
     )
-    for seq, stored_hash, type_, subject, data, nodes in rows:
-        digest = sha256(data).digest()
+    for row in rows:
+        seq, stored_hash, type_, subject, data, nodes = row
         try:
+            digest = sha256(data).digest()
             text = data.decode()
             obj, end = parse(text, 0)
-        except (UnicodeDecodeError, ValueError, StopIteration):
-            obj, end = None, -1
+        except (TypeError, AttributeError, UnicodeDecodeError, ValueError, StopIteration):
+            raise Problem(position, _diagnose(position, row, prev_hex)) from None
         if not (
             seq == position
             and digest == stored_hash
@@ -123,7 +124,7 @@ def scan(
             and time_ok(obj["time"])
             and (type_ in good_types or _valid_type(type_, good_types))
         ):
-            raise Problem(position, _diagnose(position, seq, digest, stored_hash, obj, prev_hex))
+            raise Problem(position, _diagnose(position, row, prev_hex))
         # Append the leaf to the frontier, collecting the subtrees it completes.
         current = sha256(b"\x00" + data).digest()
         completed = b""
@@ -134,12 +135,7 @@ def scan(
             carry >>= 1
         stack.append(current)
         if completed != nodes:
-            lo = position + 1 - (1 << (len(completed) // 32))
-            raise Problem(
-                lo,
-                f"the tree nodes stored with entry {position} (over entries {lo}..{position}) "
-                "do not match the entries: they were rewritten or the table was damaged",
-            )
+            raise _node_problem(position, completed, nodes)
         position += 1
         prev_hex = digest.hex()
         if position in expected:
@@ -149,6 +145,24 @@ def scan(
     return position, frontier, bytes.fromhex(prev_hex)
 
 
+def _node_problem(position: int, completed: bytes, stored: object) -> Problem:
+    """Blame the smallest stored subtree that disagrees with the recomputed one."""
+    level = 1
+    while (
+        isinstance(stored, bytes)
+        and completed[(level - 1) * 32 : level * 32] == stored[(level - 1) * 32 : level * 32]
+    ):
+        level += 1
+    # A stored node where none was completed is blamed on this entry alone.
+    lo = position + 1 - (1 << level) if level <= len(completed) // 32 else position
+    return Problem(
+        lo,
+        f"the tree nodes stored with entry {position} (the subtree over entries "
+        f"{lo}..{position}) do not match the entries: they were rewritten or the table was "
+        "damaged",
+    )
+
+
 def _valid_type(type_: object, good_types: set[str]) -> bool:
     if isinstance(type_, str) and _TYPE.match(type_):
         good_types.add(type_)
@@ -156,17 +170,23 @@ def _valid_type(type_: object, good_types: set[str]) -> bool:
     return False
 
 
-def _diagnose(
-    position: int, seq: int, digest: bytes, stored_hash: bytes, obj: Any, prev_hex: str
-) -> str:
-    """Say why the row at ``position`` failed the scan's combined test."""
+def _diagnose(position: int, row: tuple[Any, ...], prev_hex: str) -> str:
+    """Say why the row at ``position`` failed the scan's combined test (the slow path)."""
+    seq, stored_hash, type_, subject, data, _ = row
     if seq != position:
         return f"entry {position} is missing: the next stored entry is {seq}"
+    if not isinstance(data, bytes) or not isinstance(stored_hash, bytes):
+        return f"entry {position} is not stored as bytes: it was edited outside the ledger"
+    digest = hashlib.sha256(data).digest()
     if digest != stored_hash:
         return (
             f"entry {position} was changed after it was written: its bytes hash to "
-            f"{digest.hex()} but its stored hash is {bytes(stored_hash).hex()}"
+            f"{digest.hex()} but its stored hash is {stored_hash.hex()}"
         )
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return f"entry {position} is not valid JSON"
     if type(obj) is not dict or obj.keys() != _ENTRY_KEYS:
         return f"entry {position} is not a JSON object with exactly the entry fields"
     if obj["seq"] != position:
@@ -179,7 +199,9 @@ def _diagnose(
             f"entry {position} names {obj['prev']} as the previous hash, but the entry "
             f"before it hashes to {prev_hex}: the chain is broken here"
         )
-    return f"entry {position} has a malformed field or lookup columns that disagree with it"
+    if obj["subject"] != subject or obj["type"] != type_:
+        return f"entry {position}'s subject or type columns disagree with its bytes"
+    return f"entry {position} has a malformed field"
 
 
 def _check_roots(size: int, frontier: Frontier, expected: ExpectedRoots, last_good: int) -> int:
