@@ -93,8 +93,11 @@ def public_key_path(private_key_path: Path) -> Path:
 
 def _write_public_key_file(private_key_path: Path, public_key: bytes) -> None:
     target = public_key_path(private_key_path)
-    if not target.exists():
-        target.write_text(base64.b64encode(public_key).decode() + "\n")
+    if target.exists():
+        return
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary.write_text(base64.b64encode(public_key).decode() + "\n")
+    os.replace(temporary, target)  # readers never see a half-written file
 
 
 def parse_public_key(data: bytes | str) -> bytes:
