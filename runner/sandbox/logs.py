@@ -16,6 +16,7 @@ container), and then the log says it may be incomplete.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 
@@ -87,6 +88,8 @@ class LogTap:
                 self.buffer.feed(chunk)
         except Exception as exc:  # a broken stream means an incomplete log, not a crash
             self.error = exc
+        finally:
+            self.close()
 
     def result(self, timeout: float) -> tuple[bytes, bool] | None:
         """The log once the stream ended (the container exited); None if unusable in time."""
@@ -97,6 +100,10 @@ class LogTap:
 
     def close(self) -> None:
         """Stop reading (closing the stream ends the thread)."""
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
+        # docker-py's stream closes its socket, but the HTTP response holding the socket's
+        # file object must be closed too, or the socket lingers until garbage collection.
+        response = getattr(self._stream, "_response", None)
+        for closer in (getattr(self._stream, "close", None), getattr(response, "close", None)):
+            if closer is not None:
+                with contextlib.suppress(Exception):  # closing twice is harmless
+                    closer()
