@@ -59,8 +59,6 @@ class Ledger:
     ) -> None:
         self.db_path = Path(db_path)
         self.origin = check_key_name(origin)
-        self._key = load_or_create_signing_key(Path(key_path))
-        self._public = raw_public_key(self._key)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._local = threading.local()
         self._pid = os.getpid()
@@ -68,6 +66,16 @@ class Ledger:
         self._connections: list[sqlite3.Connection] = []
         with self._write() as conn:
             storage.init_schema(conn)
+            signed_before = storage.get_meta(conn, "public_key") is not None
+        if signed_before and not Path(key_path).exists():
+            # Creating a fresh key here would only make the loss permanent.
+            raise LedgerConflict(
+                f"the signing key of {self.db_path} is missing from {key_path}; restore the "
+                "key file from a backup (a new key cannot continue this log)"
+            )
+        self._key = load_or_create_signing_key(Path(key_path))
+        self._public = raw_public_key(self._key)
+        with self._write() as conn:
             self._claim(conn)
 
     @staticmethod

@@ -242,7 +242,7 @@ def verify_log(
     try:
         conn.execute("BEGIN")
         return _verify(conn, public_key, kept)
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, LedgerError) as exc:
         return _report(False, 0, f"{path} cannot be read as a ledger database: {exc}")
     finally:
         conn.close()

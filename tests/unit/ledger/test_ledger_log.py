@@ -17,9 +17,11 @@ from ledger import (
     NotFound,
     NotInTransaction,
     merkle,
+    verify_log,
 )
 from ledger.checkpoint import open_checkpoint
 from ledger.entry import GENESIS_PREV
+from ledger.keys import load_or_create_signing_key
 from ledger.storage import connect
 
 
@@ -173,11 +175,14 @@ def test_checkpoint_is_reused_until_the_log_grows(ledger: Ledger) -> None:
     assert ledger.verify().checkpoints == 2
 
 
-def test_a_file_belongs_to_one_origin_and_one_key(make_ledger: Callable[..., Ledger]) -> None:
+def test_a_file_belongs_to_one_origin_and_one_key(
+    tmp_path: Path, make_ledger: Callable[..., Ledger]
+) -> None:
     make_ledger()
     with pytest.raises(LedgerConflict, match="origin") as caught:
         make_ledger(origin="other.example/log")
     assert caught.value.kind == "conflict"
+    load_or_create_signing_key(tmp_path / "another.key")
     with pytest.raises(LedgerConflict, match="public_key"):
         make_ledger(key="another.key")
 
@@ -201,3 +206,20 @@ def test_threads_share_one_ledger(ledger: Ledger) -> None:
     assert ledger.size() == 200
     assert [e.seq for e in ledger.entries()] == list(range(200))
     assert ledger.verify().ok
+
+
+def test_a_lost_key_is_not_silently_replaced(
+    tmp_path: Path, make_ledger: Callable[..., Ledger]
+) -> None:
+    fill(make_ledger(), 2)
+    (tmp_path / "ledger.key").unlink()
+    with pytest.raises(LedgerConflict, match="restore the key file"):
+        make_ledger()
+    assert not (tmp_path / "ledger.key").exists()
+
+
+def test_verifying_a_file_that_is_not_a_ledger_reports_it(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a database")
+    report = verify_log(tmp_path / "notes.txt")
+    assert not report.ok
+    assert "cannot be read as a ledger database" in report.detail
