@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from ledger import merkle, storage
 from ledger.checkpoint import (
     Checkpoint,
@@ -64,19 +66,27 @@ class Ledger:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        try:
+            self._key = self._open(Path(key_path))
+        except BaseException:
+            self.close()
+            raise
+        self._public = raw_public_key(self._key)
+
+    def _open(self, key_path: Path) -> Ed25519PrivateKey:
         with self._write() as conn:
             storage.init_schema(conn)
             signed_before = storage.get_meta(conn, "public_key") is not None
-        if signed_before and not Path(key_path).exists():
+        if signed_before and not key_path.exists():
             # Creating a fresh key here would only make the loss permanent.
             raise LedgerConflict(
                 f"the signing key of {self.db_path} is missing from {key_path}; restore the "
                 "key file from a backup (a new key cannot continue this log)"
             )
-        self._key = load_or_create_signing_key(Path(key_path))
-        self._public = raw_public_key(self._key)
+        key = load_or_create_signing_key(key_path)
         with self._write() as conn:
-            self._claim(conn)
+            self._claim(conn, raw_public_key(key))
+        return key
 
     @staticmethod
     def init_schema(conn: sqlite3.Connection) -> None:
@@ -135,8 +145,8 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _claim(self, conn: sqlite3.Connection) -> None:
-        mine = {"origin": self.origin, "public_key": base64.b64encode(self._public).decode()}
+    def _claim(self, conn: sqlite3.Connection, public_key: bytes) -> None:
+        mine = {"origin": self.origin, "public_key": base64.b64encode(public_key).decode()}
         for key, value in mine.items():
             storage.set_meta(conn, key, value)
             stored = storage.get_meta(conn, key)

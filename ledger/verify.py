@@ -12,7 +12,6 @@ matches.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import json.scanner
@@ -27,7 +26,8 @@ from pydantic import BaseModel, ConfigDict
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import TIME_PATTERN, TYPE_PATTERN
 from ledger.errors import LedgerError, NotFound
-from ledger.merkle import EMPTY_ROOT, Frontier
+from ledger.keys import parse_public_key
+from ledger.merkle import Frontier
 from ledger.storage import EMPTY_HEAD, get_meta, read_state
 from ledger.storage import checkpoints as stored_checkpoints
 
@@ -258,10 +258,10 @@ def _verify(
     if public_key is None:
         if stored_key is None:
             return _report(False, size, "the file names no public key; pass the log's key")
-        public_key = base64.b64decode(stored_key)
+        public_key = parse_public_key(stored_key)
         note = " (signatures were checked with the key the file names; pass --key to check "
         note += "them with a key you trust)"
-    elif stored_key is not None and base64.b64decode(stored_key) != public_key:
+    elif stored_key is not None and parse_public_key(stored_key) != public_key:
         return _report(
             False,
             size,
@@ -302,12 +302,11 @@ def _verify(
             )
     except Problem as problem:
         return _report(False, size, problem.detail, first_bad=problem.seq)
-    root = computed.root() if count else EMPTY_ROOT
     return _report(
         True,
         count,
         f"{count} entries and {len(notes)} checkpoints verify: every hash, link, tree node "
         f"and signature{note}",
         checkpoints=len(notes),
-        root=root.hex(),
+        root=computed.root().hex(),
     )
