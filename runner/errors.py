@@ -117,3 +117,75 @@ class NoToken(RunnerError):
     """A command needs an API token and none is configured."""
 
     kind = "unauthenticated"
+
+
+class TryLater(RunnerError):
+    """A worker cannot go on with a job right now (Docker down, the worker is stopping).
+
+    The job keeps its state in the store; the Celery task maps this to ``self.retry()``, and the
+    reconciler adopts or re-dispatches the job once its lease runs out.
+    """
+
+    kind = "unavailable"
+
+
+class HomeNotInitialized(RunnerError):
+    """The state folder has no database or ledger key yet."""
+
+    kind = "invalid"
+
+
+class HomeExists(RunnerError):
+    """`c2d init` was pointed at a state folder that already holds a c2d installation."""
+
+    kind = "conflict"
+
+
+class ByoError(RunnerError):
+    """A researcher's own image (a Dockerfile or a `docker save` archive) was not accepted.
+
+    ``build_log`` carries what the build or load printed (capped), for the researcher and the
+    owner; it is empty when nothing ran.
+    """
+
+    kind = "failed"
+
+    def __init__(self, message: str, *, build_log: str = "") -> None:
+        super().__init__(message)
+        self.build_log = build_log
+
+
+class ByoRefused(ByoError):
+    """The image breaks the host's policy (a base it does not allow, a URL download, ...)."""
+
+    kind = "not_allowed"
+
+
+class ByoInvalid(ByoError):
+    """The Dockerfile, build context or archive cannot be read as one (malformed input)."""
+
+    kind = "invalid"
+
+
+class ByoTooLarge(ByoError):
+    """The context, archive or image is past one of the host's caps (size, layers)."""
+
+    kind = "too_large"
+
+
+class BuildFailed(ByoError):
+    """The researcher's Dockerfile did not build; the message says which step and why."""
+
+    kind = "failed"
+
+
+class BuildTimedOut(BuildFailed):
+    """The build ran past the host's build-time cap and was stopped."""
+
+    kind = "failed"
+
+
+class ImageGone(ByoError):
+    """The image a job was pinned to is no longer on this host."""
+
+    kind = "not_found"

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     )
     max_bundle: str = Field(default="50MiB", description="Largest code bundle accepted.")
     tmp_size: str = Field(default="256MiB", description="Size of each job's /tmp (in memory).")
+    redispatch_s: float = Field(
+        default=15.0,
+        description="How long an approved job may sit unclaimed and off the queue before the "
+        "reconciler sends it to its data host's queue again.",
+    )
+    heartbeat_s: float = Field(
+        default=0.0,
+        description="How often a worker renews its lease on a running job; 0 means a third of "
+        "`lease_s` (at most 10 s). Cancellations reach the job's container this fast.",
+    )
 
     @property
     def db_path(self) -> Path:
@@ -77,3 +87,13 @@ class Settings(BaseSettings):
     def queue(self) -> str:
         """The Celery queue this host's workers consume."""
         return f"c2d.{self.data_host}"
+
+    @property
+    def code_dir(self) -> Path:
+        """Per-job extracted code bundles, mounted read-only at /code."""
+        return self.home / "code"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Code bundles being received by the API, before they are checked and stored."""
+        return self.home / "uploads"
