@@ -1,0 +1,75 @@
+"""What every route is handed: the API's state and the user behind the bearer token.
+
+Tokens are looked up by their sha256 in the store and compared in constant time
+(``Service.authenticate``); the API never sees a stored token. Who may do what is decided by
+the service; routes only pass the user along.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from jobs.models import Job, User
+from jobs.states import JobState
+from runner.context import Context
+from runner.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `c2d init` or `c2d user add`.")
+
+
+@dataclass
+class ApiState:
+    """The API process's context and its (lazily connected) dispatcher."""
+
+    ctx: Context
+    dispatcher: Dispatcher | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _sender(self) -> Dispatcher:
+        with self._lock:
+            if self.dispatcher is None:
+                self.dispatcher = Dispatcher.for_settings(self.ctx.settings)
+            return self.dispatcher
+
+    def dispatch(self, job: Job) -> None:
+        """Send an approved job to its data host's queue; best effort (see the reconciler)."""
+        if job.state is not JobState.APPROVED:
+            return
+        try:
+            host = self.ctx.service.dataset_of(job).policy.host
+            self._sender().send(job.id, host, ttl=self.ctx.settings.redispatch_s)
+        except Exception as exc:
+            log.warning("job %s not dispatched now (the reconciler will): %s", job.id, exc)
+
+    def close(self) -> None:
+        """Close the dispatcher and the context."""
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+        self.ctx.close()
+
+
+def api_state(request: Request) -> ApiState:
+    """The ``ApiState`` of the app serving ``request``."""
+    state: ApiState = request.app.state.c2d
+    return state
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user holding the bearer token; ``Unauthenticated`` (401) for none or a wrong one."""
+    token = credentials.credentials if credentials is not None else None
+    return api_state(request).ctx.service.authenticate(token)
+
+
+State = Annotated[ApiState, Depends(api_state)]
+Actor = Annotated[User, Depends(current_user)]

@@ -1,0 +1,165 @@
+"""``POST /v1/jobs``: receive a spec and a code bundle, check both, and record the job.
+
+Nothing is stored unless everything passes:
+
+1. The request body is capped while it streams in (``Content-Length`` is checked first, then
+   every chunk is counted), so an oversized upload is refused with 413 before it is all read.
+2. The multipart form may hold exactly one file (``bundle``) and one field (``spec``).
+3. The bundle is copied into a private temporary file under a cap, and every tar header is
+   checked as extraction would check it (``jobs.bundle.file_list``) before the job exists.
+4. The environment is resolved to a local image ID (never pulled).
+5. The bundle is staged in the artifact store (hashed while copied: that is the code digest),
+   the job is submitted in one transaction with its ledger entry, and only then is the blob
+   committed. On any error the temporary file and the staged blob are deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import IO, Any
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from jobs.bundle import file_list
+from jobs.errors import InvalidRequest, TooLarge
+from jobs.models import Job, JobSpec, User
+from jobs.units import format_size
+from runner.api.deps import Actor, State
+from runner.api.views import job_view
+from runner.context import Context
+
+router = APIRouter(prefix="/v1")
+
+SPEC_MAX = 1024 * 1024
+"""Largest ``spec`` field (params are capped far lower by the service)."""
+FORM_OVERHEAD = 64 * 1024
+_CHUNK = 1024 * 1024
+
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["spec", "bundle"],
+                    "properties": {
+                        "spec": {"type": "string", "description": "The JobSpec as JSON."},
+                        "bundle": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The deterministic code tar (application/x-tar).",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _too_large(cap: int) -> TooLarge:
+    return TooLarge(
+        f"the code bundle is larger than the {format_size(cap)} this server accepts; "
+        "leave data, models and build output out of the job folder (.c2dignore)"
+    )
+
+
+async def _capped(
+    stream: AsyncIterator[bytes], limit: int, cap: int
+) -> AsyncGenerator[bytes, None]:
+    total = 0
+    async for chunk in stream:
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(cap)
+        yield chunk
+
+
+async def read_form(request: Request, cap: int) -> FormData:
+    """Parse the upload's form, refusing (413) a body larger than the bundle cap allows."""
+    limit = cap + SPEC_MAX + FORM_OVERHEAD
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _too_large(cap)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequest(
+            "send the job as multipart/form-data with a `spec` field (JSON) and a `bundle` file"
+        )
+    parser = MultiPartParser(
+        request.headers,
+        _capped(request.stream(), limit, cap),
+        max_files=1,
+        max_fields=1,
+        max_part_size=SPEC_MAX,
+    )
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidRequest(
+            f"the upload is not a valid form ({exc.message}); send one `spec` field and one "
+            "`bundle` file"
+        ) from exc
+
+
+def _copy_capped(source: IO[bytes], target: IO[bytes], cap: int) -> None:
+    total = 0
+    while chunk := source.read(_CHUNK):
+        total += len(chunk)
+        if total > cap:
+            raise _too_large(cap)
+        target.write(chunk)
+    target.flush()
+
+
+def _parse_spec(text: str) -> JobSpec:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"the `spec` field is not JSON: {exc}") from exc
+    return JobSpec.from_data(data, source="the submitted spec")
+
+
+def accept(ctx: Context, actor: User, spec_text: str, bundle: IO[bytes]) -> Job:
+    """Check and record one submission (steps 3-5 of the module docstring)."""
+    spec = _parse_spec(spec_text)
+    limits = ctx.limits
+    cap = limits.max_bundle_bytes
+    with tempfile.NamedTemporaryFile(dir=ctx.settings.uploads_dir, prefix="bundle-") as temp:
+        _copy_capped(bundle, temp, cap)
+        files = file_list(
+            Path(temp.name), max_files=limits.max_bundle_files, max_bytes=limits.max_bundle_bytes
+        )
+        image_id = ctx.resolve_image(spec.environment)
+        temp.seek(0)
+        with ctx.artifacts.stage(temp, cap) as staged:  # type: ignore[arg-type]
+            job = ctx.service.submit(actor, spec, None, staged.digest, files, image_id)
+            staged.commit()
+    return job
+
+
+@router.post("/jobs", status_code=201, openapi_extra=_OPENAPI)
+async def submit(
+    request: Request, actor: Actor, state: State, background: BackgroundTasks
+) -> dict[str, Any]:
+    """Submit a job: the spec and the code bundle. Pending, or approved at once by policy."""
+    form = await read_form(request, state.ctx.limits.max_bundle_bytes)
+    try:
+        spec = form.get("spec")
+        bundle = form.get("bundle")
+        if not isinstance(spec, str) or not isinstance(bundle, UploadFile):
+            raise InvalidRequest(
+                "the form needs a `spec` field (the job spec as JSON) and a `bundle` file "
+                "(the code tar); `c2d submit` sends both"
+            )
+        job = await run_in_threadpool(accept, state.ctx, actor, spec, bundle.file)
+    finally:
+        await form.close()
+    background.add_task(state.dispatch, job)
+    return job_view(job)
