@@ -4,7 +4,8 @@
 
 1. **Claim** the job (compare-and-set, a lease, a new fence). A claim that conflicts (another
    worker holds a live lease, or the job is no longer approved) means this message is a
-   duplicate: do nothing (``SKIPPED``); the task acks it.
+   duplicate: do nothing (``SKIPPED``); the task acks it. A job of another data host is never
+   claimed here.
 2. **Heartbeat**: while the worker holds the job a thread renews the lease.
 3. **Preflight** (``runner.preflight``): re-hash the bundle, resolve the image, re-hash the
    dataset, hash the params, and refuse on any difference from the approval; the container
@@ -67,6 +68,15 @@ def execute_job(
     Raises ``TryLater`` when the job must be continued later (Docker down, ``stop`` set).
     """
     try:
+        host = ctx.service.dataset_of(ctx.service.load_job(job_id)).policy.host
+        if host != ctx.settings.data_host:
+            log.error(
+                "job %s belongs to data host %s, not %s; not run here (check the queues)",
+                job_id,
+                host,
+                ctx.settings.data_host,
+            )
+            return Ending.SKIPPED
         claim = ctx.service.claim(job_id, worker, ctx.settings.lease_s)
     except (Conflict, NotFound) as exc:
         log.info("job %s not claimed by %s: %s", job_id, worker, exc)

@@ -1,0 +1,59 @@
+"""`c2d init` (runner.processes.init_home): a private state folder, a key, one admin token."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+from control_world import settings_for
+
+from jobs.models import Role
+from jobs.service import token_hash
+from runner.context import open_context
+from runner.errors import HomeExists, HomeNotInitialized
+from runner.processes import init_home
+
+
+def test_init_makes_a_private_home_whose_token_is_the_admins(tmp_path):
+    settings = settings_for(tmp_path)
+    token = init_home(settings)
+
+    assert stat.S_IMODE(settings.home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(settings.key_path.stat().st_mode) == 0o600
+    ctx = open_context(settings)
+    try:
+        admin = ctx.service.authenticate(token)
+        assert admin.role is Role.ADMIN
+        files = [settings.db_path, settings.db_path.with_name("c2d.db-wal")]
+        stored = b"".join(p.read_bytes() for p in files if p.exists())
+        assert token_hash(token).encode() in stored  # what is kept is the hash...
+        assert token.encode() not in stored  # ...never the token
+        assert [e.type for e in ctx.ledger.entries()] == ["user.added"]
+    finally:
+        ctx.close()
+
+
+def test_init_refuses_an_existing_installation_and_changes_nothing(tmp_path):
+    settings = settings_for(tmp_path)
+    init_home(settings)
+    key = settings.key_path.read_bytes()
+    db = settings.db_path.read_bytes()
+
+    with pytest.raises(HomeExists):
+        init_home(settings)
+
+    assert settings.key_path.read_bytes() == key
+    assert settings.db_path.read_bytes() == db
+
+
+def test_init_refuses_a_folder_with_only_a_key(tmp_path):
+    settings = settings_for(tmp_path)
+    settings.home.mkdir()
+    settings.key_path.write_text("someone's key")
+    with pytest.raises(HomeExists):
+        init_home(settings)
+
+
+def test_opening_a_home_that_was_never_initialized_says_to_run_init(tmp_path):
+    with pytest.raises(HomeNotInitialized, match="c2d init"):
+        open_context(settings_for(tmp_path))

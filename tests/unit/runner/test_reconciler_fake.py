@@ -1,0 +1,142 @@
+"""The reconciler's decisions, with a real store, a fake engine and a recording sender."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from control_world import ControlWorld, build_control_world
+
+from jobs.states import JobState
+from runner.preflight import prepare_run
+from runner.reconciler import MAX_ATTEMPTS, Reconciler
+from runner.sandbox.fake import Script
+
+
+@dataclass
+class Sender:
+    """Records sends; ``queue`` is what the broker holds; ``marks`` plays Redis SET NX."""
+
+    queue: set[str] = field(default_factory=set)
+    sent: list[str] = field(default_factory=list)
+    marks: set[str] = field(default_factory=set)
+
+    def send(self, job_id: str, host: str, ttl: float = 0.0) -> bool:
+        if ttl and job_id in self.marks:
+            return False
+        self.marks.add(job_id)
+        self.sent.append(job_id)
+        self.queue.add(job_id)
+        return True
+
+    def queued(self, host: str) -> set[str]:
+        return set(self.queue)
+
+
+@pytest.fixture
+def world(tmp_path) -> Iterator[ControlWorld]:
+    w = build_control_world(tmp_path, lease_s=5.0, redispatch_s=10.0)
+    yield w
+    w.close()
+
+
+def reconciler(world: ControlWorld, sender: Sender) -> Reconciler:
+    return Reconciler(world.ctx, sender, clock=world.clock, reap_containers=False)
+
+
+def test_an_approved_job_off_the_queue_is_sent_again_after_the_grace_period(world):
+    job = world.approved()
+    sender = Sender()
+
+    world.clock.advance(5)
+    assert reconciler(world, sender).run_once().sent == []
+    world.clock.advance(6)
+    assert reconciler(world, sender).run_once().sent == [job.id]
+    # Still unclaimed, but now on the queue: not sent a second time.
+    world.clock.advance(20)
+    assert reconciler(world, sender).run_once().sent == []
+    assert sender.sent == [job.id]
+
+
+def test_two_reconcilers_send_a_lost_job_once(world):
+    job = world.approved()
+    world.clock.advance(11)
+    sender = Sender()
+    first = reconciler(world, sender)
+    second = reconciler(world, sender)
+    sender.queue.clear()  # both look before either sends
+    first.run_once()
+    sender.queue.clear()
+    second.run_once()
+    assert sender.sent == [job.id]
+
+
+def test_an_expired_lease_with_a_container_is_sent_for_adoption(world):
+    job = world.approved(Script(runs_forever=True))
+    claim = world.service.claim(job.id, "gone@test:1", 5)
+    spec_job = claim.job
+    spec = prepare_run(world.ctx, spec_job)
+    world.ctx.executor().prepare(spec)
+    world.ctx.executor().start(spec)
+    sender = Sender()
+    world.clock.advance(6)
+
+    result = reconciler(world, sender).run_once()
+
+    assert result.adopted == [job.id]
+    assert result.failed == []
+    assert world.service.load_job(job.id).state is JobState.RUNNING
+
+
+def test_an_expired_lease_without_a_container_fails_once_with_a_reason(world):
+    job = world.approved()
+    claim = world.service.claim(job.id, "gone@test:1", 5)
+    sender = Sender()
+    world.clock.advance(6)
+    assert claim.job.lease_expires is not None
+
+    assert reconciler(world, sender).run_once().failed == [job.id]
+    assert reconciler(world, sender).run_once().failed == []
+
+    failed = world.service.load_job(job.id)
+    assert failed.state is JobState.FAILED
+    assert "container is gone" in (failed.reason or "")
+    finished = [e for e in world.ctx.ledger.entries_for(job.id) if e.type == "job.finished"]
+    assert len(finished) == 1
+    assert finished[0].body["lease_expired"] is True
+    assert sender.sent == []
+
+
+def test_a_job_whose_workers_keep_dying_is_given_up(world):
+    job = world.approved(Script(runs_forever=True))
+    claim = None
+    for attempt in range(MAX_ATTEMPTS):
+        world.clock.advance(6)  # the previous worker's lease ran out
+        claim = world.service.claim(job.id, f"w@test:{attempt}", 5)
+    assert claim is not None
+    spec = prepare_run(world.ctx, claim.job)
+    world.ctx.executor().prepare(spec)
+    world.ctx.executor().start(spec)
+
+    world.clock.advance(6)
+    result = reconciler(world, Sender()).run_once()
+
+    assert result.failed == [job.id]
+    assert "gave up after 5 attempts" in (world.service.load_job(job.id).reason or "")
+    assert job.id not in world.host.containers
+
+
+def test_jobs_of_other_data_hosts_are_left_alone(tmp_path):
+    world = build_control_world(tmp_path, data_host="default")
+    try:
+        job = world.approved()
+        world.service.claim(job.id, "w@test:1", 5)
+        world.clock.advance(60)
+        other = Reconciler(world.ctx, Sender(), clock=world.clock, reap_containers=False)
+        other.host = "west"
+        result = other.run_once()
+        assert (result.sent, result.adopted, result.failed) == ([], [], [])
+        assert world.service.load_job(job.id).state is JobState.RUNNING
+    finally:
+        world.close()

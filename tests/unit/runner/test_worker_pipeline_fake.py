@@ -1,0 +1,163 @@
+"""The worker pipeline (runner.worker.execute_job) against a real store and a fake engine."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from control_world import ControlWorld, build_control_world
+
+from jobs.states import JobState
+from runner.errors import TryLater
+from runner.sandbox.fake import Script
+from runner.worker import Ending, execute_job
+
+W1, W2 = "default@test:1", "default@test:2"
+
+
+@pytest.fixture
+def world(tmp_path) -> Iterator[ControlWorld]:
+    w = build_control_world(tmp_path)
+    yield w
+    report = w.ctx.ledger.verify()
+    assert report.ok, report.detail
+    w.close()
+
+
+def types(w: ControlWorld, job_id: str) -> list[str]:
+    return [e.type for e in w.ctx.ledger.entries_for(job_id)]
+
+
+def test_a_job_runs_finishes_once_and_leaves_nothing_on_the_host(world):
+    job = world.approved(Script(files={"model.bin": b"weights", "metrics.json": b'{"acc": 0.5}'}))
+
+    assert execute_job(world.ctx, job.id, W1, poll_s=0.05) is Ending.FINISHED
+
+    done = world.service.load_job(job.id)
+    assert done.state is JobState.RELEASED  # the policy releases on success
+    assert done.outcome is not None
+    assert done.outcome.metrics == {"acc": 0.5}
+    assert {o.name for o in done.outcome.outputs} == {"model.bin", "metrics.json"}
+    assert world.ctx.artifacts.has(done.outcome.log_digest or "")
+    assert types(world, job.id) == [
+        "job.submitted", "job.approved", "job.started", "job.finished", "job.released",
+    ]  # fmt: skip
+    assert world.host.created == {job.id: 1}
+    assert job.id not in world.host.containers
+    assert not (world.ctx.settings.work_dir / job.id).exists()
+    assert not (world.ctx.settings.code_dir / job.id).exists()
+
+
+def test_a_second_delivery_of_a_finished_job_does_nothing(world):
+    job = world.approved()
+    assert execute_job(world.ctx, job.id, W1, poll_s=0.05) is Ending.FINISHED
+    assert execute_job(world.ctx, job.id, W2, poll_s=0.05) is Ending.SKIPPED
+    assert types(world, job.id).count("job.finished") == 1
+    assert world.host.created == {job.id: 1}
+
+
+def test_a_delivery_while_another_worker_holds_the_lease_does_nothing(world):
+    job = world.approved()
+    world.service.claim(job.id, W1, 60)
+    assert execute_job(world.ctx, job.id, W2, poll_s=0.05) is Ending.SKIPPED
+    assert world.service.load_job(job.id).lease_owner == W1
+    assert world.host.created == {}
+
+
+def test_changed_code_in_the_store_is_refused_before_any_container(world):
+    job = world.approved()
+    blob = world.ctx.artifacts.path(job.code_digest)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes() + b"\0" * 512)
+
+    assert execute_job(world.ctx, job.id, W1, poll_s=0.05) is Ending.FINISHED
+
+    failed = world.service.load_job(job.id)
+    assert failed.state is JobState.FAILED
+    assert "code digest changed" in (failed.reason or "")
+    assert world.host.created == {}
+    assert not (world.ctx.settings.code_dir / job.id).exists()
+
+
+def test_a_changed_dataset_file_is_refused_before_any_container(world):
+    job = world.approved()
+    (world.tmp / "data" / "rows.csv").write_text("a,b\n1,3\n")
+
+    execute_job(world.ctx, job.id, W1, poll_s=0.05)
+
+    failed = world.service.load_job(job.id)
+    assert failed.state is JobState.FAILED
+    assert "dataset digest changed" in (failed.reason or "")
+    assert world.host.created == {}
+
+
+def test_a_missing_image_fails_the_job_with_the_sandbox_reason(world):
+    job = world.approved()
+    world.ctx._executor = world.executor(images=set())
+
+    execute_job(world.ctx, job.id, W1, poll_s=0.05)
+
+    failed = world.service.load_job(job.id)
+    assert failed.state is JobState.FAILED
+    assert "never pulls" in (failed.reason or "")
+
+
+def test_cancelling_a_running_job_stops_its_container_without_a_finish(world):
+    job = world.approved(Script(runs_forever=True))
+    ended: list[Ending] = []
+    runner = threading.Thread(
+        target=lambda: ended.append(execute_job(world.ctx, job.id, W1, poll_s=0.05))
+    )
+    runner.start()
+    deadline = time.monotonic() + 10
+    while job.id not in world.host.containers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    world.service.cancel(world.users["rita"], job.id, "wrong params")
+    runner.join(10)
+
+    assert ended == [Ending.CANCELLED]
+    assert job.id not in world.host.containers
+    assert "job.finished" not in types(world, job.id)
+    assert world.service.load_job(job.id).state is JobState.CANCELLED
+
+
+def test_a_stopping_worker_hands_the_job_back_and_the_next_one_adopts_it(tmp_path):
+    world = build_control_world(tmp_path, lease_s=0.5, heartbeat_s=0.1)
+    try:
+        job = world.approved(Script(duration_s=1.0, files={"model.bin": b"m"}))
+        stop = threading.Event()
+        stop.set()
+        with pytest.raises(TryLater):
+            execute_job(world.ctx, job.id, W1, stop=stop, poll_s=0.05)
+        assert world.service.load_job(job.id).state is JobState.RUNNING
+        assert job.id in world.host.containers  # left running for the next worker
+
+        # Another worker process: a new executor on the same engine, after the lease ran out.
+        world.ctx._executor = world.executor()
+        time.sleep(0.6)
+        assert execute_job(world.ctx, job.id, W2, poll_s=0.05) is Ending.FINISHED
+
+        assert world.host.created == {job.id: 1}
+        entries = types(world, job.id)
+        assert entries.count("job.started") == 1
+        assert entries.count("job.reclaimed") == 1
+        assert entries.count("job.finished") == 1
+        assert world.service.load_job(job.id).state is JobState.RELEASED
+    finally:
+        world.close()
+
+
+def test_a_job_of_another_data_host_is_not_claimed_here(tmp_path):
+    world = build_control_world(tmp_path, data_host="elsewhere")
+    try:
+        job = world.approved()
+        assert execute_job(world.ctx, job.id, W1, poll_s=0.05) is Ending.SKIPPED
+        assert world.service.load_job(job.id).state is JobState.APPROVED
+    finally:
+        world.close()
+
+
+def test_an_unknown_job_id_is_skipped(world):
+    assert execute_job(world.ctx, "0123456789ab", W1) is Ending.SKIPPED
