@@ -51,7 +51,7 @@ from pydantic import (
 from jobs.errors import DatasetError
 from jobs.fields import FROZEN, SCHEMA_VERSION, RelativePattern
 from jobs.profile_stats import ColumnSummary
-from jobs.tabular import FileFormat, detect, parquet_rows, read_chunks
+from jobs.tabular import CHUNK_ROWS, FileFormat, detect, parquet_rows, read_chunks
 
 Level = Literal["hidden", "columns", "stats"]
 Dtype = Literal["integer", "float", "boolean", "string", "category", "datetime"]
@@ -184,11 +184,13 @@ def profile_dataset(
     *,
     public: PublicValues | None = None,
     max_rows_scanned: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> DatasetProfile:
     """Profile every file under ``root`` (see the module docstring for what is kept).
 
     ``max_rows_scanned`` bounds the work per table: statistics then cover the first rows
-    only, and text tables report that many rows as a lower bound.
+    only, and text tables report that many rows as a lower bound. ``chunk_rows`` rows are
+    read at a time (memory grows with it and the number of columns, not with the file).
 
     Raises ``DatasetError`` for a missing folder or a link, device or fifo inside, and
     ``ParquetUnavailable`` for a ``.parquet`` file when pyarrow is not installed.
@@ -205,7 +207,7 @@ def profile_dataset(
         entry = FileProfile(path=rel, format=fmt, compression=compression, bytes=size)
         if fmt != "other":
             entry = entry.model_copy(
-                update=_profile_table(folder / rel, rel, fmt, public, max_rows_scanned)
+                update=_profile_table(folder / rel, rel, fmt, public, max_rows_scanned, chunk_rows)
             )
         files.append(entry)
     return DatasetProfile(files=tuple(files))
@@ -236,16 +238,19 @@ def _profile_table(
     fmt: FileFormat,
     public: PublicValues | None,
     max_rows: int | None,
+    chunk_rows: int,
 ) -> dict[str, Any]:
     """The row and column fields of a table's ``FileProfile``, or its ``problem``."""
     _, compression = detect(rel)
     text = fmt != "parquet"
     try:
-        summaries, scanned, exact = _scan(path, rel, fmt, compression, public, max_rows, ())
+        summaries, scanned, exact = _scan(
+            path, rel, fmt, compression, public, max_rows, (), chunk_rows
+        )
         redo = [s.name for s in summaries.values() if s.conflict]
         if redo:
             # pandas typed some chunks of these columns differently: read them as text.
-            again, _, _ = _scan(path, rel, fmt, compression, public, max_rows, redo)
+            again, _, _ = _scan(path, rel, fmt, compression, public, max_rows, redo, chunk_rows)
             summaries |= again
     except _Unreadable as exc:
         return {"problem": _problem(exc.__cause__, text)}
@@ -272,6 +277,7 @@ def _scan(
     public: PublicValues | None,
     max_rows: int | None,
     as_text: Sequence[str],
+    chunk_rows: int,
 ) -> tuple[dict[str, ColumnSummary], int, bool]:
     """One pass over a table: (summaries by column, rows scanned, whether that is all rows).
 
@@ -282,7 +288,14 @@ def _scan(
     # One row past the limit tells whether the limit cut the table short.
     limit = None if max_rows is None else max_rows + 1
     chunks = read_chunks(
-        path, rel, fmt, compression, columns=as_text or None, as_text=as_text, max_rows=limit
+        path,
+        rel,
+        fmt,
+        compression,
+        columns=as_text or None,
+        as_text=as_text,
+        max_rows=limit,
+        chunk_rows=chunk_rows,
     )
     for chunk in _guarded(chunks):
         if max_rows is not None and scanned + len(chunk) > max_rows:
