@@ -154,8 +154,10 @@ def image_build(
         raise ServiceUnavailable(
             f"no Docker engine answers ({exc}); start it with `make services`"
         ) from exc
-    with client:
+    try:
         result = build_environment(client, name, base=base, force=force, progress=out.say)
+    finally:
+        client.close()
     out.result(
         {
             "name": result.name,

@@ -65,3 +65,4 @@ def test_metrics_must_hash_to_the_recorded_digest() -> None:
         )
     with pytest.raises(IntegrityError):
         check_metrics("j", None, {"metrics_digest": canonical_digest(metrics)})
+    check_metrics("j", None, {"metrics_digest": canonical_digest({})})  # no metrics file

@@ -1,0 +1,204 @@
+"""A data owner and a researcher, from registering a dataset to a verified, loadable model.
+
+Everything goes through the real `c2d` console script against a real API server and Celery
+worker running real Docker containers; every command is run with `--json` and its one JSON
+document is parsed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pytest
+import skops.io
+
+from jobs.bundle import pack
+
+if TYPE_CHECKING:
+    from conftest import Stack
+
+MakeJob = Callable[[str], Path]
+
+pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
+
+FINAL = {"succeeded", "failed", "released", "rejected", "cancelled"}
+
+
+def wait_state(stack: Stack, job_id: str, token: str, states: set[str]) -> dict[str, Any]:
+    """Poll `c2d status` until the job is in one of `states` (bounded by the job's timeout)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = stack.json("status", job_id, token=token)
+        if job["state"] in states or job["state"] in FINAL:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} stayed {job['state']}\n{stack.logs()}")
+
+
+def test_owner_and_researcher_from_dataset_to_verified_model(
+    c2d_stack: Stack, patients_dir: Path, tmp_path: Path, example_job: MakeJob
+) -> None:
+    stack = c2d_stack
+    owner, owner_token = stack.add_user("owner", "olga")
+    researcher, researcher_token = stack.add_user("researcher", "rita")
+    dataset = f"patients-{uuid.uuid4().hex[:6]}"
+
+    # The researcher logs in once; later commands read the private config file.
+    config = tmp_path / "rita" / "config.json"
+    login = stack.json("login", stack.url, researcher_token, config=config)
+    assert (login["name"], login["role"]) == (researcher, "researcher")
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    key_file = tmp_path / "ledger.pub"
+    key_file.write_text(login["public_key"])
+    assert len(base64.b64decode(login["public_key"])) == 32
+
+    # Owner: register the dataset with outputs reviewed by hand.
+    ds = stack.json(
+        "dataset", "add", dataset, str(patients_dir), "--review-outputs", token=owner_token
+    )
+    assert ds["name"] == dataset
+    assert ds["owner"] == owner
+    assert ds["files"] == 1
+    assert ds["digest"].startswith("sha256:")
+    listed = stack.json("dataset", "list", token=researcher_token)
+    assert dataset in {d["name"] for d in listed}
+    envs = stack.json("env", "list", token=researcher_token)
+    assert "python-ml" in {e["name"] for e in envs}
+
+    # Researcher: submit the example classifier with a parameter override.
+    job_dir = example_job("diabetes-classifier")
+    submitted = stack.json(
+        "submit", str(job_dir), "--dataset", dataset, "--param", "n_estimators=25",
+        config=config,
+    )  # fmt: skip
+    assert set(submitted) >= {"id", "state", "code_digest"}
+    assert submitted["state"] == "pending"
+    assert submitted["code_digest"] == pack(job_dir).digest
+    job_id = submitted["id"]
+    mine = stack.json("jobs", config=config)
+    assert job_id in {j["id"] for j in mine}
+
+    # Owner: sees it pending, reviews it, approves it.
+    pending = stack.json("jobs", "--state", "pending", token=owner_token)
+    assert job_id in {j["id"] for j in pending}
+    review = stack.json("review", job_id, token=owner_token)
+    assert review["job"]["id"] == job_id
+    assert "train.py" in {f["name"] for f in review["files"]}
+    assert review["previous"] is None
+    assert review["job"]["spec"]["params"]["n_estimators"] == 25
+    approved = stack.json("approve", job_id, "--note", "looks fine", token=owner_token)
+    assert approved["state"] in {"approved", "running", "succeeded"}
+
+    # The job runs; outputs wait for the owner's review.
+    job = wait_state(stack, job_id, researcher_token, {"succeeded"})
+    assert job["state"] == "succeeded", f"{job}\n{stack.logs()}"
+    status = stack.json("status", job_id, config=config)
+    assert set(status) >= {"id", "state", "reason", "dataset", "code_digest", "created", "finished"}
+    not_yet = stack.c2d("fetch", job_id, "-o", str(tmp_path / "early"), config=config)
+    assert not_yet.returncode == 2, not_yet.stderr
+    assert "released" in not_yet.stderr
+    assert not (tmp_path / "early" / "model.skops").exists()
+
+    logs = stack.json("logs", job_id, token=owner_token)
+    assert "held-out accuracy" in logs["log"]
+    assert logs["truncated"] is False
+    released = stack.json("release", job_id, token=owner_token)
+    assert released["state"] == "released"
+
+    # Researcher: fetch, verified against the outcome, the receipt and the pinned key.
+    out = tmp_path / "result"
+    fetched = stack.json("fetch", job_id, "-o", str(out), "--key", str(key_file), config=config)
+    assert fetched["verified"] is True
+    assert fetched["id"] == job_id
+    assert Path(fetched["dir"]) == out
+    names = {f["name"] for f in fetched["files"]}
+    assert names == {"model.skops", "metrics.json"}
+    for f in fetched["files"]:
+        assert (out / f["name"]).stat().st_size == f["bytes"]
+    assert set(fetched["metrics"]) >= {"accuracy", "roc_auc"}
+    assert Path(fetched["receipt"]) == out / "receipt.json"
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.skops", "receipt.json"]
+
+    # The model loads outside with skops and predicts about as well as the metrics say.
+    model_path = out / "model.skops"
+    model = skops.io.load(model_path, trusted=skops.io.get_untrusted_types(file=model_path))
+    data = pd.read_csv(patients_dir / "patients.csv")
+    features = ["age", "bmi", "smoker", "glucose", "systolic_bp"]
+    accuracy = float((model.predict(data[features]) == data["diabetes"]).mean())
+    assert accuracy > 0.6
+    assert abs(accuracy - fetched["metrics"]["accuracy"]) < 0.25
+
+    # Anyone: the receipt verifies offline, the log verifies remotely and on disk.
+    receipt = stack.json("receipt", "verify", str(out / "receipt.json"), "--key", str(key_file))
+    assert receipt["subject"] == job_id
+    types = [e["type"] for e in receipt["entries"]]
+    assert types[0] == "job.submitted"
+    assert "job.approved" in types
+    assert "job.finished" in types
+    assert types[-1] == "job.released"
+    remote = stack.json("ledger", "verify", "--key", str(key_file), token=researcher_token)
+    assert remote["ok"] is True
+    assert remote["first_bad"] is None
+    assert remote["entries"] >= len(types)
+    local = stack.json("ledger", "verify", "--home", str(stack.home), "--key", str(key_file))
+    assert local["ok"] is True
+    shown = stack.json("ledger", "show", "--job", job_id, token=owner_token)
+    assert [e["type"] for e in shown] == types[: len(shown)]
+    assert all(e["subject"] == job_id for e in shown)
+
+
+def test_submit_wait_follows_to_the_end_and_trust_approves_by_policy(
+    c2d_stack: Stack, patients_dir: Path, tmp_path: Path, example_job: MakeJob
+) -> None:
+    """After `c2d trust`, the same code is approved by policy, so `--wait` runs unattended."""
+    stack = c2d_stack
+    _, owner_token = stack.add_user("owner", "olga")
+    _, researcher_token = stack.add_user("researcher", "rita")
+    dataset = f"patients-{uuid.uuid4().hex[:6]}"
+    stack.json("dataset", "add", dataset, str(patients_dir), token=owner_token)
+    job_dir = example_job("diabetes-classifier")
+    first = stack.json("submit", str(job_dir), "--dataset", dataset, token=researcher_token)
+    trusted = stack.json("trust", first["id"], token=owner_token)
+    assert trusted["code_digest"] == first["code_digest"]
+    assert trusted["dataset"] == dataset
+    cancelled = stack.json("cancel", first["id"], token=researcher_token)
+    assert cancelled["state"] == "cancelled"
+
+    waited = stack.json(
+        "submit", str(job_dir), "--dataset", dataset, "--param", "n_estimators=10", "--wait",
+        token=researcher_token,
+    )  # fmt: skip
+    # Release on success is the dataset's policy here, so the job ends released.
+    assert waited["state"] == "released", stack.logs()
+    job = stack.json("status", waited["id"], token=researcher_token)
+    assert job["approval"]["by_policy"] is True
+    fetched = stack.json("fetch", waited["id"], "-o", str(tmp_path / "out"), token=researcher_token)
+    assert fetched["verified"] is True
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == fetched["metrics"]
+
+
+def test_reject_ends_a_job_and_says_why(
+    c2d_stack: Stack, patients_dir: Path, example_job: MakeJob
+) -> None:
+    stack = c2d_stack
+    _, owner_token = stack.add_user("owner", "olga")
+    _, researcher_token = stack.add_user("researcher", "rita")
+    dataset = f"patients-{uuid.uuid4().hex[:6]}"
+    stack.json("dataset", "add", dataset, str(patients_dir), token=owner_token)
+    job_dir = example_job("bp-regression")
+    job = stack.json("submit", str(job_dir), "--dataset", dataset, token=researcher_token)
+    rejected = stack.json(
+        "reject", job["id"], "--reason", "uses too many columns", token=owner_token
+    )
+    assert rejected["state"] == "rejected"
+    seen = stack.json("status", job["id"], token=researcher_token)
+    assert seen["state"] == "rejected"
+    assert "too many columns" in (seen["reason"] or "")
