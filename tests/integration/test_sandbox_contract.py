@@ -28,13 +28,14 @@ LIMITS = Limits(memory_bytes=256 * 1024**2, timeout_s=60, outputs_bytes=1024**2)
 MODEL = b"model-bytes"
 
 DOCKER_SCRIPTS = {
-    "ok": f"open('/outputs/model.pkl', 'wb').write({MODEL!r})\nprint('trained')",
+    "ok": f"import sys\nopen('/outputs/model.pkl', 'wb').write({MODEL!r})\nprint('trained')\n"
+    "print('careful', file=sys.stderr)",
     "exit3": "raise SystemExit(3)",
     "slow": f"import time\ntime.sleep(2)\nopen('/outputs/model.pkl', 'wb').write({MODEL!r})",
     "forever": "import time\ntime.sleep(3600)",
 }
 FAKE_SCRIPTS = {
-    "ok": Script(files={"model.pkl": MODEL}, log=b"trained\n"),
+    "ok": Script(files={"model.pkl": MODEL}, log=b"trained\ncareful\n"),
     "exit3": Script(exit_code=3),
     "slow": Script(files={"model.pkl": MODEL}, duration_s=2),
     "forever": Script(runs_forever=True),
@@ -129,7 +130,7 @@ def test_run_reports_a_success_and_a_failure(impl: Impl) -> None:
     assert ok.succeeded, ok.reason
     assert [o.name for o in ok.outputs] == ["model.pkl"]
     assert impl.store.path(ok.outputs[0].sha256).read_bytes() == MODEL
-    assert ok.log == b"trained\n"
+    assert sorted(ok.log.splitlines()) == [b"careful", b"trained"]  # stdout and stderr
     failed = impl.new_executor().run(impl.spec("exit3"), impl.store)
     assert not failed.succeeded
     assert failed.reason == "exited with code 3"

@@ -50,10 +50,13 @@ def run_from_tmp():
     os.chmod("/tmp/tool.sh", 0o755)
     subprocess.run(["/tmp/tool.sh"], check=True)
 
-def fill_tmp():
-    with open("/tmp/fill", "wb") as f:
-        for _ in range(64):
-            f.write(b"\0" * (1024 * 1024))
+def fill(folder, mib):
+    def go():  # files of 8 MiB, below the file size limit: only the mount's size may stop it
+        for i in range(0, mib, 8):
+            with open(f"{folder}/fill{i}", "wb") as f:
+                for _ in range(8):
+                    f.write(b"\1" * (1024 * 1024))
+    return go
 
 libc = ctypes.CDLL(None, use_errno=True)
 report(
@@ -81,7 +84,9 @@ report(
     environ=dict(os.environ),
     init_environ=open("/proc/1/environ", "rb").read().decode(errors="replace"),
     exec_from_tmp=attempt(run_from_tmp),
-    fill_tmp=attempt(fill_tmp),
+    fill_tmp=attempt(fill("/tmp", 64)),
+    fill_shm=attempt(fill("/dev/shm", 160)),
+    init=open("/proc/1/cmdline", "rb").read().split(b"\0")[0].decode(),
     rlimits={name: resource.getrlimit(getattr(resource, "RLIMIT_" + name.upper()))
              for name in ["nofile", "fsize", "core"]},
 )
@@ -135,6 +140,7 @@ def test_outputs_and_tmp_are_the_writable_places(seen: dict[str, Any]) -> None:
 
 def test_tmp_is_capped_and_not_executable(seen: dict[str, Any]) -> None:
     assert seen["fill_tmp"] == "ENOSPC"  # 64 MiB into a 16 MiB /tmp
+    assert seen["fill_shm"] == "ENOSPC"  # 160 MiB into a 64 MiB /dev/shm
     assert seen["exec_from_tmp"] in {"EACCES", "EPERM"}
 
 
@@ -171,3 +177,7 @@ def test_ulimits_hold(seen: dict[str, Any]) -> None:
     assert seen["rlimits"]["nofile"] == [SMALL.nofile, SMALL.nofile]
     assert seen["rlimits"]["fsize"] == [fsize_limit(SMALL)] * 2
     assert seen["rlimits"]["core"] == [0, 0]
+
+
+def test_an_init_process_is_pid_1(seen: dict[str, Any]) -> None:
+    assert seen["init"] == "/sbin/docker-init"

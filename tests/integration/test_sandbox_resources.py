@@ -49,6 +49,45 @@ def sandbox(
     yield from make_sandbox(request, docker_client, job_image, runsc_available, tmp_path)
 
 
+def cgroup_limits(container_id: str) -> dict[str, str]:
+    """The kernel's view of a container's limits, read on the host (cgroup v1 or v2)."""
+    v1 = Path("/sys/fs/cgroup")
+    if (v1 / "memory" / "docker" / container_id).is_dir():
+        read = lambda ctrl, name: (v1 / ctrl / "docker" / container_id / name).read_text().strip()  # noqa: E731
+        return {
+            "memory": read("memory", "memory.limit_in_bytes"),
+            "memory+swap": read("memory", "memory.memsw.limit_in_bytes"),
+            "cpu": f"{read('cpu', 'cpu.cfs_quota_us')} {read('cpu', 'cpu.cfs_period_us')}",
+            "pids": read("pids", "pids.max"),
+        }
+    v2 = v1 / "docker" / container_id
+    if not v2.is_dir():
+        v2 = v1 / "system.slice" / f"docker-{container_id}.scope"
+    memory = (v2 / "memory.max").read_text().strip()
+    swap = int((v2 / "memory.swap.max").read_text().strip())
+    return {
+        "memory": memory,
+        "memory+swap": str(int(memory) + swap),
+        "cpu": (v2 / "cpu.max").read_text().strip(),
+        "pids": (v2 / "pids.max").read_text().strip(),
+    }
+
+
+def test_limits_are_in_force_in_the_kernel(sandbox: Sandbox) -> None:
+    limits = dataclasses.replace(SMALL, cpus=0.5, memory_bytes=200 * 1024 * 1024, pids=100)
+    spec = sandbox.spec("", command=["sleep", "60"], limits=limits)
+    sandbox.executor.prepare(spec)
+    sandbox.executor.start(spec)
+    container = sandbox.client.containers.get(f"c2d-job-{spec.job_id}")
+    assert cgroup_limits(container.id) == {
+        "memory": str(200 * 1024 * 1024),
+        "memory+swap": str(200 * 1024 * 1024),  # no swap on top of memory
+        "cpu": "50000 100000",
+        "pids": "100",
+    }
+    sandbox.executor.cleanup(spec.job_id)
+
+
 def host_can_spawn(count: int = 20) -> bool:
     return all(subprocess.run(["true"], check=False).returncode == 0 for _ in range(count))
 
