@@ -90,7 +90,8 @@ class Output:
     def say(self, text: str, style: str | None = None) -> None:
         """A line for people."""
         if self.console:
-            self.console.print(escape(text), style=style)
+            # soft_wrap: long digests and paths wrap in the terminal, not as inserted newlines.
+            self.console.print(escape(text), style=style, soft_wrap=True)
         else:
             self.stderr.write(text + "\n")
             self.stderr.flush()
@@ -113,7 +114,9 @@ class Output:
         for key, value in pairs:
             shown = "-" if value is None or value == "" else str(value)
             if self.console:
-                self.console.print(f"[bold]{escape(key.ljust(width))}[/bold]  {escape(shown)}")
+                self.console.print(
+                    f"[bold]{escape(key.ljust(width))}[/bold]  {escape(shown)}", soft_wrap=True
+                )
             else:
                 self.say(f"{key.ljust(width)}  {shown}")
 
@@ -124,7 +127,9 @@ class Output:
             return
         cells = [["-" if v is None or v == "" else str(v) for v in row] for row in rows]
         if self.console:
-            table = Table(*columns, header_style="bold", box=None, pad_edge=False)
+            table = Table(header_style="bold", box=None, pad_edge=False)
+            for column in columns:
+                table.add_column(column, overflow="fold")
             for row in cells:
                 table.add_row(*(escape(c) for c in row))
             self.console.print(table)
@@ -163,6 +168,13 @@ class Output:
     def downloads(self) -> DownloadBars | DownloadLines:
         """A download observer: progress bars on a terminal, one line per file otherwise."""
         return DownloadBars(self.console) if self.console else DownloadLines(self)
+
+
+def short_time(stamp: str | None) -> str | None:
+    """`2024-05-01T12:00:03.123456Z` -> `2024-05-01 12:00:03` for tables (UTC)."""
+    if not stamp:
+        return stamp
+    return stamp.replace("T", " ").split(".")[0].removesuffix("Z")
 
 
 class DownloadBars:

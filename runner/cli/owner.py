@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from jobs.spec import Resources
 from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
 from runner.cli.researcher import show_job
@@ -87,6 +88,15 @@ def dataset_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     out.result(datasets)
 
 
+def _resources(value: Any) -> str:
+    """Resources as people write them (`memory=1GiB ...`), or the raw JSON if unreadable."""
+    try:
+        human = Resources.model_validate(value).human()
+    except ValueError:
+        return json.dumps(value, sort_keys=True)
+    return " ".join(f"{k}={v}" for k, v in human.items())
+
+
 def _show_review(out: Output, review: dict[str, Any]) -> None:
     job = review["job"]
     spec = job.get("spec") or {}
@@ -97,7 +107,7 @@ def _show_review(out: Output, review: dict[str, Any]) -> None:
             ("environment", spec.get("environment")),
             ("command", " ".join(spec.get("command") or [])),
             ("params", json.dumps(spec.get("params"), sort_keys=True)),
-            ("resources", json.dumps(spec.get("resources"), sort_keys=True)),
+            ("resources", _resources(spec.get("resources"))),
             ("outputs", ", ".join(spec.get("outputs") or []) or "(metrics.json only)"),
             ("image", job.get("image_id")),
             ("dataset digest", job.get("dataset_digest")),

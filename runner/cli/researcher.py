@@ -13,7 +13,7 @@ from jobs.bundle import pack
 from jobs.errors import SpecError
 from jobs.models import JobSpec
 from runner.cli.app import ExitCode, app
-from runner.cli.output import JsonFlag, Output
+from runner.cli.output import JsonFlag, Output, short_time
 from runner.cli.session import connect
 from runner.client import Client
 from runner.errors import IntegrityError
@@ -137,7 +137,7 @@ def _report_end(out: Output, job: dict[str, Any]) -> None:
 def _job_rows(jobs: list[dict[str, Any]]) -> list[list[Any]]:
     return [
         [j["id"], j.get("name"), j.get("dataset"), j.get("researcher"), j["state"],
-         j.get("created")]
+         short_time(j.get("created"))]
         for j in jobs
     ]  # fmt: skip
 
@@ -155,7 +155,7 @@ def list_jobs(
     with connect(ctx, out) as client:
         jobs = client.jobs(state)
     out.table(
-        ["id", "name", "dataset", "researcher", "state", "created"],
+        ["id", "name", "dataset", "researcher", "state", "created (UTC)"],
         _job_rows(jobs),
         empty="no jobs" + (f" in state {state}" if state else ""),
     )

@@ -127,6 +127,17 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     assert Path(fetched["receipt"]) == out / "receipt.json"
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.skops", "receipt.json"]
 
+    # A download cut short earlier resumes with a Range request and ends byte-identical.
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    model_bytes = (out / "model.skops").read_bytes()
+    (resumed / ".model.skops.c2d-part").write_bytes(model_bytes[: len(model_bytes) // 2])
+    stack.json("fetch", job_id, "-o", str(resumed), config=config)
+    assert (resumed / "model.skops").read_bytes() == model_bytes
+    assert not (resumed / ".model.skops.c2d-part").exists()
+    server_log = next(p for p in stack.procs if p.name == "server").log.read_text()
+    assert f'/v1/jobs/{job_id}/artifacts/model.skops HTTP/1.1" 206' in server_log
+
     # The model loads outside with skops and predicts about as well as the metrics say.
     model_path = out / "model.skops"
     model = skops.io.load(model_path, trusted=skops.io.get_untrusted_types(file=model_path))
