@@ -92,6 +92,20 @@ def _leads_to(parts: Sequence[str], pattern: Sequence[str]) -> bool:
     return len(pattern) > len(parts)
 
 
+def _plain_name(rel: str) -> bool:
+    """Printable UTF-8 (names go into the ledger and onto people's screens)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates
+        return False
+    return rel.isprintable()
+
+
+def _shown(rel: str) -> str:
+    """A name safe to show and store, whatever bytes the job used."""
+    return rel if _plain_name(rel) else ascii(rel.encode("utf-8", "surrogateescape"))[2:-1]
+
+
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISLNK, "a symlink"),
@@ -158,9 +172,13 @@ class _Walk:
             ):
                 raise _reject(f"{rel} is a symlink; only regular files are collected")
             elif wanted:
+                if not _plain_name(rel):
+                    raise _reject(
+                        f"{_shown(rel)} has a name that is not printable UTF-8 text; rename it"
+                    )
                 self.take(dir_fd, name, rel)
             elif len(self.ignored) < MAX_IGNORED_LISTED:
-                self.ignored.append(rel)
+                self.ignored.append(_shown(rel))
 
     def take(self, dir_fd: int, name: str, rel: str) -> None:
         try:
@@ -242,6 +260,9 @@ def collect_outputs(root: Path, policy: OutputPolicy, store: ArtifactStore) -> C
     try:
         walk.walk(root_fd, [])
         return walk.finish()
+    except OSError as exc:  # the folder changed under us or cannot be read: the job fails
+        walk.discard()
+        raise _reject(f"/outputs could not be read ({exc.strerror or exc})") from exc
     except BaseException:
         walk.discard()
         raise

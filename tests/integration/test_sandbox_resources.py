@@ -85,6 +85,8 @@ def test_limits_are_in_force_in_the_kernel(sandbox: Sandbox) -> None:
         "cpu": "50000 100000",
         "pids": "100",
     }
+    # Under host memory pressure the kernel kills the job before anything else.
+    assert Path(f"/proc/{container.attrs['State']['Pid']}/oom_score_adj").read_text() == "1000\n"
     sandbox.executor.cleanup(spec.job_id)
 
 

@@ -228,3 +228,15 @@ def test_metrics_at_the_key_limit_pass(out: Path, store: ArtifactStore) -> None:
     got = collect_outputs(out, policy(), store)
     assert got.metrics is not None
     assert len(got.metrics) == 1000
+
+
+def test_names_that_are_not_text_are_refused_or_shown_escaped(
+    out: Path, store: ArtifactStore
+) -> None:
+    odd = os.fsdecode(b"model\xff.pkl")
+    (out / odd).write_bytes(b"m")
+    (out / "note\n.txt").write_bytes(b"n")
+    got = collect_outputs(out, policy("*.bin"), store)
+    assert sorted(got.ignored) == ["model\\xff.pkl", "note\\n.txt"]
+    reason = rejected(out, store, policy("*.pkl"))
+    assert "model\\xff.pkl has a name that is not printable UTF-8 text" in reason
