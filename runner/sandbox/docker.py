@@ -200,7 +200,7 @@ class DockerExecutor(Executor):
                 return State.EXITED
             now = time.time()
             if now >= deadline:
-                self._kill_at_deadline(job_id, container)
+                self._kill_at_deadline(job_id, container, deadline)
                 continue
             until = deadline if give_up is None else min(deadline, give_up)
             if until <= now:
@@ -208,7 +208,7 @@ class DockerExecutor(Executor):
             with contextlib.suppress(requests.exceptions.RequestException):
                 container.wait(timeout=max(until - now, 0.05))
 
-    def _kill_at_deadline(self, job_id: str, container: Container) -> None:
+    def _kill_at_deadline(self, job_id: str, container: Container, deadline: float) -> None:
         marker = self._dir(job_id).timed_out
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()  # first, so a crash between the two still reads as a timeout
@@ -216,10 +216,12 @@ class DockerExecutor(Executor):
             container.kill()
         except docker.errors.APIError as exc:
             container.reload()
-            if exc.status_code == 409 and container.status in _EXITED:
-                marker.unlink(missing_ok=True)  # it ended on its own just before the kill
-            elif container.status not in _EXITED:
+            if container.status not in _EXITED:
                 raise SandboxError(f"could not kill job {job_id} at its deadline: {exc}") from exc
+            # Already stopped: by another worker's kill (keep the marker), or on its own in time.
+            finished = _docker_time(container.attrs["State"].get("FinishedAt"))
+            if finished is not None and finished < deadline:
+                marker.unlink(missing_ok=True)
         with contextlib.suppress(requests.exceptions.RequestException):
             container.wait(timeout=60)  # the caller's loop checks again either way
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,9 @@ def test_whoever_waits_enforces_the_deadline(impl: Impl) -> None:
     first.start(spec)
     assert first.wait(spec.job_id, timeout=0.5) is State.RUNNING
     second = impl.new_executor()
-    assert second.wait(spec.job_id) is State.EXITED
+    with ThreadPoolExecutor(2) as pool:  # two workers both wait out the deadline, both kill
+        waits = [pool.submit(ex.wait, spec.job_id) for ex in (first, second)]
+        assert [w.result() for w in waits] == [State.EXITED, State.EXITED]
     result = second.collect(spec, impl.store)
     assert result.timed_out
     assert result.reason == "killed: timed out after 2 s"
