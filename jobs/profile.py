@@ -206,9 +206,10 @@ def profile_dataset(
         fmt, compression = detect(rel)
         entry = FileProfile(path=rel, format=fmt, compression=compression, bytes=size)
         if fmt != "other":
-            entry = entry.model_copy(
-                update=_profile_table(folder / rel, rel, fmt, public, max_rows_scanned, chunk_rows)
+            table = _profile_table(
+                folder / rel, rel, fmt, compression, public, max_rows_scanned, chunk_rows
             )
+            entry = entry.model_copy(update=table)
         files.append(entry)
     return DatasetProfile(files=tuple(files))
 
@@ -236,26 +237,26 @@ def _profile_table(
     path: Path,
     rel: str,
     fmt: FileFormat,
+    compression: Literal["gzip"] | None,
     public: PublicValues | None,
     max_rows: int | None,
     chunk_rows: int,
 ) -> dict[str, Any]:
     """The row and column fields of a table's ``FileProfile``, or its ``problem``."""
-    _, compression = detect(rel)
     text = fmt != "parquet"
     try:
-        summaries, scanned, exact = _scan(
+        summaries, scanned, exact = _pass(
             path, rel, fmt, compression, public, max_rows, (), chunk_rows
         )
         redo = [s.name for s in summaries.values() if s.conflict]
         if redo:
             # pandas typed some chunks of these columns differently: read them as text.
-            again, _, _ = _scan(path, rel, fmt, compression, public, max_rows, redo, chunk_rows)
+            again, _, _ = _pass(path, rel, fmt, compression, public, max_rows, redo, chunk_rows)
             summaries |= again
     except _Unreadable as exc:
         return {"problem": _problem(exc.__cause__, text)}
     rows = parquet_rows(path, rel) if not text else scanned
-    columns = tuple(summary_to_column(s) for s in summaries.values())
+    columns = tuple(ColumnProfile(**s.result()) for s in summaries.values())
     return {
         "rows": rows,
         "rows_exact": exact or not text,
@@ -264,12 +265,7 @@ def _profile_table(
     }
 
 
-def summary_to_column(summary: ColumnSummary) -> ColumnProfile:
-    """The ``ColumnProfile`` of a finished summary."""
-    return ColumnProfile(**summary.result())
-
-
-def _scan(
+def _pass(
     path: Path,
     rel: str,
     fmt: FileFormat,

@@ -80,6 +80,7 @@ class ColumnSummary:
         self._min: Any = None
         self._max: Any = None
         self._true = 0
+        self._fractional = False
         self._len: tuple[int, int] | None = None
         self._maybe_dates = text_format
         self._date_only = True
@@ -94,7 +95,7 @@ class ColumnSummary:
         self.nulls += len(series) - len(present)
         if present.empty:
             return
-        kind, values = self._classify(present, has_nulls=len(present) < len(series))
+        kind, values = self._classify(present)
         kinds = self.kinds | {kind}
         if len(kinds) > 1 and not kinds <= {"integer", "float"}:
             self.conflict = True
@@ -116,7 +117,7 @@ class ColumnSummary:
             if len(self._values) > PUBLIC_VALUES_MAX:
                 self._values = None
 
-    def _classify(self, present: pd.Series, *, has_nulls: bool) -> tuple[Kind, pd.Series]:
+    def _classify(self, present: pd.Series) -> tuple[Kind, pd.Series]:
         dtype = present.dtype
         if isinstance(dtype, pd.CategoricalDtype):
             self.categorical = True
@@ -126,10 +127,10 @@ class ColumnSummary:
         if pd.api.types.is_integer_dtype(dtype):
             return "integer", present
         if pd.api.types.is_float_dtype(dtype):
-            finite = present[np.isfinite(present.to_numpy(dtype=float))]
-            whole = bool((finite == np.floor(finite)).all()) and len(finite) == len(present)
-            integral = self.text_format and has_nulls and whole
-            return ("integer" if integral else "float"), present
+            numbers = present.to_numpy(dtype=float)
+            whole = np.isfinite(numbers).all() and (numbers == np.floor(numbers)).all()
+            self._fractional = self._fractional or not whole
+            return "float", present
         if pd.api.types.is_datetime64_any_dtype(dtype):
             if getattr(dtype, "tz", None) is not None:
                 present = present.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -203,7 +204,10 @@ class ColumnSummary:
             # pandas reads a column of only empty cells as float64, and no rows as text.
             return "float" if self.nulls else "string"
         if "float" in self.kinds:
-            return "float"
+            # pandas reads whole numbers beside empty cells as float64; written back as
+            # integers with blanks they read the same, so they are integers with nulls.
+            whole = self.text_format and not self._fractional and self.nulls > 0
+            return "integer" if whole else "float"
         (kind,) = self.kinds
         if kind != "string":
             return kind

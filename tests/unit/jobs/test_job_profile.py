@@ -96,6 +96,8 @@ def test_a_column_pandas_types_differently_per_chunk_is_read_again_as_text(tmp_p
             st.integers(-(10**6), 10**6) | st.none(),
             st.floats(-1e6, 1e6, allow_nan=False) | st.none(),
             st.sampled_from(["a", "bb", "ccc", "dddd"]),
+            st.booleans() | st.none(),
+            st.sampled_from(["2020-01-01", "2021-06-30 12:00:00"]) | st.none(),
         ),
         min_size=1,
         max_size=40,
@@ -104,7 +106,7 @@ def test_a_column_pandas_types_differently_per_chunk_is_read_again_as_text(tmp_p
 )
 def test_chunk_size_does_not_change_the_profile(tmp_path_factory, data, chunk):
     folder = tmp_path_factory.mktemp("d")
-    frame = pd.DataFrame(data, columns=["i", "f", "s"]).astype({"i": "Int64"})
+    frame = pd.DataFrame(data, columns=["i", "f", "s", "b", "d"]).astype({"i": "Int64"})
     write_table(folder / "t.csv", frame)
     whole = columns(profile_dataset(folder), "t.csv")
     chunked = columns(profile_dataset(folder, chunk_rows=chunk), "t.csv")
