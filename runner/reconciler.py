@@ -8,11 +8,11 @@ gone". One pass (``Reconciler.run_once``), for the jobs of this data host only:
 1. **Lost messages**: an approved job that is not on the queue and was approved (or last sent)
    more than ``Settings.redispatch_s`` ago is sent again. A duplicate is harmless: the second
    claim fails its compare-and-set.
-2. **Expired leases**: a running job whose worker stopped renewing its lease. If anything of
-   the job is still on this host (its container running or exited, or its prepared folder),
-   the job is sent again and the next worker adopts it; if nothing is, or it was already tried
+2. **Expired leases**: a running job whose worker stopped renewing its lease. If its container
+   is still on this host (running or exited), the job is sent again and the next worker adopts
+   the container; if there is none (never started, or removed), or the job was already tried
    ``MAX_ATTEMPTS`` times, it fails with a reason (exactly one ``job.finished``: the fence
-   guards it).
+   guards it). A job is never started a second time from scratch.
 3. **Reaping**: containers labelled ``c2d.job`` of this installation's jobs that are no
    longer live (or overdue past their deadline), their folders, and leftover code folders.
 """
@@ -118,12 +118,13 @@ class Reconciler:
 
     def _resolve(self, job: Job, done: Pass) -> None:
         state = self.ctx.executor().status(job.id)
-        if state is not State.ABSENT and job.attempts < MAX_ATTEMPTS:
+        adoptable = state in (State.RUNNING, State.EXITED)
+        if adoptable and job.attempts < MAX_ATTEMPTS:
             if self.sender.send(job.id, self.host, ttl=self.ctx.settings.redispatch_s):
                 log.info("job %s: worker %s lost; sent for adoption", job.id, job.lease_owner)
                 done.adopted.append(job.id)
             return
-        if state is State.ABSENT:
+        if not adoptable:
             reason = (
                 f"the worker running it ({job.lease_owner}) was lost and its container is gone; "
                 "submit the job again"
