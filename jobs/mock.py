@@ -77,23 +77,26 @@ def write_mock(
     *,
     level: Level,
     rows: int | None = None,
+    max_rows: int | None = None,
     seed: int = 0,
     public: PublicValues | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> MockResult:
     """Write mock files for ``profile`` as ``level`` shows it into ``out`` (new or empty).
 
-    ``rows`` replaces every table's row count; ``public`` is the owner's public columns.
+    ``rows`` replaces every table's row count and ``max_rows`` caps it (a quick dry run need
+    not write a billion rows); ``public`` is the owner's public columns.
     Raises ``NotAllowed`` for ``hidden`` (there is no schema to mock) and ``InvalidRequest``
-    for a non-empty ``out``, a negative ``rows`` or ``seed``.
+    for a non-empty ``out``, a negative ``rows``, ``max_rows`` or ``seed``.
     """
     if level == "hidden":
         raise NotAllowed(
             "the owner keeps this dataset's schema hidden, so no mock data can be made; "
             "ask the owner for a `columns` schema policy or a description of the files"
         )
-    if rows is not None and rows < 0:
-        raise InvalidRequest(f"rows must be 0 or more, got {rows}")
+    for what, value in (("rows", rows), ("max_rows", max_rows)):
+        if value is not None and value < 0:
+            raise InvalidRequest(f"{what} must be 0 or more, got {value}")
     if seed < 0:
         raise InvalidRequest(f"seed must be 0 or more, got {seed}")
     shown = profile.redacted(level, public)
@@ -106,6 +109,7 @@ def write_mock(
             written.append((entry.path, None))
             continue
         count = rows if rows is not None else entry.rows or 0
+        count = count if max_rows is None else min(count, max_rows)
         _write_table(entry, target, count, seed, chunk_rows)
         written.append((entry.path, count))
     result = scan(out)

@@ -65,6 +65,11 @@ def test_rows_overrides_every_tables_row_count(tmp_path, dataset):
     _, profile = dataset
     write_mock(profile, tmp_path / "a", level="stats", rows=17)
     write_mock(profile, tmp_path / "b", level="columns", rows=0)
+    capped = write_mock(profile, tmp_path / "c", level="stats", max_rows=30)
+    assert {f.rows for f in capped.files if f.rows is not None} == {30}
+    assert (
+        write_mock(profile, tmp_path / "d", level="stats", rows=9, max_rows=30).files[0].rows == 9
+    )
     for rel in TABLES:
         assert len(read_table(tmp_path / "a" / rel)) == 17
         empty = read_table(tmp_path / "b" / rel)
