@@ -1,0 +1,55 @@
+"""Bring your own container: a researcher's image, built or loaded on the data host under policy.
+
+A job may run in an image of its own instead of a named environment, made one of two ways:
+
+- ``build_from_dockerfile``: the job folder's Dockerfile, built by the engine's classic builder
+  with no network, never pulling, only ``FROM`` a base the host allows (by default the default
+  environment, ``c2d/python-ml:latest``), within build-time, size and layer caps. Python
+  packages travel in the job's ``wheels/`` folder::
+
+      FROM c2d/python-ml:latest
+      USER root
+      COPY wheels /tmp/wheels
+      RUN pip install --no-index --find-links /tmp/wheels --break-system-packages mypkg \\
+          && rm -rf /tmp/wheels
+
+  (``--break-system-packages`` because Debian's Python refuses system-wide pip installs.)
+- ``load_archive``: a ``docker save`` archive of exactly one image whose layers start with an
+  allowed base's, loaded untagged so it can never move a tag that exists here.
+
+Either way the image passes one gate (``check_image``), is tagged ``c2d/byo:<hex of its ID>``
+and is described by ``ImageFacts`` for review. Whatever its ``USER`` or ``ENTRYPOINT`` say, the
+sandbox runs it with its own defaults (runner's uid, no network, read-only root, no capabilities,
+no-new-privileges, limits); the image's ``ENTRYPOINT`` does run, with the job's command as its
+arguments, so review shows it.
+
+**Pinning by ID, not by recipe.** The classic builder is reproducible only from its cache: the
+same Dockerfile and context rebuild to the same image ID while the cached steps exist, but a
+rebuild without them gets a new ID (every step's config records its creation time, and files a
+``RUN`` writes carry build-time mtimes). So the image is built (or loaded) **once, at
+submission**, and its ID is what the approval binds; the run uses exactly that ID and never
+rebuilds. If the image is gone at run time (``ImageGone``), the job fails and is resubmitted; it
+is never rebuilt behind the approval's back. A rebuild that does match (from cache) gives the
+same ID, so an integrator may compare rebuilt and approved IDs, refusing on any difference.
+"""
+
+from runner.byo.archive import receive_archive
+from runner.byo.build import build_from_dockerfile
+from runner.byo.cleanup import remove_unused_images
+from runner.byo.facts import BuiltImage, ImageFacts, describe_image
+from runner.byo.load import load_archive
+from runner.byo.policy import BYO_REPOSITORY, DEFAULT_BASE, LABEL_BYO, ByoPolicy
+
+__all__ = [
+    "BYO_REPOSITORY",
+    "DEFAULT_BASE",
+    "LABEL_BYO",
+    "BuiltImage",
+    "ByoPolicy",
+    "ImageFacts",
+    "build_from_dockerfile",
+    "describe_image",
+    "load_archive",
+    "receive_archive",
+    "remove_unused_images",
+]
