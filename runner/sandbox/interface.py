@@ -251,7 +251,11 @@ class Executor(ABC):
 
     @abstractmethod
     def status(self, job_id: str) -> State:
-        """Where the job stands on this host; changes nothing."""
+        """Where the job stands on this host.
+
+        1. Changes nothing, on the host or in the executor.
+        2. ABSENT also for a job this host never saw; any worker gets the same answer.
+        """
 
     def run(
         self, spec: SandboxSpec, store: ArtifactStore, deadline: float | None = None

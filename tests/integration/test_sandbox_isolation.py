@@ -44,11 +44,13 @@ def unix_connect(path):
             s.connect(path)
     return go
 
-def run_from_tmp():
-    with open("/tmp/tool.sh", "w") as f:
-        f.write("#!/bin/sh\necho ran\n")
-    os.chmod("/tmp/tool.sh", 0o755)
-    subprocess.run(["/tmp/tool.sh"], check=True)
+def run_from(folder):
+    def go():
+        with open(f"{folder}/tool.sh", "w") as f:
+            f.write("#!/bin/sh\necho ran\n")
+        os.chmod(f"{folder}/tool.sh", 0o755)
+        subprocess.run([f"{folder}/tool.sh"], check=True)
+    return go
 
 def fill(folder, mib):
     def go():  # files of 8 MiB, below the file size limit: only the mount's size may stop it
@@ -76,6 +78,7 @@ report(
     cap_eff=status("CapEff"), cap_prm=status("CapPrm"), cap_bnd=status("CapBnd"),
     cap_amb=status("CapAmb"),
     no_new_privs=libc.prctl(39, 0, 0, 0, 0),  # PR_GET_NO_NEW_PRIVS
+    no_new_privs_status=status("NoNewPrivs"),
     setuid_root=attempt(lambda: os.setuid(0)),
     sockets={p: os.path.exists(p) for p in ["/var/run/docker.sock", "/run/docker.sock"]},
     socket_connect={p: attempt(unix_connect(p))
@@ -83,7 +86,8 @@ report(
     mounts=open("/proc/self/mounts").read(),
     environ=dict(os.environ),
     init_environ=open("/proc/1/environ", "rb").read().decode(errors="replace"),
-    exec_from_tmp=attempt(run_from_tmp),
+    exec_from_tmp=attempt(run_from("/tmp")),
+    exec_from_outputs=attempt(run_from("/outputs")),
     fill_tmp=attempt(fill("/tmp", 64)),
     fill_shm=attempt(fill("/dev/shm", 160)),
     init=open("/proc/1/cmdline", "rb").read().split(b"\0")[0].decode(),
@@ -144,12 +148,22 @@ def test_tmp_is_capped_and_not_executable(seen: dict[str, Any]) -> None:
     assert seen["exec_from_tmp"] in {"EACCES", "EPERM"}
 
 
-def test_job_is_unprivileged_and_cannot_gain_privileges(seen: dict[str, Any]) -> None:
+def test_outputs_are_not_executable_under_runc(seen: dict[str, Any], sandbox: Sandbox) -> None:
+    if sandbox.runtime != "runc":
+        pytest.skip("gVisor does not carry the host mount's noexec into the sandbox")
+    assert seen["exec_from_outputs"] == "EACCES"
+
+
+def test_job_is_unprivileged_and_cannot_gain_privileges(
+    seen: dict[str, Any], sandbox: Sandbox
+) -> None:
     assert (seen["uid"], seen["euid"], seen["gid"]) == (65534, 65534, 65534)
     assert seen["cap_eff"] == "0000000000000000"
     assert seen["cap_prm"] == "0000000000000000"
     assert seen["cap_bnd"] == "0000000000000000"
     assert seen["no_new_privs"] == 1
+    # gVisor's /proc/self/status has no NoNewPrivs line; prctl above asks its kernel directly.
+    assert seen["no_new_privs_status"] == ("1" if sandbox.runtime == "runc" else None)
     assert seen["setuid_root"] == "EPERM"
 
 
