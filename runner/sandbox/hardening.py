@@ -21,7 +21,7 @@ or switch a limit off.
 | scratch                         | ``/tmp`` tmpfs ``size=tmp_bytes,noexec,nosuid,nodev``     |
 | logs                            | json-file driver, 2 files of ``log_bytes/2`` at most      |
 | never pull                      | image given by ID; ``create`` never pulls                 |
-| no Docker socket, no secrets    | the only mounts are the four below; fixed environment     |
+| no Docker socket, no secrets    | only the mounts below; fixed env, no client proxy config  |
 | deadline                        | label ``c2d.deadline``, enforced by the executor          |
 """
 
@@ -90,6 +90,9 @@ def create_kwargs(
         "user": f"{spec.uid}:{spec.gid}",
         "working_dir": "/code",
         "environment": dict(BASE_ENV),
+        # docker-py would copy the host's proxy settings (and any credentials in their URLs)
+        # from ~/.docker/config.json into the job's environment.
+        "use_config_proxy": False,
         "labels": {
             LABEL_JOB: spec.job_id,
             LABEL_DEADLINE: f"{deadline:.3f}",

@@ -7,6 +7,7 @@ One probe container per runtime reports everything; each assertion checks one pr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import docker
 import pytest
 from sandbox_kit import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
 
+from runner.sandbox.docker import DockerExecutor
 from runner.sandbox.hardening import BASE_ENV, fsize_limit
 
 pytestmark = pytest.mark.docker
@@ -114,15 +116,25 @@ def sandbox(
 
 
 @pytest.fixture(scope="module")
-def seen(sandbox: Sandbox) -> dict[str, Any]:
-    """What one probe job saw, run while this process holds secrets in its environment."""
+def seen(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What one probe job saw, run while this process holds secrets in its environment and
+    its Docker client config names a proxy with a password."""
+    config = tmp_path_factory.mktemp("docker-config")
+    proxy = f"http://worker:{CANARY}@proxy.internal:3128"
+    (config / "config.json").write_text(json.dumps({"proxies": {"default": {"httpProxy": proxy}}}))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("C2D_SECRET_CANARY", CANARY)
         env.setenv("AWS_SECRET_ACCESS_KEY", CANARY)
-        spec = sandbox.spec(PROBE)
-        spec.code_dir.chmod(0o777)
-        (spec.code_dir / "job.py").chmod(0o666)
-        return reported(sandbox.executor.run(spec, sandbox.store))
+        env.setenv("DOCKER_CONFIG", str(config))
+        client = docker.from_env()
+        try:
+            spec = sandbox.spec(PROBE)
+            spec.code_dir.chmod(0o777)
+            (spec.code_dir / "job.py").chmod(0o666)
+            executor = DockerExecutor(client, sandbox.executor.work_root)
+            return reported(executor.run(spec, sandbox.store))
+        finally:
+            client.close()
 
 
 def test_data_code_job_and_root_cannot_be_written(seen: dict[str, Any], sandbox: Sandbox) -> None:
