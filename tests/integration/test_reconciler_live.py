@@ -1,0 +1,148 @@
+"""The reconciler against a real Redis and a real Docker engine (passes run in-process).
+
+A lost message is re-sent exactly once even by two reconcilers; a queued job is left alone; an
+expired lease whose container still runs is sent for adoption; the reaper removes this
+installation's leftovers and leaves other installations' containers alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from control_kit import (
+    Install,
+    flush_redis,
+    installation,
+    job_containers,
+    make_dataset,
+    make_job,
+    redis_db_url,
+    remove_job_containers,
+)
+
+from jobs.bundle import pack
+from jobs.models import Job
+from jobs.spec import JobSpec
+from jobs.states import JobState
+from runner.dispatch import Dispatcher, queue_name
+from runner.preflight import prepare_run
+from runner.reconciler import Reconciler
+
+pytestmark = [pytest.mark.docker, pytest.mark.redis]
+
+REDIS_DB = 8
+
+
+@pytest.fixture
+def install(tmp_path, redis_url, docker_client, job_image) -> Iterator[Install]:
+    url = redis_db_url(redis_url, REDIS_DB)
+    flush_redis(url)
+    with installation(tmp_path, url, lease_s=1.0, redispatch_s=1.0) as made:
+        yield made
+        remove_job_containers(docker_client, [j.id for j in made.ctx.store.list_jobs()])
+    flush_redis(url)
+
+
+def approved(install: Install, tmp, image: str, sleep: float = 0) -> Job:
+    owner, _ = install.user("owner", "olga")
+    researcher, _ = install.user("researcher", "rita")
+    dataset = install.dataset(owner, make_dataset(tmp / "data"))
+    job_dir = make_job(tmp / "job", dataset, sleep=sleep)
+    bundle = pack(job_dir)
+    install.ctx.artifacts.put_bytes(bundle.data)
+    spec = JobSpec.from_yaml(job_dir / "job.yaml")
+    service = install.ctx.service
+    job = service.submit(researcher, spec, None, bundle.digest, list(bundle.files), image)
+    return service.approve(owner, job.id)
+
+
+def queue_length(install: Install) -> int:
+    client = redis.Redis.from_url(install.settings.redis_url)
+    try:
+        return int(client.llen(queue_name("default")))
+    finally:
+        client.close()
+
+
+def test_a_lost_message_is_sent_again_once_even_by_two_reconcilers(install, tmp_path, job_image):
+    job = approved(install, tmp_path, job_image)
+    time.sleep(install.settings.redispatch_s + 0.2)
+    first, second = install.dispatcher(), install.dispatcher()
+    try:
+        one = Reconciler(install.ctx, first, reap_containers=False).run_once()
+        two = Reconciler(install.ctx, second, reap_containers=False).run_once()
+        assert one.sent == [job.id]
+        assert two.sent == []
+        assert first.queued("default") == {job.id}
+        assert queue_length(install) == 1
+        # Long after, still queued (no worker here): never sent a second time.
+        time.sleep(install.settings.redispatch_s + 0.2)
+        assert Reconciler(install.ctx, first, reap_containers=False).run_once().sent == []
+        assert queue_length(install) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_expired_lease_with_a_running_container_is_sent_for_adoption(
+    install, tmp_path, docker_client, job_image
+):
+    job = approved(install, tmp_path, job_image, sleep=30)
+    claim = install.ctx.service.claim(job.id, "gone@test:1", 1.0)
+    spec = prepare_run(install.ctx, claim.job)
+    executor = install.ctx.executor()
+    executor.prepare(spec)
+    executor.start(spec)
+    time.sleep(1.2)
+    dispatcher = install.dispatcher()
+    try:
+        result = Reconciler(install.ctx, dispatcher).run_once()
+        assert result.adopted == [job.id]
+        assert result.reaped == []  # the job is live: its container stays
+        assert dispatcher.queued("default") == {job.id}
+        assert job_containers(docker_client, job.id)[0].status == "running"
+        assert install.job(job.id).state is JobState.RUNNING
+    finally:
+        dispatcher.close()
+        executor.cleanup(job.id)
+
+
+def test_the_reaper_removes_a_finished_jobs_leftovers_but_not_strangers(
+    install, tmp_path, docker_client, job_image, test_labels
+):
+    job = approved(install, tmp_path, job_image, sleep=30)
+    claim = install.ctx.service.claim(job.id, "w@test:1", 60)
+    spec = prepare_run(install.ctx, claim.job)
+    executor = install.ctx.executor()
+    executor.prepare(spec)
+    executor.start(spec)
+    install.ctx.service.cancel(install.ctx.store.get_user(job.researcher), job.id, "stop")
+    # A container of a job this installation does not know (another one on the same engine).
+    stranger = docker_client.containers.create(
+        job_image, ["sleep", "60"], labels={**test_labels, "c2d.job": "0a0a0a0a0a0a"}
+    )
+    dispatcher = install.dispatcher()
+    try:
+        result = Reconciler(install.ctx, dispatcher).run_once()
+        assert job.id in result.reaped
+        assert job_containers(docker_client, job.id) == []
+        assert not (install.settings.work_dir / job.id).exists()
+        assert not (install.settings.code_dir / job.id).exists()
+        stranger.reload()  # still there
+        assert "0a0a0a0a0a0a" not in result.reaped
+    finally:
+        dispatcher.close()
+        stranger.remove(force=True)
+
+
+def test_sending_when_redis_is_down_is_refused_quietly(install):
+    down = Dispatcher.for_settings(
+        install.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    )
+    try:
+        assert down.send("0123456789ab", "default") is False
+    finally:
+        down.close()

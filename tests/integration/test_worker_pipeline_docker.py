@@ -1,0 +1,129 @@
+"""The worker pipeline as a plain function with the real Docker executor (no Celery).
+
+Cancellation reaching a running container, a stopping worker handing a job over to the next
+one (which adopts the container), and a tampered bundle refused before any container exists.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from control_kit import (
+    Install,
+    container_creations,
+    installation,
+    job_containers,
+    make_dataset,
+    make_job,
+    remove_job_containers,
+    wait_for,
+)
+
+from jobs.bundle import pack
+from jobs.models import Job, User
+from jobs.spec import JobSpec
+from jobs.states import JobState
+from runner.context import open_context
+from runner.errors import TryLater
+from runner.worker import Ending, execute_job
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def install(tmp_path, docker_client, job_image) -> Iterator[Install]:
+    # No Redis is used here; the URL only fills the setting.
+    with installation(tmp_path, "redis://127.0.0.1:1/0", lease_s=2.0, heartbeat_s=0.3) as made:
+        yield made
+        remove_job_containers(docker_client, [j.id for j in made.ctx.store.list_jobs()])
+
+
+def approved(install: Install, tmp, image: str, sleep: float) -> tuple[Job, User]:
+    owner, _ = install.user("owner", "olga")
+    researcher, _ = install.user("researcher", "rita")
+    dataset = install.dataset(owner, make_dataset(tmp / "data", rows=20))
+    job_dir = make_job(tmp / "job", dataset, sleep=sleep)
+    bundle = pack(job_dir)
+    install.ctx.artifacts.put_bytes(bundle.data)
+    spec = JobSpec.from_yaml(job_dir / "job.yaml")
+    service = install.ctx.service
+    job = service.submit(researcher, spec, None, bundle.digest, list(bundle.files), image)
+    return service.approve(owner, job.id), researcher
+
+
+def running(docker_client, job_id: str) -> bool:  # type: ignore[no-untyped-def]
+    found = job_containers(docker_client, job_id)
+    return bool(found) and found[0].status == "running"
+
+
+def test_cancelling_a_running_job_removes_its_container(
+    install, tmp_path, docker_client, job_image
+):
+    job, researcher = approved(install, tmp_path, job_image, sleep=60)
+    ended: list[Ending] = []
+    worker = threading.Thread(
+        target=lambda: ended.append(execute_job(install.ctx, job.id, "w@test:1", poll_s=0.2))
+    )
+    worker.start()
+    try:
+        wait_for("the container to run", lambda: running(docker_client, job.id), 60)
+        install.ctx.service.cancel(researcher, job.id, "wrong dataset")
+        worker.join(30)
+    finally:
+        worker.join(60)
+    assert ended == [Ending.CANCELLED]
+    assert job_containers(docker_client, job.id) == []
+    assert install.job(job.id).state is JobState.CANCELLED
+    assert "job.finished" not in install.entry_types(job.id)
+    assert not (install.settings.work_dir / job.id).exists()
+
+
+def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
+    install, tmp_path, docker_client, job_image
+):
+    job, _ = approved(install, tmp_path, job_image, sleep=3)
+    since = time.time()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(TryLater):
+        execute_job(install.ctx, job.id, "w@test:1", stop=stop, poll_s=0.2)
+    assert running(docker_client, job.id)
+
+    # The next worker is another process: a fresh context and Docker executor.
+    time.sleep(install.settings.lease_s + 0.5)
+    other = open_context(install.settings)
+    try:
+        assert execute_job(other, job.id, "w@test:2", poll_s=0.2) is Ending.FINISHED
+    finally:
+        other.close()
+
+    done = install.job(job.id)
+    assert done.state is JobState.RELEASED, done.reason
+    assert done.outcome is not None
+    assert done.outcome.metrics == {"rows": 20.0}
+    types = install.entry_types(job.id)
+    assert (types.count("job.started"), types.count("job.reclaimed")) == (1, 1)
+    assert types.count("job.finished") == 1
+    assert len(container_creations(docker_client, job.id, since)) == 1
+    assert job_containers(docker_client, job.id) == []
+
+
+def test_a_tampered_bundle_is_refused_before_any_container(
+    install, tmp_path, docker_client, job_image
+):
+    job, _ = approved(install, tmp_path, job_image, sleep=0)
+    blob = install.ctx.artifacts.path(job.code_digest)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes().replace(b"time.sleep", b"print    ("))
+    since = time.time()
+
+    assert execute_job(install.ctx, job.id, "w@test:1", poll_s=0.2) is Ending.FINISHED
+
+    done = install.job(job.id)
+    assert done.state is JobState.FAILED
+    assert "code digest changed" in (done.reason or "")
+    assert container_creations(docker_client, job.id, since) == []
+    assert not (install.settings.code_dir / job.id).exists()
