@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 from jobs.service import Service
@@ -107,6 +108,9 @@ def run_worker(settings: Settings, concurrency: int = 1) -> int:
     from runner.reconciler import Reconciler
 
     _setup_logging()
+    # The worker runs as root because the sandbox mounts each job's /outputs; Celery's warning
+    # is about unpickling as root, and this app accepts JSON only.
+    warnings.filterwarnings("ignore", message=".*superuser privileges.*")
     ctx = open_context(settings)
     app = make_celery(settings)
     runtime = WorkerRuntime(ctx, worker_name(settings))

@@ -6,6 +6,7 @@ new worker's reconciler notices the lost one quickly.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -133,3 +134,31 @@ def test_sigkill_and_a_removed_container_fail_the_job_with_a_reason(
         30,
         install.logs_text(),
     )
+
+
+def test_sigterm_hands_the_running_job_to_the_next_worker(
+    install, tmp_path, docker_client, job_image
+):
+    job = approved_sleeper(install, tmp_path, job_image, sleep=6)
+    since = time.time()
+    first = install.start_worker()
+    wait_for(
+        "the job's container to run",
+        lambda: running_container(docker_client, job.id),
+        60,
+        install.logs_text(),
+    )
+
+    first.popen.send_signal(signal.SIGTERM)
+    first.popen.wait(60)  # a warm shutdown does not wait for the job to end
+
+    assert running_container(docker_client, job.id) is not None
+    assert "handed back" in first.log.read_text()
+    install.start_worker()
+    done = install.wait_final(job.id, timeout=90)
+
+    assert done.state is JobState.RELEASED, done.reason
+    types = install.entry_types(job.id)
+    assert types.count("job.finished") == 1
+    assert types.count("job.reclaimed") >= 1
+    assert len(container_creations(docker_client, job.id, since)) == 1
