@@ -55,6 +55,19 @@ def root_options():
         if fields[1] == "/":
             return fields[3].split(",")
 
+def up_interfaces():
+    found = []
+    for name in os.listdir("/sys/class/net"):
+        flags = int(open(f"/sys/class/net/{name}/flags").read(), 16)
+        if name != "lo" and flags & 0x1:  # IFF_UP
+            found.append(name)
+    return found
+
+def connect():
+    import socket
+    with socket.create_connection(("192.0.2.1", 80), timeout=3):
+        pass
+
 def run(*cmd):
     done = subprocess.run(cmd, capture_output=True, text=True)
     return (done.stdout or done.stderr).strip()
@@ -71,7 +84,8 @@ found = {
     "write_etc": attempt(lambda: open("/etc/c2d-owned", "w").close()),
     "chmod_passwd": attempt(lambda: os.chmod("/etc/passwd", 0o666)),
     "root_options": root_options(),
-    "interfaces": sorted(os.listdir("/sys/class/net")),
+    "up_interfaces": up_interfaces(),
+    "connect": attempt(connect),
 }
 print("C2D-PROBE " + json.dumps(found), flush=True)
 if len(sys.argv) > 1:
@@ -150,7 +164,8 @@ def test_user_root_and_an_escalating_entrypoint_run_under_the_sandbox_defaults(
     assert probe["write_etc"] == "EROFS"  # the root filesystem is read-only
     assert probe["chmod_passwd"] == "EROFS"
     assert "ro" in probe["root_options"]
-    assert probe["interfaces"] == ["lo"]
+    assert probe["up_interfaces"] == []  # loopback only
+    assert probe["connect"] == "ENETUNREACH"
     # The entrypoint ran, then handed over to the job's command, which did its work.
     assert result.succeeded, result.reason
     assert result.metrics == {"ran": 1.0}
