@@ -116,12 +116,21 @@ class DockerExecutor(Executor):
         if state in (State.RUNNING, State.EXITED):
             return state
         try:
-            self.client.images.get(spec.image_id)
+            image = self.client.images.get(spec.image_id)
         except docker.errors.ImageNotFound as exc:
             raise SandboxError(
                 f"image {spec.image_id} is not on this host and c2d never pulls images; build "
                 "the job's environment here (`make image`) and submit again"
             ) from exc
+        volumes = sorted((image.attrs.get("Config") or {}).get("Volumes") or {})
+        if volumes:
+            # Docker would give each declared VOLUME a writable, uncapped host volume, past the
+            # read-only root and the /outputs cap.
+            raise SandboxError(
+                f"image {spec.image_id} declares VOLUME {', '.join(volumes)}; c2d refuses images "
+                "with volumes because they would be writable and uncapped. Remove the VOLUME "
+                "line from the Dockerfile and submit again"
+            )
         if not spec.code_dir.is_dir():
             raise SandboxError(f"the job's code folder {spec.code_dir} does not exist")
         for name, path in spec.datasets.items():

@@ -23,6 +23,8 @@ or switch a limit off.
 | never pull                      | image given by ID; ``create`` never pulls                 |
 | no Docker socket, no secrets    | only the mounts below; fixed env, no client proxy config  |
 | deadline                        | label ``c2d.deadline``, enforced by the executor          |
+| exactly the reviewed command    | the image's ENTRYPOINT is reset (``entrypoint=[""]``)     |
+| no volumes from the image       | an image declaring VOLUME is refused in ``prepare``       |
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def create_kwargs(
     return {
         "image": spec.image_id,
         "command": list(spec.command),
+        # The owner approves job.yaml's command; an image's ENTRYPOINT would run before it
+        # (with the command as mere arguments), so it is reset, not trusted.
+        "entrypoint": [""],
         "name": container_name(spec.job_id),
         "hostname": HOSTNAME,
         "user": f"{spec.uid}:{spec.gid}",
