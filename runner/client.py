@@ -5,7 +5,8 @@ local error: an error response becomes `ApiError(kind, message, status)` with th
 and message; a server that does not answer becomes `ServiceUnavailable` naming the URL and how to
 start one. Artifact downloads stream to a temporary file beside the target, hash while writing,
 resume with `Range` after a dropped connection, and reach their final name (fsync, then an
-atomic rename) only when the digest matches; memory stays bounded by the chunk size.
+atomic rename) only when the digest matches; memory stays bounded (bytes are written as they
+arrive, never gathered).
 """
 
 from __future__ import annotations
@@ -363,7 +364,7 @@ class Client:
         *,
         expected_sha256: str | None = None,
         observer: DownloadObserver | None = None,
-        chunk_size: int = CHUNK,
+        chunk_size: int | None = None,
     ) -> Downloaded:
         """Download artifact `name` of `job_id` to `folder/name`; return it once it matches.
 
@@ -404,11 +405,11 @@ class Client:
         name: str,
         expected: str | None,
         observer: DownloadObserver,
-        chunk_size: int,
+        chunk_size: int | None,
     ) -> tuple[str, int]:
         """Fill `part` with the artifact's bytes; return (hex digest, size), fsynced."""
         hasher = hashlib.sha256()
-        offset = _hash_existing(part, hasher, chunk_size)
+        offset = _hash_existing(part, hasher)
         started = False
         for attempt in range(RESUME_ATTEMPTS + 1):
             headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -460,17 +461,17 @@ class Client:
                     ) from exc
                 # Re-read what reached the disk: that, not what was received, is the prefix.
                 hasher = hashlib.sha256()
-                offset = _hash_existing(part, hasher, chunk_size)
+                offset = _hash_existing(part, hasher)
         raise ServiceUnavailable(f"{name}: the server refused every attempt to resume")
 
 
-def _hash_existing(part: Path, hasher: Any, chunk_size: int) -> int:
+def _hash_existing(part: Path, hasher: Any) -> int:
     """Feed the bytes already in `part` to `hasher`; return how many there are."""
     if not part.exists():
         return 0
     size = 0
     with part.open("rb") as f:
-        while block := f.read(chunk_size):
+        while block := f.read(CHUNK):
             hasher.update(block)
             size += len(block)
     return size

@@ -11,12 +11,12 @@ import typer
 
 from ledger import LedgerError, VerifyReport, verify_log, verify_receipt
 from runner.cli.app import ExitCode, app
+from runner.cli.operator import build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
 from runner.client import Client
 from runner.errors import ClientConfigError, IntegrityError, MissingFile
 from runner.ledger_client import read_public_key, verify_downloaded_log
-from runner.settings import Settings
 
 PANEL = "Anyone"
 KeyOpt = Annotated[
@@ -64,7 +64,7 @@ def ledger_verify(
     out = Output.start(json_out)
     trusted = read_public_key(key) if key else None
     if home is not None:
-        db = Settings(home=home).db_path
+        db = build_settings(home=home).db_path
         report = verify_log(db, trusted)
         source = str(db)
     else:
@@ -112,7 +112,9 @@ def ledger_show(
 
 @receipt_app.command("verify")
 def receipt_verify(
-    file: Annotated[Path, typer.Argument(help="The receipt.json that `c2d fetch` saved.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The receipt.json that `c2d fetch` saved.")
+    ],
     key: Annotated[
         Path, typer.Option("--key", help="The log's public key as its operator publishes it.")
     ],

@@ -119,7 +119,7 @@ class Role(StrEnum):
 @user_app.command("add")
 def user_add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The user's name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user's name.")],
     role: Annotated[Role, typer.Option("--role", help="What the user may do.")],
     json_out: JsonFlag = False,
 ) -> None:

@@ -32,9 +32,10 @@ class LogsVisible(StrEnum):
 @dataset_app.command("add")
 def dataset_add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The dataset's name, used by jobs.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name, used by jobs.")],
     path: Annotated[
-        Path, typer.Argument(help="Its folder on the data host (relative: from here).")
+        Path,
+        typer.Argument(metavar="PATH", help="Its folder on the data host (relative: from here)."),
     ],
     review_outputs: Annotated[
         bool,

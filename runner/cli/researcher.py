@@ -73,7 +73,7 @@ def follow(client: Client, job: dict[str, Any], out: Output) -> dict[str, Any]:
 @app.command(rich_help_panel=PANEL)
 def submit(
     ctx: typer.Context,
-    folder: Annotated[Path, typer.Argument(help="The job folder holding job.yaml.")],
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="The job folder holding job.yaml.")],
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Dataset to run on (overrides job.yaml).")
     ] = None,

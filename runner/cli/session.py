@@ -45,8 +45,10 @@ def connect(ctx: typer.Context, out: Output, *, need_token: bool = True) -> Clie
 @app.command(rich_help_panel="Anyone")
 def login(
     ctx: typer.Context,
-    url: Annotated[str, typer.Argument(help="API URL, e.g. http://127.0.0.1:8700")],
-    token: Annotated[str, typer.Argument(help="Your API token (from `c2d user add`).")],
+    url: Annotated[str, typer.Argument(metavar="URL", help="API URL, e.g. http://127.0.0.1:8700")],
+    token: Annotated[
+        str, typer.Argument(metavar="TOKEN", help="Your API token (from `c2d user add`).")
+    ],
     key: Annotated[
         Path | None,
         typer.Option(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,12 +14,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
 
 def test_image_build_is_a_no_op_when_the_image_is_up_to_date(
-    c2d_stack: Stack, job_image: str
+    c2d_stack: Stack, docker_client: Any, job_image: str
 ) -> None:
     built = c2d_stack.json("image", "build", env=c2d_stack.env)
     assert built["built"] is False
-    assert built["image_id"] == job_image
     assert built["tag"] == "c2d/python-ml:latest"
+    assert built["image_id"] == docker_client.images.get(built["tag"]).id
 
 
 def test_init_refuses_to_overwrite_and_up_serves_the_api(installation: Stack) -> None:
