@@ -9,7 +9,9 @@ lost or duplicated message harmless rather than impossible:
 - the Redis ``visibility_timeout`` is longer than the longest job a host allows (plus an hour),
   so Redis never re-delivers a job whose worker is still watching it;
 - JSON only, no result backend (results live in the store and the ledger);
-- one queue per data host, ``c2d.<host>``, so a job runs only where its dataset lives.
+- one queue per data host, ``c2d.<host>``, so a job runs only where its dataset lives;
+- every Redis key is prefixed with the installation's origin (``global_keyprefix``), so two
+  installations sharing a Redis database never take each other's messages.
 
 A message delivered twice reaches ``runner.worker.execute_job`` twice; the second claim is a
 compare-and-set that fails, and the task acks it. A message that is lost is re-sent by the
@@ -46,6 +48,11 @@ _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 def queue_name(host: str) -> str:
     """The Celery queue of data host ``host``."""
     return f"c2d.{host}"
+
+
+def key_prefix(settings: Settings) -> str:
+    """The prefix of every Redis key of this installation (its ledger origin is unique to it)."""
+    return f"{settings.origin}:"
 
 
 def visibility_timeout(settings: Settings) -> int:
@@ -95,6 +102,7 @@ def make_celery(settings: Settings) -> C2DCelery:
         task_create_missing_queues=True,
         broker_transport_options={
             "visibility_timeout": visibility_timeout(settings),
+            "global_keyprefix": key_prefix(settings),
             "socket_connect_timeout": 5,
             "socket_timeout": 30,
         },
@@ -142,9 +150,10 @@ class Dispatcher:
     reconcilers do not send the same job at once.
     """
 
-    def __init__(self, app: Celery, client: redis.Redis) -> None:
+    def __init__(self, app: Celery, client: redis.Redis, prefix: str = "") -> None:
         self._app = app
         self._redis = client
+        self._prefix = prefix
 
     @classmethod
     def for_settings(cls, settings: Settings, app: Celery | None = None) -> Dispatcher:
@@ -152,11 +161,11 @@ class Dispatcher:
         client = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=3, socket_timeout=10
         )
-        return cls(app or make_celery(settings), client)
+        return cls(app or make_celery(settings), client, key_prefix(settings))
 
     def mark(self, job_id: str, ttl: float) -> bool:
         """Record a send of ``job_id``; False if one was recorded in the last ``ttl`` s."""
-        key = SENT_KEY.format(job_id=job_id)
+        key = self._prefix + SENT_KEY.format(job_id=job_id)
         return bool(self._redis.set(key, "1", nx=True, ex=max(1, round(ttl))))
 
     def send(self, job_id: str, host: str, ttl: float = 0.0) -> bool:
@@ -182,7 +191,7 @@ class Dispatcher:
         """Ids of the jobs that have a message waiting in ``c2d.<host>``."""
         found: set[str] = set()
         for suffix in _PRIORITY_SUFFIXES:
-            for raw in self._redis.lrange(queue_name(host) + suffix, 0, -1):
+            for raw in self._redis.lrange(self._prefix + queue_name(host) + suffix, 0, -1):
                 try:
                     task_id = json.loads(raw)["headers"]["id"]
                 except (ValueError, KeyError, TypeError):

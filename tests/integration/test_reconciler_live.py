@@ -27,7 +27,7 @@ from jobs.bundle import pack
 from jobs.models import Job
 from jobs.spec import JobSpec
 from jobs.states import JobState
-from runner.dispatch import Dispatcher, queue_name
+from runner.dispatch import Dispatcher, key_prefix, queue_name
 from runner.preflight import prepare_run
 from runner.reconciler import Reconciler
 
@@ -62,7 +62,7 @@ def approved(install: Install, tmp, image: str, sleep: float = 0) -> Job:
 def queue_length(install: Install) -> int:
     client = redis.Redis.from_url(install.settings.redis_url)
     try:
-        return int(client.llen(queue_name("default")))
+        return int(client.llen(key_prefix(install.settings) + queue_name("default")))
     finally:
         client.close()
 
@@ -146,3 +146,18 @@ def test_sending_when_redis_is_down_is_refused_quietly(install):
         assert down.send("0123456789ab", "default") is False
     finally:
         down.close()
+
+
+def test_installations_sharing_a_redis_database_do_not_see_each_others_queues(
+    install, tmp_path, job_image
+):
+    job = approved(install, tmp_path, job_image)
+    other_settings = install.settings.model_copy(update={"origin": "c2d.test/another"})
+    mine, other = install.dispatcher(), Dispatcher.for_settings(other_settings)
+    try:
+        assert mine.send(job.id, "default")
+        assert mine.queued("default") == {job.id}
+        assert other.queued("default") == set()
+    finally:
+        mine.close()
+        other.close()
