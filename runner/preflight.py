@@ -3,7 +3,8 @@
 Every digest the approval bound is computed again from what is about to run:
 
 1. code: the bundle is read back from the artifact store and hashed;
-2. image: the job's environment is resolved to a local image ID again (never pulled);
+2. image: the job's environment is resolved to a local image ID again (never pulled); a
+   container being adopted keeps the image it was started from;
 3. dataset: the dataset folder is re-hashed (unchanged files come from the hash cache);
 4. params: the effective parameters are canonicalized and hashed.
 
@@ -24,7 +25,7 @@ from jobs.digests import canonical_digest
 from jobs.models import Job
 from jobs.units import parse_size
 from runner.context import Context
-from runner.sandbox.interface import Limits, SandboxSpec
+from runner.sandbox.interface import Limits, SandboxSpec, State
 
 _CHUNK = 1024 * 1024
 
@@ -92,7 +93,12 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
     """
     bundle = ctx.artifacts.path(job.code_digest)
     code_digest = file_digest(bundle)
-    image_id = ctx.resolve_image(job.spec.environment)
+    if ctx.executor().status(job.id) in (State.RUNNING, State.EXITED) and job.approval:
+        # Adopting: the container was created from the approved image ID after this same
+        # check; a tag moved since (an environment rebuilt) must not kill a run in progress.
+        image_id = job.approval.image_id
+    else:
+        image_id = ctx.resolve_image(job.spec.environment)
     dataset = ctx.service.dataset_of(job)
     dataset_digest = ctx.service.current_dataset_digest(dataset.name)
     params_digest = canonical_digest(job.spec.params)

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 """Claims of one job after which an expired lease fails it instead of re-dispatching it."""
 
+STALE_EXTRACTION_S = 3600.0
+
 LIVE = frozenset({JobState.APPROVED, JobState.RUNNING})
 
 
@@ -158,7 +160,13 @@ class Reconciler:
         except Exception as exc:
             log.warning("reaper pass failed (retried next pass): %s", exc)
         code_root = self.ctx.settings.code_dir
+        now = self.clock()
         for folder in code_root.iterdir() if code_root.is_dir() else []:
+            if folder.name.startswith("."):
+                # A half-done extraction whose worker died; live ones take seconds.
+                if now - folder.stat().st_mtime > STALE_EXTRACTION_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+                continue
             job = self.ctx.store.get_job(folder.name)
             if job is not None and job.state not in LIVE:
                 shutil.rmtree(folder, ignore_errors=True)

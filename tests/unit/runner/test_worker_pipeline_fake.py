@@ -161,3 +161,33 @@ def test_a_job_of_another_data_host_is_not_claimed_here(tmp_path):
 
 def test_an_unknown_job_id_is_skipped(world):
     assert execute_job(world.ctx, "0123456789ab", W1) is Ending.SKIPPED
+
+
+def test_a_moved_environment_tag_refuses_a_fresh_start(world):
+    job = world.approved()
+    world.ctx._resolver = lambda _name: "sha256:" + "cd" * 32  # the environment was rebuilt
+
+    execute_job(world.ctx, job.id, W1, poll_s=0.05)
+
+    failed = world.service.load_job(job.id)
+    assert failed.state is JobState.FAILED
+    assert "image digest changed" in (failed.reason or "")
+    assert world.host.created == {}
+
+
+def test_a_moved_environment_tag_does_not_stop_an_adopted_run(tmp_path):
+    world = build_control_world(tmp_path, lease_s=0.5, heartbeat_s=0.1)
+    try:
+        job = world.approved(Script(duration_s=1.0, files={"model.bin": b"m"}))
+        stop = threading.Event()
+        stop.set()
+        with pytest.raises(TryLater):
+            execute_job(world.ctx, job.id, W1, stop=stop, poll_s=0.05)
+        world.ctx._resolver = lambda _name: "sha256:" + "cd" * 32  # rebuilt while it ran
+        world.ctx._executor = world.executor()
+        time.sleep(0.6)
+
+        assert execute_job(world.ctx, job.id, W2, poll_s=0.05) is Ending.FINISHED
+        assert world.service.load_job(job.id).state is JobState.RELEASED
+    finally:
+        world.close()
