@@ -22,7 +22,8 @@ from ledger import LedgerError, verify_receipt
 from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
-from runner.client import Client, Downloaded, hex_digest, save_atomic
+from runner.client import Client
+from runner.client_download import Downloaded, hex_digest, save_atomic
 from runner.errors import IntegrityError, NotReady
 from runner.ledger_client import finished_body, finished_outputs, read_public_key
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner.client import PART_SUFFIX, Client
+from runner.client import Client
+from runner.client_download import PART_SUFFIX
 from runner.errors import ApiError, IntegrityError
 
 DATA = os.urandom(300_000)

@@ -1,0 +1,65 @@
+"""How HTTP failures become c2d errors on the client side.
+
+An error response becomes `ApiError(kind, message, status)` with the kind and message of the
+contract's body `{"error": {"kind", "message"}}` (or, for a response without that body, a kind
+read from the status). A server that does not answer becomes `ServiceUnavailable` naming the
+URL and how to start one. The CLI then maps the kind to an exit code like any local error.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from runner.errors import ApiError, ServiceUnavailable
+
+# Used when an error response does not carry the contract's {"error": {...}} body.
+STATUS_KIND = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "not_allowed",
+    404: "not_found",
+    405: "invalid",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    500: "failed",
+    502: "unavailable",
+    503: "unavailable",
+    504: "unavailable",
+}
+
+
+def api_error(response: httpx.Response) -> ApiError:
+    """The error an error response stands for (its body must already be read)."""
+    status = response.status_code
+    kind = STATUS_KIND.get(status, "unavailable" if status >= 500 else "failed")
+    message = ""
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("kind"), str):
+            kind = error["kind"]
+            message = str(error.get("message") or "")
+        elif isinstance(body, dict) and "detail" in body:
+            message = str(body["detail"])
+    except ValueError:
+        message = response.text[:500].strip()
+    if not message:
+        message = f"HTTP {status} {response.reason_phrase}".strip()
+    if status == 500:
+        where = f"{response.request.method} {response.request.url.path}"
+        message += f" ({where}: the server failed; its log says why)"
+    return ApiError(kind, message, status)
+
+
+def unavailable(url: str, exc: httpx.TransportError) -> ServiceUnavailable:
+    """The error for an API at `url` that did not answer (refused, unreachable, timed out)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ServiceUnavailable(
+            f"the c2d API at {url} did not answer in time ({type(exc).__name__}); "
+            "check that the server is healthy, or raise --timeout"
+        )
+    return ServiceUnavailable(
+        f"no c2d API answers at {url} ({exc}); start one with `c2d server` "
+        "(or `c2d up` on a single machine), or point C2D_URL / `c2d login` at the right one"
+    )
