@@ -5,8 +5,8 @@ default one carries numpy, scipy, pandas, scikit-learn and skops at exactly the 
 beside this client, so a model trained inside loads outside. No registry is needed: the base is
 bootstrapped from Debian packages with mmdebstrap, or taken from a registry image given as `base`.
 
-Every image is labelled with the digest of its recipe (Dockerfile, base, pinned versions); a build
-whose digest already exists is skipped.
+Every image is labelled with the digest of its recipe (Dockerfile, base, pinned versions) and
+tagged with it (`c2d/python-ml:recipe-<digest>`); a build whose recipe tag exists is skipped.
 """
 
 from __future__ import annotations
@@ -107,9 +107,21 @@ def resolve(client: docker.DockerClient, name: str) -> str:
         ) from exc
 
 
-def _find_labelled(client: docker.DockerClient, key: str, value: str) -> str | None:
-    images = client.images.list(filters={"label": f"{key}={value}"})
-    return str(images[0].id) if images else None
+def recipe_tag(name: str, recipe: str) -> str:
+    """A tag naming one recipe of environment `name`.
+
+    Lookups go by this tag, not by label: an image built FROM ours inherits every label,
+    so a label search could mistake a researcher's derived image for the environment itself.
+    """
+    return f"c2d/{name}:recipe-{recipe.removeprefix('sha256:')[:16]}"
+
+
+def _find_tagged(client: docker.DockerClient, tag: str, recipe: str) -> str | None:
+    try:
+        image = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+    return str(image.id) if image.labels.get(LABEL_RECIPE) == recipe else None
 
 
 def _run_streaming(cmd: list[str], progress: Progress, what: str) -> None:
@@ -131,7 +143,7 @@ def _run_streaming(cmd: list[str], progress: Progress, what: str) -> None:
 def bootstrap_base(client: docker.DockerClient, progress: Progress) -> str:
     """Build the Debian base image with mmdebstrap unless one of the same recipe exists."""
     recipe = recipe_digest(" ".join(BASE_PACKAGES), "mmdebstrap:bookworm", {})
-    found = _find_labelled(client, LABEL_RECIPE, recipe)
+    found = _find_tagged(client, LOCAL_BASE, recipe)
     if found:
         progress(f"base image {LOCAL_BASE} is present")
         return found
@@ -213,7 +225,8 @@ def build_environment(
     pins = client_pins()
     recipe = recipe_digest(dockerfile, base or LOCAL_BASE, pins)
     tag = image_tag(name)
-    found = None if force else _find_labelled(client, LABEL_RECIPE, recipe)
+    pinned = recipe_tag(name, recipe)
+    found = None if force else _find_tagged(client, pinned, recipe)
     if found:
         client.images.get(found).tag(tag)
         progress(f"{tag} is up to date ({recipe[:19]})")
@@ -245,7 +258,9 @@ def build_environment(
                     progress(f"  {line}")
         except docker.errors.APIError as exc:
             raise ImageError(f"building {tag} failed: {exc.explanation or exc}") from exc
-    image_id = str(client.images.get(tag).id)
+    image = client.images.get(tag)
+    image.tag(pinned)
+    image_id = str(image.id)
     progress(f"built {tag} {image_id[:19]} in {time.monotonic() - started:.0f} s")
     return BuildResult(name, tag, image_id, recipe, True, time.monotonic() - started)
 
