@@ -29,6 +29,7 @@ from runner.ledger_client import finished_body, finished_outputs, read_public_ke
 
 METRICS = "metrics.json"
 RECEIPT = "receipt.json"
+ENDED_WITHOUT_OUTPUTS = frozenset({"failed", "rejected", "cancelled"})
 
 
 def _digest_map(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -100,6 +101,12 @@ def fetch(
         pinned = base64.b64decode(conn.public_key)
     with connect(ctx, out) as client:
         job = client.job(job_id)
+        if job["state"] in ENDED_WITHOUT_OUTPUTS:
+            reason = f" ({job['reason']})" if job.get("reason") else ""
+            raise NotReady(
+                f"job {job_id} is {job['state']}{reason}: it has no outputs to fetch; "
+                f"`c2d logs {job_id}` may say why"
+            )
         if job["state"] != "released":
             raise NotReady(
                 f"job {job_id} is {job['state']}; outputs can be fetched once it is released "

@@ -62,11 +62,15 @@ def submission(spec: JobSpec, bundle_digest: str, job: dict[str, Any]) -> dict[s
 def follow(client: Client, job: dict[str, Any], out: Output) -> dict[str, Any]:
     """Poll `job` until it stops moving, showing each state on stderr; return the last view."""
     started = time.monotonic()
-    with out.status(f"job {job['id']}: {job['state']}") as update:
-        while job["state"] not in SUCCESS | FAILURE:
-            time.sleep(POLL_S)
-            job = client.job(job["id"])
-            update(f"job {job['id']}: {job['state']} ({time.monotonic() - started:.0f} s)")
+    try:
+        with out.status(f"job {job['id']}: {job['state']}") as update:
+            while job["state"] not in SUCCESS | FAILURE:
+                time.sleep(POLL_S)
+                job = client.job(job["id"])
+                update(f"job {job['id']}: {job['state']} ({time.monotonic() - started:.0f} s)")
+    except KeyboardInterrupt:
+        out.hint(f"stopped following; job {job['id']} goes on (`c2d status {job['id']}`)")
+        raise
     return job
 
 

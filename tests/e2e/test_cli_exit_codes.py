@@ -98,6 +98,9 @@ def test_exit_1_when_the_job_fails_under_wait(
     assert document["state"] == "failed"
     assert "3" in (document["reason"] or "")
     assert "failed" in err
+    fetch = c2d_stack.c2d("fetch", document["id"], "-o", str(tmp_path / "o"), token=people["rita"])
+    assert fetch.returncode == 2, fetch.stderr
+    assert "no outputs" in fetch.stderr
 
 
 def test_exit_1_when_a_stored_artifact_was_tampered_with(
