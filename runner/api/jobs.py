@@ -91,12 +91,14 @@ def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
         members = tarsafe.read_members(tar, **caps)
     files = [{"name": m.path, "bytes": m.size} for m in members if not m.is_dir]
     previous = service.last_approved_for(job.researcher, job.dataset, exclude=job.id)
-    text = None
+    # With nothing approved before, the diff is against nothing: the owner reads every line.
+    old = None
     if previous is not None:
         try:
-            text = diff(_bundle_path(state, previous.code_digest), bundle, **caps)
+            old = _bundle_path(state, previous.code_digest)
         except ArtifactNotFound:
-            text = None
+            previous = None
+    text = diff(old, bundle, **caps)
     return {
         "job": job_view(job),
         "files": sorted(files, key=lambda f: str(f["name"])),

@@ -120,7 +120,7 @@ def _show_review(out: Output, review: dict[str, Any]) -> None:
     previous = review.get("previous")
     out.say("")
     if previous is None:
-        out.say("no earlier approved code from this researcher on this dataset: all of it is new")
+        out.say("no earlier approved code from this researcher on this dataset; all of it:")
     elif not review.get("diff"):
         out.say(f"the code is identical to approved job {previous}")
     else:

@@ -202,14 +202,21 @@ def show_job(out: Output, job: dict[str, Any]) -> None:
 def status(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the job to its end; exit 1 if it fails.")
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Show one job: its state, reason, digests and outcome."""
     out = Output.start(json_out)
     with connect(ctx, out) as client:
         job = client.job(job_id)
+        if wait:
+            job = follow(client, job, out)
     show_job(out, job)
     out.result(job)
+    if wait and job["state"] in FAILURE:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command(rich_help_panel=PANEL)
