@@ -50,3 +50,7 @@ bench: image ## Run every benchmark and print the table
 
 clean: ## Remove the virtualenv and build leftovers (services and images stay)
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: compose-image
+compose-image: dev services ## App image of docker-compose.yml (C2D_APP_BASE=a registry base; skipped when up to date)
+	@C2D_APP_BASE="$(C2D_APP_BASE)" C2D_PYTHON="$(PY)" bash runner/scripts/compose_image.sh >/dev/null

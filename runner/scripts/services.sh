@@ -133,3 +133,19 @@ case "${1:-all}" in
   all) ensure_docker; ensure_redis; ensure_image_tools ;;
   *) die "usage: services.sh [all|docker|redis]" ;;
 esac
+
+# --- docker-compose (appended for docker-compose.yml and tests/e2e/test_compose.py) ----------
+# Debian's docker-compose 1.29 (Python); the compose v2 plugin is not packaged for bookworm.
+# Optional for c2d itself: a machine that cannot install it only loses the compose deployment.
+ensure_compose() {
+  if command -v docker-compose >/dev/null; then
+    say "docker-compose: $(docker-compose version --short 2>/dev/null || echo present)"
+    return
+  fi
+  can_install || { say "docker-compose missing: install it to use docker-compose.yml"; return; }
+  apt_install "docker-compose" docker-compose
+}
+
+case "${1:-all}" in
+  all) ensure_compose ;;
+esac
