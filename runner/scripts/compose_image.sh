@@ -159,8 +159,12 @@ main() {
   fi
   fill_context "$freeze" "$(resolver_for "$base_ref")"
   say "building $image from $base_ref"
-  # --force-rm: a failed step leaves no stopped container behind.
-  DOCKER_BUILDKIT=0 docker build --force-rm --build-arg "BASE=$base_ref" \
+  # --force-rm: a failed step leaves no stopped container behind. From the local base the
+  # build needs no network at all, so it gets none (and does not depend on the engine's
+  # default bridge); a registry base may need apt (see the Dockerfile).
+  local network=default
+  [ -n "$base" ] || network=none
+  DOCKER_BUILDKIT=0 docker build --force-rm --network "$network" --build-arg "BASE=$base_ref" \
     --label "$label=$recipe" --label org.c2d.role=app \
     --tag "$image" --file "$repo/Dockerfile" "$out/context" 2>&1 \
     | grep -v -e '^DEPRECATED' -e 'BuildKit is currently disabled' -e 'buildx component' \
