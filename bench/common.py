@@ -1,0 +1,525 @@
+"""What c2d's benchmarks share: a private installation, the bare-Docker baseline, the table.
+
+Every benchmark starts its own c2d the way an operator does (``c2d init``, ``c2d server``,
+``c2d worker`` as real processes) on a private ``redis-server`` on a free port, so nothing it
+does touches, or is slowed by, another installation's queue. People act through the Python
+client (``runner.client.Client``), the library the CLI is built on, polling every
+``POLL_S`` so that what the benchmark sees is the server's latency, not the CLI's 1 s poll.
+
+The baseline of every job figure is a bare ``docker run --rm`` of the same image and command
+with the same limits and mounts (``docker_run_args``), timed in the same run.
+
+Results: ``Row`` per figure; ``finish(name, rows)`` prints the table, saves the rows under
+``/var/tmp/c2d-bench/results`` and rewrites ``bench/RESULTS.md`` from every saved result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from jobs.bundle import pack
+from jobs.spec import JobSpec
+from runner.client import Client
+
+REPO = Path(__file__).resolve().parents[1]
+C2D = Path(sys.executable).with_name("c2d")
+CACHE = Path("/var/tmp/c2d-bench")
+RESULTS = CACHE / "results"
+IMAGE = "c2d/python-ml:latest"
+BENCH_LABEL = "c2d.bench"
+POLL_S = 0.01
+READY_S = 60.0
+DONE = frozenset({"succeeded", "released", "failed", "rejected", "cancelled"})
+UID = GID = 65534
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, probe: Any, timeout: float, poll: float = 0.05) -> Any:
+    """Poll ``probe()`` until it returns something truthy; raise naming ``what`` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    """A long-running process started here, in its own process group, logging to a file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM this process group, then SIGKILL whatever is left after ``grace``."""
+        if self.popen.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                self.popen.wait(grace)
+        with suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+    """Start ``argv`` in a new session with stdout and stderr in ``log_dir/name.log``."""
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as handle:
+        popen = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Proc(name, popen, log)
+
+
+@contextmanager
+def own_redis(root: Path) -> Iterator[str]:
+    """A private, non-persistent redis-server on a free port; yields its URL."""
+    import redis
+
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root)]
+    proc = spawn("redis", [*argv, "--save", "", "--appendonly", "no"], dict(os.environ), root)
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def answers() -> bool:
+        with suppress(redis.RedisError):
+            return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+        return False
+
+    try:
+        wait_for("the benchmark's redis-server", answers, 20)
+        yield url
+    finally:
+        proc.stop(5)
+
+
+@dataclass
+class Stack:
+    """One c2d installation under ``root``: its settings (as C2D_ env), API URL and processes."""
+
+    root: Path
+    env: dict[str, str]
+    url: str
+    admin_token: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["C2D_HOME"])
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def start_server(self) -> Proc:
+        proc = spawn("server", [str(C2D), "server"], self.env, self.logs)
+        self.procs.append(proc)
+
+        def healthy() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"c2d server exited:\n{proc.text()[-3000:]}")
+            with suppress(httpx.HTTPError, ValueError):
+                return httpx.get(f"{self.url}/v1/health", timeout=2).json().get("ok") is True
+            return False
+
+        wait_for("the API to answer /v1/health", healthy, READY_S)
+        return proc
+
+    def start_worker(self, concurrency: int = 1) -> Proc:
+        name = f"worker-{len(self.procs)}"
+        argv = [str(C2D), "worker", "--concurrency", str(concurrency)]
+        proc = spawn(name, argv, self.env, self.logs)
+        self.procs.append(proc)
+
+        def ready() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"c2d worker exited:\n{proc.text()[-3000:]}")
+            return " ready." in proc.text()
+
+        wait_for("the worker to be ready", ready, READY_S)
+        return proc
+
+    def client(self, token: str | None = None, timeout: float = 120.0) -> Client:
+        return Client(self.url, token if token is not None else self.admin_token, timeout)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+@contextmanager
+def stack(root: Path, workers: int = 1, concurrency: int = 1, **settings: str) -> Iterator[Stack]:
+    """Init a c2d home under ``root`` on a private Redis; run the API and ``workers`` workers.
+
+    A SIGTERM to the benchmark becomes SystemExit, so the processes started here stop too.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    with own_redis(root / "redis") as redis_url:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("C2D_")}
+        env.update(
+            {
+                "C2D_HOME": str(root / "home"),
+                "C2D_PORT": str(port),
+                "C2D_BIND": "127.0.0.1",
+                "C2D_REDIS_URL": redis_url,
+                "C2D_ORIGIN": f"c2d.bench/{uuid.uuid4().hex[:8]}",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({f"C2D_{k.upper()}": v for k, v in settings.items()})
+        made = Stack(root=root, env=env, url=f"http://127.0.0.1:{port}")
+        done = subprocess.run(
+            [str(C2D), "init", "--json"], env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"c2d init failed: {done.stderr}")
+        made.admin_token = json.loads(done.stdout)["token"]
+        try:
+            made.start_server()
+            for _ in range(workers):
+                made.start_worker(concurrency)
+            yield made
+        finally:
+            made.stop()
+
+
+# -- people, datasets, jobs ---------------------------------------------------------------------
+
+
+@dataclass
+class People:
+    """A data owner and a researcher of one stack, each with a client."""
+
+    owner: Client
+    researcher: Client
+
+    def close(self) -> None:
+        self.owner.close()
+        self.researcher.close()
+
+
+def people(st: Stack) -> People:
+    """Create an owner and a researcher through the API."""
+    with st.client() as admin:
+        owner = admin.add_user(f"olga-{uuid.uuid4().hex[:6]}", "owner")
+        researcher = admin.add_user(f"rita-{uuid.uuid4().hex[:6]}", "researcher")
+    return People(st.client(owner["token"]), st.client(researcher["token"]))
+
+
+def readable(folder: Path) -> Path:
+    """Make ``folder`` readable by the job's unprivileged uid (as data owners are told to)."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+def small_dataset(folder: Path, size: int = 1024 * 1024) -> Path:
+    """A dataset of one file of ``size`` real (random) bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "data.bin"
+    if not target.exists() or target.stat().st_size != size:
+        target.write_bytes(os.urandom(size))
+    return readable(folder)
+
+
+def register(owner: Client, folder: Path) -> str:
+    """Register ``folder`` as a dataset released on success; return its name."""
+    name = f"ds-{uuid.uuid4().hex[:6]}"
+    owner.add_dataset(name, str(folder), review_outputs=False)
+    return name
+
+
+def job_folder(
+    folder: Path,
+    command: Sequence[str],
+    *,
+    cpus: float = 1.0,
+    memory: str = "512MiB",
+    timeout: str = "5m",
+    outputs: str = "10MiB",
+    declared: Sequence[str] = (),
+) -> Path:
+    """A job folder whose job.yaml runs ``command`` in python-ml with these resources."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "name": "bench",
+        "environment": "python-ml",
+        "command": list(command),
+        "resources": {"cpus": cpus, "memory": memory, "timeout": timeout, "outputs": outputs},
+        "outputs": list(declared),
+    }
+    (folder / "job.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (folder / "README.md").write_text("benchmark job\n")
+    return folder
+
+
+def submit(researcher: Client, folder: Path, dataset: str) -> str:
+    """Submit a job folder as ``c2d submit`` does; return the job id (pending)."""
+    spec = JobSpec.from_yaml(folder / "job.yaml").with_overrides(dataset=dataset)
+    bundle = pack(folder)
+    return str(researcher.submit(spec.model_dump(mode="json"), bundle.data)["id"])
+
+
+def wait_done(client: Client, job_id: str, timeout: float = 900.0) -> tuple[dict[str, Any], float]:
+    """Poll the job every ``POLL_S`` until it ends; return it and when it was first seen ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.job(job_id)
+        if job["state"] in DONE:
+            return job, time.time()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job['state']} after {timeout:.0f} s")
+        time.sleep(POLL_S)
+
+
+def must_succeed(job: dict[str, Any]) -> None:
+    """Stop the benchmark if a job did not succeed: its time would measure something else."""
+    if job["state"] not in ("succeeded", "released"):
+        raise RuntimeError(f"job {job['id']} ended {job['state']}: {job.get('reason')}")
+
+
+def approve_and_wait(p: People, job_id: str) -> tuple[float, float, dict[str, Any]]:
+    """Approve ``job_id`` and wait for its end; return (approved-at, seen-ended-at, job)."""
+    t0 = time.time()
+    p.owner.approve(job_id)
+    job, t1 = wait_done(p.researcher, job_id)
+    must_succeed(job)
+    return t0, t1, job
+
+
+# -- Docker: the baseline and the engine's own times ------------------------------------------
+
+
+def docker_api(timeout: int = 120) -> Any:
+    import docker
+
+    return docker.from_env(timeout=timeout)
+
+
+def image_id() -> str:
+    """The local ID of the job image (``make image`` builds it)."""
+    client = docker_api()
+    try:
+        return str(client.images.get(IMAGE).id)
+    finally:
+        client.close()
+
+
+def docker_run_args(
+    image: str,
+    command: Sequence[str],
+    *,
+    data: Path,
+    code: Path,
+    outputs: Path,
+    cpus: float = 1.0,
+    memory: int = 512 * 1024 * 1024,
+    tmp: int = 256 * 1024 * 1024,
+    detach: bool = False,
+    label: str = "1",
+) -> list[str]:
+    """``docker run --rm`` with the limits, mounts and hardening c2d gives a job.
+
+    Mirrors ``runner.sandbox.hardening.create_kwargs`` flag for flag, except that /outputs is a
+    plain folder (c2d's is a size-capped loop-mounted filesystem: part of what c2d adds).
+    """
+    fsize = max(10 * 1024 * 1024, tmp)
+    return [
+        "docker", "run", "--rm", *(["-d"] if detach else []),
+        "--label", f"{BENCH_LABEL}={label}",
+        "--hostname", "c2d-job", "--user", f"{UID}:{GID}", "--workdir", "/code",
+        "-e", "HOME=/tmp", "-e", "TMPDIR=/tmp", "-e", "LANG=C.UTF-8",
+        "--network", "none", "--read-only", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--init", "--ipc", "private",
+        "--shm-size", str(min(64 * 1024 * 1024, memory // 4)),
+        "--pids-limit", "256", "--memory", str(memory), "--memory-swap", str(memory),
+        "--oom-score-adj", "1000", "--cpus", f"{cpus:g}",
+        "--ulimit", "nofile=1024:1024", "--ulimit", f"fsize={fsize}:{fsize}",
+        "--ulimit", "core=0:0",
+        "--tmpfs", f"/tmp:rw,noexec,nosuid,nodev,size={tmp}",
+        "--mount", f"type=bind,source={data},target=/data/bench,readonly",
+        "--mount", f"type=bind,source={code},target=/code,readonly",
+        "--mount", f"type=bind,source={outputs},target=/outputs",
+        "--log-opt", "max-size=524288", "--log-opt", "max-file=2",
+        image, *command,
+    ]  # fmt: skip
+
+
+def bare_dirs(root: Path) -> tuple[Path, Path]:
+    """A code folder and an /outputs folder for the baseline containers."""
+    code = root / "bare-code"
+    outputs = root / "bare-outputs"
+    code.mkdir(parents=True, exist_ok=True)
+    outputs.mkdir(parents=True, exist_ok=True)
+    code.chmod(0o755)
+    os.chown(outputs, UID, GID)
+    return code, outputs
+
+
+def run_timed(argv: Sequence[str]) -> float:
+    """Wall seconds of one process run to completion; raise if it fails."""
+    t0 = time.perf_counter()
+    done = subprocess.run(list(argv), capture_output=True, check=False)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])}... failed: {done.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def start_times(
+    since: float, until: float, label: str = "c2d.job", event: str = "start"
+) -> dict[str, float]:
+    """When containers had ``event`` (Unix seconds), from the engine's events, by ``label``."""
+    client = docker_api()
+    try:
+        events = client.events(
+            since=int(since) - 1,
+            until=int(until) + 1,
+            filters={"type": "container", "event": event, "label": label},
+            decode=True,
+        )
+        found: dict[str, float] = {}
+        for seen in events:
+            key = seen.get("Actor", {}).get("Attributes", {}).get(label, "")
+            found.setdefault(key, int(seen["timeNano"]) / 1e9)
+        return found
+    finally:
+        client.close()
+
+
+def remove_bench_containers() -> None:
+    """Remove every container the baselines started (by label)."""
+    client = docker_api()
+    try:
+        for c in client.containers.list(all=True, filters={"label": BENCH_LABEL}):
+            with suppress(Exception):
+                c.remove(force=True)
+    finally:
+        client.close()
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile by the nearest-rank method (no interpolation)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.0f} ms"
+
+
+def secs(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: c2d's value, the baseline's (same run), their ratio, the goal and verdict."""
+
+    measure: str
+    value: str
+    baseline: str
+    ratio: str
+    goal: str
+    met: bool | None
+    note: str = ""
+
+
+HEADER = ("measure", "c2d", "baseline (same run)", "ratio", "goal", "met")
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as an aligned text table."""
+    cells = [HEADER] + [
+        (r.measure, r.value, r.baseline, r.ratio, r.goal, verdict(r.met)) for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def verdict(met: bool | None) -> str:
+    return "-" if met is None else ("yes" if met else "NO")
+
+
+def finish(name: str, rows: Sequence[Row], extra: dict[str, Any] | None = None) -> None:
+    """Print the table, save the rows, and rewrite bench/RESULTS.md from every saved result."""
+    print(table(rows))
+    for row in rows:
+        if row.note:
+            print(f"  note ({row.measure}): {row.note}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "bench": name,
+        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "argv": sys.argv[1:],
+        "rows": [asdict(r) for r in rows],
+        "extra": extra or {},
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    from summary import write_summary  # beside this file; imported late to avoid a cycle
+
+    write_summary()
+
+
+def scratch(name: str) -> Path:
+    """A fresh working folder for one benchmark run under the cache folder."""
+    root = CACHE / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
