@@ -1,0 +1,565 @@
+"""The fault-injection suite's kit: a real c2d on a private Redis, and the invariants.
+
+``FaultStack`` is one installation started the way an operator starts one: ``c2d init`` then
+``c2d server`` and ``c2d worker`` as real processes (each in its own process group), on a
+``redis-server`` of its own (``RedisServer``, on a free port in a temporary folder, with or
+without persistence), so a test may kill, stop and restart any of them without touching the
+shared services. Leases are short (3 s) so that recovery happens within a test's time.
+
+``check_invariants(stack, job_ids)`` is the one check every fault case ends with:
+
+1. each job has exactly one terminal state: it is in an end state, its ledger holds exactly
+   one ending entry (``job.finished``, ``job.rejected`` or ``job.cancelled``) and that entry
+   agrees with the state; so at most one ``job.finished``;
+2. ``c2d ledger verify --home`` (the real CLI) passes;
+3. no container labelled ``c2d.job`` of this installation's jobs is left, nor an outputs
+   mount under its work folder (containers of other installations on the same engine are not
+   this suite's business);
+4. a fresh canary job, submitted and approved with the real CLI, still runs to success.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import yaml
+
+from jobs.bundle import pack
+from jobs.spec import JobSpec
+from runner.client import Client
+
+C2D = Path(sys.executable).with_name("c2d")
+REPO = Path(__file__).resolve().parents[2]
+READY_S = 60.0
+COMMAND_S = 120.0
+T = TypeVar("T")
+
+ENDED = frozenset({"succeeded", "released", "failed", "rejected", "cancelled"})
+ENDING_ENTRIES = frozenset({"job.finished", "job.rejected", "job.cancelled"})
+FAST_LEASES = {"lease_s": "3", "redispatch_s": "2", "reconcile_s": "1"}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: str = "") -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Proc:
+    """A process started by the suite, in its own process group, logging to a file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def tail(self, lines: int = 60) -> str:
+        return f"--- {self.name}:\n" + "\n".join(self.text().splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no handler runs, nothing is cleaned up."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(30)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM the process group, then SIGKILL what is left after ``grace``."""
+        if self.popen.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                self.popen.wait(grace)
+        self.kill()
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+    """Start ``argv`` in a new session, stdout and stderr appended to ``log_dir/NAME.log``."""
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as handle:
+        popen = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Proc(name, popen, log)
+
+
+class RedisServer:
+    """A ``redis-server`` of the suite's own on a fixed free port, which can be restarted.
+
+    ``persistent`` turns on the append-only file with an fsync per write, so a restart keeps
+    every queued and unacknowledged message; without it a restart loses everything.
+    """
+
+    def __init__(self, root: Path, *, persistent: bool) -> None:
+        self.root = root
+        self.persistent = persistent
+        self.port = free_port()
+        self.proc: Proc | None = None
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+
+    def start(self) -> None:
+        durable = ["--appendonly", "yes", "--appendfsync", "always"]
+        argv = [
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.root), "--save", "",
+            *(durable if self.persistent else ["--appendonly", "no"]),
+        ]  # fmt: skip
+        self.proc = spawn("redis", argv, dict(os.environ), self.root)
+
+        def answers() -> bool:
+            client = self.client()
+            try:
+                return bool(client.ping())
+            except Exception:
+                return False
+            finally:
+                client.close()
+
+        wait_for(f"redis-server on port {self.port}", answers, 20, self.proc.tail())
+
+    def stop(self) -> None:
+        """Shut it down (SIGTERM: redis flushes its append-only file when it has one)."""
+        if self.proc is not None:
+            self.proc.stop(20)
+            self.proc = None
+
+    def restart(self, down_s: float = 1.0) -> None:
+        """Stop, stay down ``down_s`` seconds, start again on the same port."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
+@dataclass
+class People:
+    """A data owner and a researcher with their tokens, and the canary's dataset."""
+
+    owner: str
+    owner_token: str
+    researcher: str
+    researcher_token: str
+    dataset: str
+
+
+@dataclass
+class FaultStack:
+    """One c2d installation with its own Redis; see the module docstring."""
+
+    root: Path
+    redis: RedisServer
+    env: dict[str, str]
+    url: str
+    admin_token: str = ""
+    procs: list[Proc] = field(default_factory=list)
+    people: People | None = None
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["C2D_HOME"])
+
+    @property
+    def db(self) -> Path:
+        return self.home / "c2d.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    # -- processes -------------------------------------------------------------------------
+
+    def start_server(self) -> Proc:
+        proc = spawn("server", [str(C2D), "server"], self.env, self.log_dir)
+        self.procs.append(proc)
+
+        def healthy() -> bool:
+            assert proc.alive(), proc.tail()
+            with suppress(httpx.HTTPError, ValueError):
+                return httpx.get(f"{self.url}/v1/health", timeout=2).json().get("ok") is True
+            return False
+
+        wait_for("the API to answer /v1/health", healthy, READY_S, proc.tail())
+        return proc
+
+    def start_worker(self, concurrency: int = 1) -> Proc:
+        name = f"worker-{uuid.uuid4().hex[:6]}"
+        argv = [str(C2D), "worker", "--concurrency", str(concurrency)]
+        proc = spawn(name, argv, self.env, self.log_dir)
+        self.procs.append(proc)
+        wait_for(
+            "the worker to be ready",
+            lambda: " ready." in proc.text() if proc.alive() else pytest_fail(proc.tail()),
+            READY_S,
+            proc.tail(),
+        )
+        return proc
+
+    def live(self, kind: str) -> list[Proc]:
+        """The live processes whose name starts with ``kind`` (server, worker)."""
+        return [p for p in self.procs if p.name.startswith(kind) and p.alive()]
+
+    def ensure(self, kind: str, concurrency: int = 1) -> Proc:
+        """A live server or worker, started if there is none."""
+        running = self.live(kind)
+        if running:
+            return running[0]
+        return self.start_server() if kind == "server" else self.start_worker(concurrency)
+
+    def logs(self) -> str:
+        return "\n".join(p.tail() for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    # -- people's side ---------------------------------------------------------------------
+
+    def client(self, token: str | None = None) -> Client:
+        return Client(self.url, token or self.admin_token, timeout=60)
+
+    def cli(
+        self, *args: str, token: str | None = None, timeout: float = COMMAND_S
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``c2d ARGS`` as the holder of ``token`` (default admin)."""
+        env = dict(self.env)
+        env.update(
+            C2D_URL=self.url,
+            C2D_TOKEN=token or self.admin_token,
+            C2D_CONFIG=str(self.root / "no-client-config.json"),
+        )
+        return subprocess.run(
+            [str(C2D), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def cli_json(self, *args: str, expect: int = 0, token: str | None = None) -> Any:
+        """``c2d ARGS --json``; check the exit code; return the one JSON document."""
+        done = self.cli(*args, "--json", token=token)
+        assert done.returncode == expect, (
+            f"c2d {' '.join(args)} exited {done.returncode}, expected {expect}\n"
+            f"stdout: {done.stdout}\nstderr: {done.stderr}\n{self.logs()}"
+        )
+        return json.loads(done.stdout)
+
+    def setup_people(self, data: Path) -> People:
+        """An owner, a researcher and a released-on-success dataset (made once per stack)."""
+        if self.people is None:
+            with self.client() as admin:
+                owner = admin.add_user(f"olga-{uuid.uuid4().hex[:6]}", "owner")
+                researcher = admin.add_user(f"rita-{uuid.uuid4().hex[:6]}", "researcher")
+            dataset = f"ds-{uuid.uuid4().hex[:6]}"
+            with self.client(owner["token"]) as client:
+                client.add_dataset(dataset, str(make_dataset(data)))
+            self.people = People(
+                owner["name"], owner["token"], researcher["name"], researcher["token"], dataset
+            )
+        return self.people
+
+    def submit(self, folder: Path, dataset: str | None = None) -> str:
+        """Submit ``folder`` as the researcher (what ``c2d submit`` sends); the job id."""
+        assert self.people is not None
+        spec = JobSpec.from_yaml(folder / "job.yaml").with_overrides(
+            dataset=dataset or self.people.dataset
+        )
+        with self.client(self.people.researcher_token) as client:
+            return str(client.submit(spec.model_dump(mode="json"), pack(folder).data)["id"])
+
+    def approve(self, job_id: str) -> dict[str, Any]:
+        assert self.people is not None
+        with self.client(self.people.owner_token) as client:
+            return client.approve(job_id)
+
+    # -- the installation's records, read in this process ------------------------------------
+
+    def _query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def state(self, job_id: str) -> str:
+        rows = self._query("SELECT state FROM jobs WHERE id = ?", job_id)
+        assert rows, f"no job {job_id} in the store"
+        return str(rows[0][0])
+
+    def job_ids(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT id FROM jobs ORDER BY created")]
+
+    def entries(self, job_id: str) -> list[dict[str, Any]]:
+        """The ledger entries about ``job_id``, in order, decoded."""
+        rows = self._query(
+            "SELECT canonical FROM ledger_entries WHERE subject = ? ORDER BY seq", job_id
+        )
+        return [json.loads(bytes(r[0])) for r in rows]
+
+    def ledger_size(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM ledger_entries")[0][0])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        with self.client() as admin:
+            return admin.job(job_id)
+
+    def wait_ended(self, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the job is in an end state; return its API view."""
+        wait_for(f"job {job_id} to end", lambda: self.state(job_id) in ENDED, timeout, self.logs())
+        return self.job(job_id)
+
+
+def pytest_fail(message: str) -> bool:
+    import pytest
+
+    pytest.fail(f"a c2d process exited early:\n{message}")
+
+
+@contextmanager
+def fault_stack(
+    root: Path, *, persistent_redis: bool = False, server: bool = True, **settings: str
+) -> Iterator[FaultStack]:
+    """``c2d init`` under ``root`` with its own Redis; start the API; stop all at the end.
+
+    Workers are started by the tests (``ensure("worker")``), since many kill them.
+    """
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    redis = RedisServer(root / "redis", persistent=persistent_redis)
+    redis.start()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("C2D_")}
+    values = {
+        "home": str(root / "home"),
+        "port": str(port),
+        "bind": "127.0.0.1",
+        "redis_url": redis.url,
+        "origin": f"c2d.faults/{uuid.uuid4().hex[:8]}",
+        **FAST_LEASES,
+        **settings,
+    }
+    env.update({f"C2D_{k.upper()}": v for k, v in values.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    stack = FaultStack(root=root, redis=redis, env=env, url=f"http://127.0.0.1:{port}")
+    try:
+        done = subprocess.run(
+            [str(C2D), "init", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_S,
+            check=False,
+        )
+        assert done.returncode == 0, f"c2d init failed:\n{done.stdout}\n{done.stderr}"
+        stack.admin_token = json.loads(done.stdout)["token"]
+        if server:
+            stack.start_server()
+        yield stack
+    finally:
+        stack.stop()
+        redis.stop()
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def make_dataset(folder: Path, rows: int = 40) -> Path:
+    """A small CSV the sandbox's non-root user can read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rows.csv").write_text("x,y\n" + "".join(f"{i},{i % 7}\n" for i in range(rows)))
+    folder.chmod(0o755)
+    (folder / "rows.csv").chmod(0o644)
+    return folder
+
+
+def job_folder(
+    folder: Path,
+    script: str,
+    *,
+    memory: str = "256MiB",
+    timeout: str = "2m",
+    outputs: str = "1MiB",
+    declared: tuple[str, ...] = (),
+) -> Path:
+    """A job folder whose job.yaml runs ``python3 run.py`` (``script``) in python-ml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "run.py").write_text(script)
+    spec = {
+        "name": "fault",
+        "environment": "python-ml",
+        "command": ["python3", "run.py"],
+        "resources": {"cpus": 0.5, "memory": memory, "timeout": timeout, "outputs": outputs},
+        "outputs": list(declared),
+    }
+    (folder / "job.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder
+
+
+def sleeper(seconds: float) -> str:
+    """A job that prints, sleeps ``seconds``, then writes a metric."""
+    return (
+        "import json, pathlib, time\n"
+        "print('started', flush=True)\n"
+        f"time.sleep({seconds})\n"
+        "pathlib.Path('/outputs/metrics.json').write_text(json.dumps({'slept': "
+        f"{seconds}}}))\n"
+        "print('done', flush=True)\n"
+    )
+
+
+CANARY = sleeper(0)
+
+
+def job_containers(docker_client: Any, job_ids: list[str] | None = None) -> list[Any]:
+    """Containers (any state) labelled ``c2d.job`` with one of ``job_ids`` (all if None)."""
+    import docker.errors
+
+    wanted = None if job_ids is None else set(job_ids)
+    for _ in range(5):  # the SDK inspects each listed container; one may vanish meanwhile
+        with suppress(docker.errors.NotFound):
+            found = docker_client.containers.list(all=True, filters={"label": "c2d.job"})
+            return [c for c in found if wanted is None or c.labels.get("c2d.job") in wanted]
+    return []
+
+
+def running_container(docker_client: Any, job_id: str) -> Any:
+    """The job's container if it is running now, else None."""
+    found = job_containers(docker_client, [job_id])
+    return found[0] if found and found[0].status == "running" else None
+
+
+def outputs_mounts(stack: FaultStack) -> list[str]:
+    """Mount points under the installation's work folder (the jobs' /outputs filesystems)."""
+    work = str(stack.home / "work")
+    return [
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if line.split()[1].startswith(work)
+    ]
+
+
+# -- the invariants ---------------------------------------------------------------------------
+
+
+def check_one_ending(stack: FaultStack, job_id: str) -> str:
+    """Invariant 1 for one job; return its end state."""
+    state = stack.state(job_id)
+    entries = stack.entries(job_id)
+    types = [e["type"] for e in entries]
+    assert state in ENDED, f"job {job_id} is {state}, not ended; entries {types}\n{stack.logs()}"
+    endings = [e for e in entries if e["type"] in ENDING_ENTRIES]
+    assert len(endings) == 1, f"job {job_id}: ending entries {types}"
+    assert types.count("job.finished") <= 1, types
+    ending = endings[0]
+    expected = {
+        "job.rejected": {"rejected"},
+        "job.cancelled": {"cancelled"},
+    }.get(ending["type"])
+    if expected is None:  # job.finished: succeeded (maybe released since) or failed
+        recorded = ending["body"]["state"]
+        expected = {"succeeded", "released"} if recorded == "succeeded" else {recorded}
+    assert state in expected, f"job {job_id} is {state} but its ledger says {ending}"
+    return state
+
+
+def verify_ledger(stack: FaultStack) -> None:
+    """Invariant 2: the real ``c2d ledger verify`` on the installation's database."""
+    done = stack.cli("ledger", "verify", "--home", str(stack.home), "--json")
+    assert done.returncode == 0, f"ledger verify failed:\n{done.stdout}\n{done.stderr}"
+    report = json.loads(done.stdout)
+    assert report.get("ok") is True, report
+
+
+def check_nothing_left(stack: FaultStack, docker_client: Any, timeout: float = 45.0) -> None:
+    """Invariant 3: no container of this installation's jobs and no outputs mount remain.
+
+    The worker removes them when it finishes a job and the reaper removes what a lost worker
+    left, so this waits (bounded) for that to happen.
+    """
+    ids = stack.job_ids()
+    wait_for(
+        f"the containers of jobs {ids} to be removed",
+        lambda: not job_containers(docker_client, ids),
+        timeout,
+        stack.logs(),
+    )
+    wait_for(
+        "the outputs mounts to be removed",
+        lambda: not outputs_mounts(stack),
+        timeout,
+        f"{outputs_mounts(stack)}\n{stack.logs()}",
+    )
+
+
+def run_canary(stack: FaultStack, tmp: Path) -> str:
+    """Invariant 4: a fresh job, submitted and approved with the CLI, runs to success."""
+    assert stack.people is not None
+    people = stack.people
+    folder = job_folder(tmp / f"canary-{uuid.uuid4().hex[:6]}", CANARY)
+    submitted = stack.cli_json(
+        "submit", str(folder), "--dataset", people.dataset, token=people.researcher_token
+    )
+    job_id = str(submitted["id"])
+    stack.cli_json("approve", job_id, token=people.owner_token)
+    job = stack.wait_ended(job_id, timeout=120)
+    assert job["state"] == "released", f"canary {job_id}: {job}\n{stack.logs()}"
+    status = stack.cli_json("status", job_id, token=people.researcher_token)
+    assert status["outcome"]["metrics"] == {"slept": 0}, status
+    return job_id
+
+
+def check_invariants(
+    stack: FaultStack, job_ids: list[str], docker_client: Any, tmp: Path
+) -> dict[str, str]:
+    """The four invariants after a fault (module docstring); return each job's end state."""
+    ends = {job_id: check_one_ending(stack, job_id) for job_id in job_ids}
+    verify_ledger(stack)
+    check_nothing_left(stack, docker_client)
+    canary = run_canary(stack, tmp)
+    check_one_ending(stack, canary)
+    verify_ledger(stack)
+    check_nothing_left(stack, docker_client)
+    return ends
