@@ -101,6 +101,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " WHEN NEW.state IS NOT 'pending'"
         " BEGIN SELECT RAISE(ABORT, 'a new job must be pending'); END",
     ),
+    # 2: a job's own container image (built from its Dockerfile or loaded from an archive):
+    # the bundle digest (the job's code digest then covers bundle and image), the image ID,
+    # the host's description of the image (JSON) and the digest of its build log.
+    (
+        "CREATE TABLE job_images ("
+        " job_id TEXT PRIMARY KEY REFERENCES jobs (id),"
+        " bundle_digest TEXT NOT NULL,"
+        " image_id TEXT NOT NULL,"
+        " source TEXT NOT NULL CHECK (source IN ('dockerfile', 'archive')),"
+        " dockerfile TEXT,"
+        " archive_sha256 TEXT,"
+        " build_log_digest TEXT NOT NULL,"
+        " details TEXT NOT NULL)",
+        "CREATE INDEX job_images_by_image ON job_images (image_id)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

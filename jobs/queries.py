@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jobs import access
 from jobs.errors import Conflict, NotAllowed
+from jobs.images import ImageRecord
 from jobs.models import Job, User
 from jobs.service_core import ServiceCore
 from jobs.states import JobState
@@ -36,6 +37,23 @@ class Queries(ServiceCore):
         ``exclude`` (for the diff ``c2d review`` shows). No permission check: the caller
         has already shown the job under review to its owner."""
         return self._store.last_approved_for(researcher, dataset, exclude)
+
+    def job_image(self, job_id: str) -> ImageRecord | None:
+        """The job's own image (built or loaded at submission), or None. No permission
+        check: callers have already loaded the job for their actor."""
+        return self._store.job_image(job_id)
+
+    def bundle_digest(self, job: Job) -> str:
+        """The digest the job's code bundle is stored under: the code digest itself, unless
+        the job brings its own image (then the code digest covers bundle and image)."""
+        image = self._store.job_image(job.id)
+        return job.code_digest if image is None else image.bundle_digest
+
+    def images_in_use(self) -> set[str]:
+        """Image IDs bound by pending, approved or running jobs (never to be removed)."""
+        return self._store.image_ids_in_states(
+            (JobState.PENDING, JobState.APPROVED, JobState.RUNNING)
+        )
 
     def load_job(self, job_id: str) -> Job:
         """The job, for workers and the reconciler (no permission check); ``NotFound``."""

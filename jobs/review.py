@@ -12,6 +12,7 @@ from typing import Any
 from jobs import access
 from jobs.digests import canonical_digest, canonical_json, is_digest
 from jobs.errors import InvalidRequest, NotAllowed, SpecError, TooLarge
+from jobs.images import ImageRecord
 from jobs.limits import check_resources
 from jobs.models import Approval, Dataset, Job, JobSpec, TrustedCode, User
 from jobs.service_core import ServiceCore, build, dataset_subject
@@ -30,6 +31,20 @@ def _digests(job: Job) -> dict[str, str]:
     }
 
 
+def _image_entry(image: ImageRecord | None) -> dict[str, Any]:
+    if image is None:
+        return {}
+    return {
+        "own_image": {
+            "source": image.source,
+            "bundle_digest": image.bundle_digest,
+            "dockerfile": image.dockerfile,
+            "archive_sha256": image.archive_sha256,
+            "build_log_digest": image.build_log_digest,
+        }
+    }
+
+
 class Review(ServiceCore):
     """Submission and the data owner's decisions."""
 
@@ -42,8 +57,13 @@ class Review(ServiceCore):
         bundle_files: list[str],
         image_id: str,
         params: dict[str, Any] | None = None,
+        image: ImageRecord | None = None,
     ) -> Job:
         """Record a new pending job; approve it at once if its code is trusted for the dataset.
+
+        For a job that brings its own image, ``code_digest`` is the bundle's digest and
+        ``image`` what the data host built or loaded (its ID must be ``image_id``); the job's
+        code digest then covers both (``jobs.images``), and the record is stored with the job.
 
         ``dataset_name`` overrides ``spec.dataset``; ``params`` (the effective parameters)
         replace ``spec.params`` when given. Entries ``job.submitted`` and, for trusted code,
@@ -64,6 +84,12 @@ class Review(ServiceCore):
             raise InvalidRequest(f"code digest {code_digest!r} is not sha256:<64 hex digits>")
         if not image_id:
             raise InvalidRequest("no image id: the environment must resolve to a local image")
+        if image is not None:
+            if image.bundle_digest != code_digest or image.image_id != image_id:
+                raise InvalidRequest(
+                    "the job's own image record does not match its bundle digest and image id"
+                )
+            code_digest = image.code_digest
         effective = params if params is not None else spec.params
         spec = JobSpec.from_data(
             {**spec.model_dump(), "dataset": name, "params": effective}, source="job spec"
@@ -94,6 +120,8 @@ class Review(ServiceCore):
                 updated=now,
             )
             self._store.insert_job(job)
+            if image is not None:
+                self._store.insert_job_image(job.id, image)
             body = {
                 "researcher": actor.name,
                 "name": spec.name,
@@ -104,6 +132,7 @@ class Review(ServiceCore):
                 "resources": spec.resources.model_dump(),
                 "outputs": spec.output_patterns(),
                 "files": len(job.bundle_files),
+                **_image_entry(image),
             }
             self._record(conn, "job.submitted", actor.name, job.id, body)
             trusted = self._store.trusted(name, code_digest)

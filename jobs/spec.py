@@ -7,11 +7,18 @@ into one ``SpecError`` whose message names the file, the field and what is allow
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import rfc8785
 import yaml
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobs.errors import SpecError
 from jobs.fields import (
@@ -55,6 +62,21 @@ class Resources(BaseModel):
         }
 
 
+DEFAULT_ENVIRONMENT = "python-ml"
+
+
+class ImageBuild(BaseModel):
+    """``image: {build: Dockerfile}``: the job runs in an image built from its own Dockerfile.
+
+    ``build`` is the Dockerfile's path inside the job folder; the data host builds it at
+    submission with no network, only from a base it allows.
+    """
+
+    model_config = FROZEN
+
+    build: RelativePattern = Field(min_length=1)
+
+
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     try:
         rfc8785.dumps(value)
@@ -72,7 +94,8 @@ class JobSpec(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: Name
-    environment: Name = "python-ml"
+    environment: Name = DEFAULT_ENVIRONMENT
+    image: ImageBuild | None = None
     command: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     dataset: Name | None = None
     params: Annotated[dict[str, Any], AfterValidator(_json_object)] = Field(default_factory=dict)
@@ -86,6 +109,15 @@ class JobSpec(BaseModel):
         if duplicates:
             raise ValueError(f"lists {', '.join(duplicates)} more than once")
         return value
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> JobSpec:
+        if self.image is not None and self.environment != DEFAULT_ENVIRONMENT:
+            raise ValueError(
+                "set either `image: {build: Dockerfile}` or `environment:`, not both; an image "
+                "built from a Dockerfile starts FROM an allowed base instead of an environment"
+            )
+        return self
 
     def output_patterns(self) -> list[str]:
         """The declared outputs plus ``metrics.json``, which is always collected."""
@@ -147,6 +179,8 @@ class JobSpec(BaseModel):
 _FIELD_HELP = {
     "name": NAME_HELP,
     "environment": NAME_HELP + " naming an environment image (`c2d env list`)",
+    "image": "{build: PATH}, the Dockerfile's path in the job folder",
+    "image.build": "the Dockerfile's path relative to the job folder, without '..'",
     "dataset": NAME_HELP + " naming a registered dataset (`c2d dataset list`)",
     "command": "a non-empty list of strings, like [python, train.py]",
     "params": "a JSON object of parameters",
@@ -169,6 +203,9 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     for part in loc:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
+        # An optional sub-model (``ImageBuild | None``) is looked into like a plain one.
+        members = [a for a in get_args(annotation) if isinstance(a, type)]
+        annotation = next((a for a in members if issubclass(a, BaseModel)), annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation
@@ -203,7 +240,7 @@ def spec_error(exc: ValidationError, source: str) -> SpecError:
             allowed = _FIELD_HELP.get(key, "")
             message = str(err["msg"]).removeprefix("Value error, ")
             shown = _short_repr(err.get("input"))
-            if err["type"] != "missing" and "input" in err and shown not in message:
+            if loc and err["type"] != "missing" and "input" in err and shown not in message:
                 message += f", got {shown}"
         lines.append(f"  {field}: {message}" + (f" (allowed: {allowed})" if allowed else ""))
         if first_field is None:

@@ -26,6 +26,7 @@ from typing import Any
 from jobs import migrations
 from jobs.datasets import CachedHash
 from jobs.errors import Conflict, StoreUnavailable
+from jobs.images import ImageRecord
 from jobs.models import Approval, Dataset, DatasetPolicy, Job, Outcome, Role, TrustedCode, User
 from jobs.spec import JobSpec
 from jobs.states import JobState, check_transition
@@ -286,6 +287,52 @@ class Store:
         return TrustedCode(dataset=d, code_digest=c, trusted_by=by, job_id=job_id, time=time)
 
     # ---- jobs ----------------------------------------------------------------------------
+
+    def insert_job_image(self, job_id: str, image: ImageRecord) -> None:
+        """Record the own image of a job being inserted (same transaction)."""
+        self._write(
+            "INSERT INTO job_images (job_id, bundle_digest, image_id, source, dockerfile,"
+            " archive_sha256, build_log_digest, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                image.bundle_digest,
+                image.image_id,
+                image.source,
+                image.dockerfile,
+                image.archive_sha256,
+                image.build_log_digest,
+                json.dumps(image.details),
+            ),
+        )
+
+    def job_image(self, job_id: str) -> ImageRecord | None:
+        """The own image of a job, or None for a job that runs in a named environment."""
+        rows = self._read(
+            "SELECT bundle_digest, image_id, source, dockerfile, archive_sha256,"
+            " build_log_digest, details FROM job_images WHERE job_id = ?",
+            (job_id,),
+        )
+        if not rows:
+            return None
+        bundle, image_id, source, dockerfile, archive, log, details = rows[0]
+        return ImageRecord(
+            bundle_digest=bundle,
+            image_id=image_id,
+            source=source,
+            dockerfile=dockerfile,
+            archive_sha256=archive,
+            build_log_digest=log,
+            details=json.loads(details),
+        )
+
+    def image_ids_in_states(self, states: tuple[JobState, ...]) -> set[str]:
+        """Image IDs bound by jobs in ``states`` (own images and environments alike)."""
+        marks = ", ".join("?" for _ in states)
+        rows = self._read(
+            f"SELECT DISTINCT image_id FROM jobs WHERE state IN ({marks})",
+            tuple(s.value for s in states),
+        )
+        return {str(r[0]) for r in rows}
 
     def insert_job(self, job: Job) -> None:
         """Insert a new (pending) job."""
