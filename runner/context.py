@@ -26,6 +26,7 @@ from runner.settings import Settings
 if TYPE_CHECKING:
     import docker
 
+    from runner.byo import ByoPolicy
     from runner.sandbox.interface import Executor
 
 ImageResolver = Callable[[str], str]
@@ -40,6 +41,20 @@ def limits_from(settings: Settings) -> Limits:
         max_timeout=parse_duration(settings.max_timeout),
         max_outputs=parse_size(settings.max_outputs),
         max_bundle_bytes=bundle,
+    )
+
+
+def byo_policy_from(settings: Settings) -> ByoPolicy:
+    """The host's rules for jobs' own images, from the settings."""
+    from runner.byo import ByoPolicy
+
+    bases = tuple(b.strip() for b in settings.byo_allowed_bases.split(",") if b.strip())
+    return ByoPolicy(
+        allowed_bases=bases,
+        max_build_s=settings.byo_max_build_s,
+        max_image_bytes=parse_size(settings.byo_max_image),
+        max_layers=settings.byo_max_layers,
+        max_archive_bytes=parse_size(settings.byo_max_archive),
     )
 
 

@@ -62,6 +62,22 @@ class Settings(BaseSettings):
         description="How often a worker renews its lease on a running job; 0 means a third of "
         "`lease_s` (at most 10 s). Cancellations reach the job's container this fast.",
     )
+    byo_allowed_bases: str = Field(
+        default="c2d/python-ml:latest",
+        description="Base images a job's own Dockerfile may start FROM (or an image archive "
+        "may extend), comma-separated names or image IDs.",
+    )
+    byo_max_build_s: int = Field(default=900, description="Longest build of a job's image.")
+    byo_max_image: str = Field(default="4GiB", description="Largest image a job may bring.")
+    byo_max_layers: int = Field(default=64, description="Most layers a job's image may have.")
+    byo_max_archive: str = Field(
+        default="4GiB", description="Largest image archive (`--image-archive`) accepted."
+    )
+    byo_retention_s: float = Field(
+        default=86400.0,
+        description="How long the image of a finished job is kept before the reconciler "
+        "removes it (never while a pending, approved or running job uses it).",
+    )
 
     @property
     def db_path(self) -> Path:
