@@ -171,6 +171,9 @@ main() {
       -e 'Install the buildx' -e 'docs.docker.com/go/buildx' -e '^ *$' | indent || true
   image_id="$(labelled app "$recipe")"
   [ -n "$image_id" ] || die "building $image failed (see the lines above)"
+  # Earlier app images the tag moved away from: removed unless a container still uses one.
+  docker images --quiet --filter dangling=true --filter label=org.c2d.role=app \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
   say "built $image ${image_id:0:19} in $((SECONDS - started)) s"
   echo "$image_id"
 }
