@@ -44,7 +44,7 @@ def stack(
 ) -> Iterator[FaultStack]:
     """One installation (API + Redis of its own) for a module; its tests start workers."""
     root = tmp_path_factory.mktemp("faults")
-    with fault_stack(root) as made:
+    with fault_stack(root, docker_client) as made:
         made.setup_people(root / "data")
         yield made
 

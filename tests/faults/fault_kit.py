@@ -257,6 +257,18 @@ class FaultStack:
         for proc in reversed(self.procs):
             proc.stop()
 
+    def remove_leftovers(self, docker_client: Any) -> None:
+        """After a failed case: remove this installation's containers and outputs mounts."""
+        from runner.sandbox.workdir import job_dirs, remove_job_dir
+
+        if self.db.exists():
+            for container in job_containers(docker_client, self.job_ids()):
+                with suppress(Exception):
+                    container.remove(force=True)
+        for jd in job_dirs(self.home / "work"):
+            with suppress(Exception):
+                remove_job_dir(jd)
+
     # -- people's side ---------------------------------------------------------------------
 
     def client(self, token: str | None = None) -> Client:
@@ -361,11 +373,17 @@ def pytest_fail(message: str) -> bool:
 
 @contextmanager
 def fault_stack(
-    root: Path, *, persistent_redis: bool = False, server: bool = True, **settings: str
+    root: Path,
+    docker_client: Any,
+    *,
+    persistent_redis: bool = False,
+    server: bool = True,
+    **settings: str,
 ) -> Iterator[FaultStack]:
     """``c2d init`` under ``root`` with its own Redis; start the API; stop all at the end.
 
-    Workers are started by the tests (``ensure("worker")``), since many kill them.
+    Workers are started by the tests (``ensure("worker")``), since many kill them. At the end
+    whatever a failed case left (containers, outputs mounts) is removed with the processes.
     """
     (root / "logs").mkdir(parents=True, exist_ok=True)
     redis = RedisServer(root / "redis", persistent=persistent_redis)
@@ -401,6 +419,7 @@ def fault_stack(
     finally:
         stack.stop()
         redis.stop()
+        stack.remove_leftovers(docker_client)
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -538,7 +557,8 @@ def run_canary(stack: FaultStack, tmp: Path) -> str:
     """Invariant 4: a fresh job, submitted and approved with the CLI, runs to success."""
     assert stack.people is not None
     people = stack.people
-    folder = job_folder(tmp / f"canary-{uuid.uuid4().hex[:6]}", CANARY)
+    tag = uuid.uuid4().hex[:6]
+    folder = job_folder(tmp / f"canary-{tag}", CANARY + f"# canary {tag}\n")  # fresh code
     submitted = stack.cli_json(
         "submit", str(folder), "--dataset", people.dataset, token=people.researcher_token
     )

@@ -1,0 +1,126 @@
+"""Workers that die, stop or receive the same message twice while a job is theirs.
+
+One installation for the module (API and a Redis of its own); each case starts the workers it
+needs and kills or stops them as the fault says, then checks the four invariants. Leases are
+3 s, so a lost worker's job is noticed within a few seconds by the next worker's reconciler.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import pytest
+from fault_kit import (
+    FaultStack,
+    check_invariants,
+    job_folder,
+    running_container,
+    sleeper,
+    wait_for,
+)
+
+from runner.dispatch import key_prefix, queue_name
+from runner.settings import Settings
+
+pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
+
+
+def no_workers(stack: FaultStack) -> None:
+    for proc in stack.live("worker"):
+        proc.stop()
+
+
+def creations(docker_client: Any, job_id: str, since: float) -> int:
+    """How many containers the engine created for ``job_id`` since ``since``."""
+    events = docker_client.events(
+        since=int(since) - 1,
+        until=int(time.time()) + 1,
+        filters={"type": "container", "event": "create", "label": f"c2d.job={job_id}"},
+        decode=True,
+    )
+    return len(list(events))
+
+
+def started_sleeper(stack: FaultStack, docker_client: Any, workdir, seconds: float):  # type: ignore[no-untyped-def]
+    job_id = stack.submit(job_folder(workdir / "sleeper", sleeper(seconds)))
+    stack.approve(job_id)
+    container = wait_for(
+        "the job's container to run",
+        lambda: running_container(docker_client, job_id),
+        60,
+        stack.logs(),
+    )
+    return job_id, container
+
+
+def test_sigkill_of_the_worker_mid_job_then_the_next_worker_adopts_it(
+    stack, workdir, docker_client
+):
+    no_workers(stack)
+    since = time.time()
+    first = stack.start_worker()
+    job_id, container = started_sleeper(stack, docker_client, workdir, 6)
+
+    first.kill()
+    container.reload()
+    assert container.status == "running"  # the engine, not the worker, owns the container
+    stack.start_worker()
+    job = stack.wait_ended(job_id, timeout=90)
+
+    assert job["state"] == "released", job
+    assert job["outcome"]["metrics"] == {"slept": 6}
+    types = [e["type"] for e in stack.entries(job_id)]
+    assert types.count("job.reclaimed") >= 1, types
+    assert creations(docker_client, job_id, since) == 1  # adopted, never started twice
+    check_invariants(stack, [job_id], docker_client, workdir)
+
+
+def test_a_graceful_worker_stop_mid_job_hands_it_to_the_next_worker(stack, workdir, docker_client):
+    no_workers(stack)
+    since = time.time()
+    first = stack.start_worker()
+    job_id, _ = started_sleeper(stack, docker_client, workdir, 6)
+
+    first.popen.send_signal(signal.SIGTERM)
+    first.popen.wait(60)  # a warm stop does not wait for the job to end
+    assert "handed back" in first.text()
+    assert running_container(docker_client, job_id) is not None
+    stack.start_worker()
+    job = stack.wait_ended(job_id, timeout=90)
+
+    assert job["state"] == "released", job
+    assert creations(docker_client, job_id, since) == 1
+    check_invariants(stack, [job_id], docker_client, workdir)
+
+
+def test_the_same_message_delivered_twice_runs_the_job_once(stack, workdir, docker_client):
+    """A byte-identical copy of the job's message (what a redelivery is) sits in the queue.
+
+    No worker runs while the API sends the message; the test copies it in Redis, then starts
+    a worker of concurrency 2, so both copies are taken at once by two threads.
+    """
+    no_workers(stack)
+    settings = Settings(home=stack.home, origin=stack.env["C2D_ORIGIN"], redis_url=stack.redis.url)
+    queue = key_prefix(settings) + queue_name(settings.data_host)
+    redis = stack.redis.client()
+    since = time.time()
+    job_id = stack.submit(job_folder(workdir / "twice", sleeper(2)))
+    stack.approve(job_id)
+    wait_for("the API to send the job", lambda: redis.llen(queue) == 1, 30, stack.logs())
+    message = redis.lindex(queue, 0)
+    redis.lpush(queue, message)
+    assert redis.lrange(queue, 0, -1) == [message, message]
+
+    stack.start_worker(concurrency=2)
+    job = stack.wait_ended(job_id, timeout=90)
+    wait_for("both copies to be taken", lambda: redis.llen(queue) == 0, 30, stack.logs())
+    redis.close()
+
+    assert job["state"] == "released", job
+    types = [e["type"] for e in stack.entries(job_id)]
+    assert types.count("job.started") == 1, types
+    assert "job.reclaimed" not in types, types
+    assert creations(docker_client, job_id, since) == 1
+    check_invariants(stack, [job_id], docker_client, workdir)
