@@ -56,16 +56,18 @@ class Staged:
         self.size = size
 
     def commit(self) -> str:
-        """Move the bytes into the store (a no-op if the digest is already there); return it."""
+        """Move the bytes into the store; return the digest.
+
+        A file already at the digest's path is replaced, not kept: these bytes are known to
+        hash to the digest and that file may not any more (altered or rotted on disk), so
+        storing the same content again repairs it. Readers holding it open keep their copy.
+        """
         if self._temp is None:
             raise ArtifactError("this staged artifact was already committed or discarded")
         final = self._store.path_for(self.digest)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            self._temp.unlink()
-        else:
-            os.replace(self._temp, final)
-            _fsync_dir(final.parent)
+        os.replace(self._temp, final)
+        _fsync_dir(final.parent)
         self._temp = None
         return self.digest
 
