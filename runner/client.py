@@ -10,6 +10,7 @@ they get their final name and resume after a dropped connection (see `runner.cli
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from urllib.parse import quote
 
 import httpx
 
-from runner.client_download import Downloaded, DownloadObserver, download
+from runner.client_download import Downloaded, DownloadObserver, Silent, download
 from runner.client_http import api_error, unavailable
+from runner.client_upload import ProgressReader, check_archive
 from runner.errors import ApiError, IntegrityError
 
 API = "/v1"
@@ -118,16 +120,41 @@ class Client:
         """GET /v1/datasets/{name}."""
         return dict(self._json("GET", f"/datasets/{quote(name, safe='')}"))
 
-    def submit(self, spec: dict[str, Any], bundle: bytes) -> dict[str, Any]:
-        """POST /v1/jobs: the spec as JSON and the deterministic code tar; returns the Job."""
-        return dict(
-            self._json(
+    def submit(
+        self,
+        spec: dict[str, Any],
+        bundle: bytes,
+        image_archive: Path | None = None,
+        *,
+        max_archive_bytes: int = 4 * 2**30,
+        observer: DownloadObserver | None = None,
+    ) -> dict[str, Any]:
+        """POST /v1/jobs: the spec as JSON and the deterministic code tar; returns the Job.
+
+        ``image_archive`` (a ``docker save`` file, at most ``max_archive_bytes``) is streamed
+        from disk as the ``image_archive`` part, ``observer`` seeing its progress. The server
+        builds or loads the job's own image before it answers, so the wait for the answer is
+        not capped.
+        """
+        files: dict[str, Any] = {"bundle": ("bundle.tar", bundle, "application/x-tar")}
+        watch = observer or Silent()
+        with contextlib.ExitStack() as stack:
+            if image_archive is not None:
+                size = check_archive(image_archive, max_archive_bytes)
+                handle = stack.enter_context(image_archive.open("rb"))
+                reader = ProgressReader(handle, watch)
+                files["image_archive"] = ("image.tar", reader, "application/x-tar")
+                watch.start(image_archive.name, size)
+            job = self._json(
                 "POST",
                 "/jobs",
                 data={"spec": json.dumps(spec)},
-                files={"bundle": ("bundle.tar", bundle, "application/x-tar")},
+                files=files,
+                timeout=httpx.Timeout(self._http.timeout.connect, read=None),
             )
-        )
+            if image_archive is not None:
+                watch.finish(image_archive.name)
+        return dict(job)
 
     def jobs(self, state: str | None = None) -> list[dict[str, Any]]:
         """GET /v1/jobs[?state=]: the jobs this user may see."""

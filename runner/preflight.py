@@ -4,7 +4,9 @@ Every digest the approval bound is computed again from what is about to run:
 
 1. code: the bundle is read back from the artifact store and hashed;
 2. image: the job's environment is resolved to a local image ID again (never pulled); a
-   container being adopted keeps the image it was started from;
+   container being adopted keeps the image it was started from. A job that brought its own
+   image runs exactly the ID bound at submission, which must still be here (never rebuilt),
+   and its code digest is recomputed over bundle and image (``jobs.images``);
 3. dataset: the dataset folder is re-hashed (unchanged files come from the hash cache);
 4. params: the effective parameters are canonicalized and hashed.
 
@@ -22,9 +24,11 @@ from pathlib import Path
 
 from jobs.bundle import extract
 from jobs.digests import canonical_digest
+from jobs.images import image_code_digest
 from jobs.models import Job
 from jobs.units import parse_size
 from runner.context import Context
+from runner.errors import ImageGone
 from runner.sandbox.interface import Limits, SandboxSpec, State
 
 _CHUNK = 1024 * 1024
@@ -84,6 +88,24 @@ def sandbox_limits(ctx: Context, job: Job) -> Limits:
     )
 
 
+def own_image_id(ctx: Context, image_id: str) -> str:
+    """The ID of the job's own image as this host's engine has it; ImageGone if it is not here.
+
+    Never rebuilds: a rebuild would give another ID (build timestamps), which the approval
+    did not bind.
+    """
+    from runner.byo.facts import inspect
+
+    try:
+        attrs = inspect(ctx.docker(), image_id)
+    except ImageGone as exc:
+        raise ImageGone(
+            f"the job's own image {image_id} is no longer on this host, so the approved image "
+            "cannot run; resubmit the job to build or load its image again"
+        ) from exc
+    return str(attrs["Id"])
+
+
 def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
     """Re-check the four bound digests, extract the code, and return the sandbox spec.
 
@@ -91,9 +113,13 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
     the bundle is gone; ``DatasetError`` if the dataset folder cannot be read; environment
     errors if the image is not on this host; ``ServiceUnavailable`` if Docker does not answer.
     """
-    bundle = ctx.artifacts.path(job.code_digest)
+    own = ctx.service.job_image(job.id)
+    bundle = ctx.artifacts.path(job.code_digest if own is None else own.bundle_digest)
     code_digest = file_digest(bundle)
-    if ctx.executor().status(job.id) in (State.RUNNING, State.EXITED) and job.approval:
+    if own is not None:
+        image_id = own_image_id(ctx, own.image_id)
+        code_digest = image_code_digest(code_digest, image_id)
+    elif ctx.executor().status(job.id) in (State.RUNNING, State.EXITED) and job.approval:
         # Adopting: the container was created from the approved image ID after this same
         # check; a tag moved since (an environment rebuilt) must not kill a run in progress.
         image_id = job.approval.image_id

@@ -14,11 +14,14 @@ gone". One pass (``Reconciler.run_once``), for the jobs of this data host only:
    ``MAX_ATTEMPTS`` times, it fails with a reason (exactly one ``job.finished``: the fence
    guards it). A job is never started a second time from scratch.
 3. **Reaping**: containers labelled ``c2d.job`` of this installation's jobs that are no
-   longer live (or overdue past their deadline), their folders, and leftover code folders.
+   longer live (or overdue past their deadline), their folders, and leftover code folders;
+   then jobs' own images (``runner.byo``) untouched for ``Settings.byo_retention_s``, never
+   one a pending, approved or running job binds, nor an allowed base.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -30,8 +33,8 @@ from typing import Protocol
 from jobs.errors import Conflict, JobsError
 from jobs.models import Job
 from jobs.states import JobState
-from runner.context import Context
-from runner.errors import RunnerError
+from runner.context import Context, byo_policy_from
+from runner.errors import ImageError, RunnerError
 from runner.reaper import reap
 from runner.sandbox.interface import State
 
@@ -61,6 +64,7 @@ class Pass:
     adopted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     reaped: list[str] = field(default_factory=list)
+    images_removed: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -159,6 +163,10 @@ class Reconciler:
             )
         except Exception as exc:
             log.warning("reaper pass failed (retried next pass): %s", exc)
+        try:
+            done.images_removed = self._remove_old_images()
+        except Exception as exc:
+            log.warning("image clean-up failed (retried next pass): %s", exc)
         code_root = self.ctx.settings.code_dir
         now = self.clock()
         for folder in code_root.iterdir() if code_root.is_dir() else []:
@@ -170,6 +178,22 @@ class Reconciler:
             job = self.ctx.store.get_job(folder.name)
             if job is not None and job.state not in LIVE:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def _remove_old_images(self) -> list[str]:
+        """Jobs' own images past their retention, never one a pending, approved or running
+        job binds, nor an allowed base."""
+        from runner.byo import remove_unused_images
+        from runner.byo.policy import resolve_bases
+
+        client = self.ctx.docker()
+        in_use = self.ctx.service.images_in_use()
+        # No allowed base on this host: nothing to protect beside the jobs' images.
+        with contextlib.suppress(ImageError):
+            policy = byo_policy_from(self.ctx.settings)
+            in_use |= {b.image_id for b in resolve_bases(client, policy)}
+        return remove_unused_images(
+            client, in_use, older_than_s=self.ctx.settings.byo_retention_s, now=self.clock()
+        )
 
     def loop(self) -> None:
         """Run passes every ``reconcile_s`` until ``stop``; never dies of one bad pass."""

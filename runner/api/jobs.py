@@ -19,6 +19,7 @@ from jobs.bundle import diff
 from jobs.errors import InvalidRequest, NotAllowed
 from jobs.states import JobState
 from runner.api.deps import Actor, ApiState, State
+from runner.api.own_image import review_view
 from runner.api.views import job_view
 from runner.errors import ArtifactNotFound
 
@@ -86,7 +87,8 @@ def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
         raise NotAllowed(f"only the owner of dataset {job.dataset!r} or an admin reviews jobs")
     limits = state.ctx.limits
     caps = {"max_files": limits.max_bundle_files, "max_bytes": limits.max_bundle_bytes}
-    bundle = _bundle_path(state, job.code_digest)
+    record = service.job_image(job.id)
+    bundle = _bundle_path(state, service.bundle_digest(job))
     with tarsafe.open_tar(bundle) as tar:
         members = tarsafe.read_members(tar, **caps)
     files = [{"name": m.path, "bytes": m.size} for m in members if not m.is_dir]
@@ -95,12 +97,14 @@ def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     old = None
     if previous is not None:
         try:
-            old = _bundle_path(state, previous.code_digest)
+            old = _bundle_path(state, service.bundle_digest(previous))
         except ArtifactNotFound:
             previous = None
     text = diff(old, bundle, **caps)
+    before = service.job_image(previous.id) if previous is not None else None
     return {
         "job": job_view(job),
+        "image": review_view(record, bundle, before, old),
         "files": sorted(files, key=lambda f: str(f["name"])),
         "previous": previous.id if previous else None,
         "diff": text,
@@ -110,11 +114,13 @@ def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
 @router.get("/{job_id}/bundle", response_class=FileResponse)
 def bundle(job_id: str, actor: Actor, state: State) -> FileResponse:
     """The code tar exactly as submitted (its researcher, the dataset's owner, admins)."""
-    job = state.ctx.service.get_job(actor, job_id)
+    service = state.ctx.service
+    job = service.get_job(actor, job_id)
+    digest = service.bundle_digest(job)
     return FileResponse(
-        _bundle_path(state, job.code_digest),
+        _bundle_path(state, digest),
         media_type="application/x-tar",
-        headers={"X-C2D-SHA256": job.code_digest.removeprefix("sha256:")},
+        headers={"X-C2D-SHA256": digest.removeprefix("sha256:")},
     )
 
 

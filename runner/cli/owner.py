@@ -12,6 +12,7 @@ import typer
 from jobs.spec import Resources
 from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
+from runner.cli.own_image_view import show_own_image
 from runner.cli.researcher import show_job
 from runner.cli.session import connect
 
@@ -127,6 +128,8 @@ def _show_review(out: Output, review: dict[str, Any]) -> None:
         out.say(f"changes since approved job {previous}:")
     if review.get("diff"):
         out.text_block(review["diff"], syntax="diff")
+    if review.get("image"):
+        show_own_image(out, review["image"])
 
 
 @app.command(rich_help_panel=PANEL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -11,7 +12,9 @@ import typer
 
 from jobs.bundle import pack
 from jobs.errors import SpecError
+from jobs.images import image_code_digest
 from jobs.models import JobSpec
+from jobs.units import parse_size
 from runner.cli.app import ExitCode, app
 from runner.cli.output import JsonFlag, Output, short_time
 from runner.cli.session import connect
@@ -90,6 +93,17 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the job to its end; exit 1 if it fails.")
     ] = False,
+    image_archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-archive",
+            metavar="IMAGE.tar",
+            help="Run in this image (the output of `docker save`), loaded on the data host.",
+        ),
+    ] = None,
+    max_archive: Annotated[
+        str, typer.Option("--max-archive", metavar="SIZE", help="Largest image archive to send.")
+    ] = "4GiB",
     json_out: JsonFlag = False,
 ) -> None:
     """Check FOLDER/job.yaml, pack FOLDER deterministically, upload it; print the job id."""
@@ -110,13 +124,27 @@ def submit(
     bundle = pack(folder)
     out.say(f"packed {len(bundle.files)} files ({bundle.size} bytes), code {bundle.digest}")
     with connect(ctx, out) as client:
-        job = client.submit(spec.model_dump(mode="json"), bundle.data)
-        if job.get("code_digest") != bundle.digest:
+        # A progress bar on a terminal while the archive uploads; nothing otherwise.
+        bars = out.downloads() if image_archive is not None and out.console else None
+        with bars or contextlib.nullcontext():
+            job = client.submit(
+                spec.model_dump(mode="json"),
+                bundle.data,
+                image_archive,
+                max_archive_bytes=parse_size(max_archive),
+                observer=bars,
+            )
+        own = image_archive is not None or spec.image is not None
+        # An own image's code digest covers the bundle sent and the image the host made.
+        expected = image_code_digest(bundle.digest, job["image_id"]) if own else bundle.digest
+        if job.get("code_digest") != expected:
             raise IntegrityError(
                 f"the server recorded code {job.get('code_digest')} for job {job['id']}, but "
                 f"the bundle sent hashes to {bundle.digest}; cancel it (`c2d cancel "
                 f"{job['id']}`) and tell the operator"
             )
+        if own:
+            out.say(f"the data host pinned the job to its own image {job['image_id']}")
         out.say(f"submitted job {job['id']} on dataset {job.get('dataset')}: {job['state']}")
         if not wait:
             out.hint(f"follow it with `c2d status {job['id']}`")
