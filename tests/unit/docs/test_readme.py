@@ -7,7 +7,9 @@ from pathlib import Path
 from jobs.states import mermaid_diagram
 from runner.settings import Settings
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+# Kept out of tests/unit itself: pytest would put that folder on sys.path, where its ledger/
+# and jobs/ test folders shadow the real packages in spawned processes.
+README = (Path(__file__).parents[3] / "README.md").read_text()
 
 
 def test_every_setting_is_documented_with_its_description() -> None:
