@@ -1,6 +1,9 @@
-"""An image that says USER root and whose ENTRYPOINT tries to escalate still runs under the
+"""An image that says USER root and ships a setuid-root escalation still runs under the
 sandbox's defaults: the runner's uid, no capabilities, no privilege gain, a read-only root and no
 network. Proven from inside the job, through the real executor.
+
+The sandbox never runs an image's ENTRYPOINT (only job.yaml's reviewed command), so the attack
+is made the way a researcher still could: by naming the setuid binary in the command itself.
 """
 
 from __future__ import annotations
@@ -132,25 +135,45 @@ def test_the_attack_works_without_the_sandbox_defaults(
     assert probe["euid"] == 0
 
 
-def test_user_root_and_an_escalating_entrypoint_run_under_the_sandbox_defaults(
-    docker_client: docker.DockerClient, escalating_image: BuiltImage, tmp_path: Path
-) -> None:
-    assert escalating_image.user == "root"
-    assert escalating_image.entrypoint == ("/usr/local/bin/rootpy", "/opt/escalate.py")
+def _run(
+    docker_client: docker.DockerClient, image: BuiltImage, tmp_path: Path, command: tuple[str, ...]
+) -> Any:
     code = tmp_path / "code"
-    code.mkdir()
+    code.mkdir(exist_ok=True)
     (code / "job.py").write_text(
         "import json\njson.dump({'ran': 1}, open('/outputs/metrics.json', 'w'))\n"
     )
     spec = SandboxSpec(
         job_id=f"byo-{uuid.uuid4().hex[:12]}",
-        image_id=escalating_image.image_id,
-        command=("python3", "job.py"),
+        image_id=image.image_id,
+        command=command,
         code_dir=code,
         limits=Limits(memory_bytes=512 * MiB, timeout_s=120, outputs_bytes=4 * MiB),
     )
     executor = DockerExecutor(docker_client, tmp_path / "work")
-    result = executor.run(spec, ArtifactStore(tmp_path / "store"))
+    return executor.run(spec, ArtifactStore(tmp_path / "store"))
+
+
+def test_the_image_entrypoint_is_not_run(
+    docker_client: docker.DockerClient, escalating_image: BuiltImage, tmp_path: Path
+) -> None:
+    result = _run(docker_client, escalating_image, tmp_path, ("python3", "job.py"))
+    assert TAG.encode() not in result.log  # the escalating entrypoint never ran
+    assert result.succeeded, result.reason
+    assert result.metrics == {"ran": 1.0}
+
+
+def test_user_root_and_a_setuid_escalation_run_under_the_sandbox_defaults(
+    docker_client: docker.DockerClient, escalating_image: BuiltImage, tmp_path: Path
+) -> None:
+    assert escalating_image.user == "root"
+    assert escalating_image.entrypoint == ("/usr/local/bin/rootpy", "/opt/escalate.py")
+    result = _run(
+        docker_client,
+        escalating_image,
+        tmp_path,
+        ("/usr/local/bin/rootpy", "/opt/escalate.py", "python3", "job.py"),
+    )
 
     probe = probe_of(result.log)
     assert probe["uid"] != 0
@@ -166,6 +189,6 @@ def test_user_root_and_an_escalating_entrypoint_run_under_the_sandbox_defaults(
     assert "ro" in probe["root_options"]
     assert probe["up_interfaces"] == []  # loopback only
     assert probe["connect"] == "ENETUNREACH"
-    # The entrypoint ran, then handed over to the job's command, which did its work.
+    # The escalation attempt ran, then handed over to the job's own script, which did its work.
     assert result.succeeded, result.reason
     assert result.metrics == {"ran": 1.0}
