@@ -55,6 +55,7 @@ def submission(spec: JobSpec, bundle_digest: str, job: dict[str, Any]) -> dict[s
         "id": job["id"],
         "state": job["state"],
         "code_digest": job["code_digest"],
+        "image_id": job.get("image_id"),
         "name": job.get("name", spec.name),
         "dataset": job.get("dataset", spec.dataset),
         "reason": job.get("reason"),
