@@ -12,6 +12,7 @@ from jobs.datasets import readable_hint, scan
 from jobs.errors import DatasetError, NotAllowed, NotFound, Unauthenticated
 from jobs.fields import NAME_HELP
 from jobs.models import Dataset, DatasetPolicy, Job, Role, User
+from jobs.schemas import profile_scanned, rescanner
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
 
 
@@ -62,13 +63,17 @@ class Accounts(ServiceCore):
         policy: DatasetPolicy,
         *,
         allow_unreadable: bool = False,
+        profile_max_rows: int | None = None,
     ) -> Dataset:
         """Hash the folder at ``path`` and register (or re-register) it as dataset ``name``.
 
         Only owners and admins; an owner registers for themself (``policy.owner``), an admin
         for any owner. Re-registering an existing name (new data, new policy) is for its owner
-        or an admin. Unchanged files are not re-hashed. Entry ``dataset.registered`` (subject
-        ``dataset:NAME``; the host path is not written to the public log).
+        or an admin. Unchanged files are not re-hashed. The tables are profiled
+        (``jobs.schemas``; at most ``profile_max_rows`` rows of each feed the statistics) and
+        the profile is kept for the owner. Entry ``dataset.registered`` (subject
+        ``dataset:NAME``; the host path is not written to the public log, nor the public
+        columns of a hidden schema).
 
         Raises ``NotAllowed``, ``InvalidRequest`` (bad name), ``NotFound`` (unknown owner),
         ``DatasetError`` (missing, empty, a link or device inside, or files the sandbox user
@@ -90,6 +95,9 @@ class Accounts(ServiceCore):
             raise DatasetError(f"{root} holds no files; pass the folder with the data", path=root)
         if result.unreadable and not allow_unreadable:
             raise DatasetError(readable_hint(result), path=result.unreadable[0])
+        result, profile = profile_scanned(
+            result, policy, max_rows=profile_max_rows, rescan=rescanner(Path(root))
+        )
         with self._store.transaction() as conn:
             previous = self._check_may_replace(actor, name)
             dataset = Dataset(
@@ -103,12 +111,14 @@ class Accounts(ServiceCore):
                 registered_by=actor.name,
             )
             self._store.put_dataset(dataset)
+            self._store.put_profile(name, profile)
             self._store.save_file_cache(result.root, result.cache)
             body = {
                 "digest": dataset.digest,
                 "files": dataset.files,
                 "bytes": dataset.bytes,
-                "policy": policy.model_dump(mode="json"),
+                "policy": policy.public_dump(),
+                "schema_digest": profile.schema_digest,
                 "replaces": previous.digest if previous else None,
             }
             self._record(conn, "dataset.registered", actor.name, dataset_subject(name), body)

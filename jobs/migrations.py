@@ -116,6 +116,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " details TEXT NOT NULL)",
         "CREATE INDEX job_images_by_image ON job_images (image_id)",
     ),
+    # 3: developing against unseen data: each dataset's profile as made at registration (for
+    # its owner; researchers get a view of it), and each job's pre-approval dry run on mock
+    # data. Both as JSON of their models in jobs.schema_records.
+    (
+        "CREATE TABLE dataset_profiles ("
+        " name TEXT PRIMARY KEY REFERENCES datasets (name),"
+        " record TEXT NOT NULL)",
+        "CREATE TABLE job_dryruns ("
+        " job_id TEXT PRIMARY KEY REFERENCES jobs (id),"
+        " record TEXT NOT NULL,"
+        " time REAL NOT NULL)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

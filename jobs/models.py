@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -84,6 +84,8 @@ class DatasetPolicy(BaseModel):
     - ``logs_visible``: ``"owner"`` keeps logs to the owner until release, ``"researcher"``
       lets the job's researcher read them at any time.
     - ``schema`` (attribute ``schema_view``): how much of the data's shape researchers see.
+    - ``public_values``: columns whose real values the owner publishes (in the schema and in
+      mock data), ``{file path or "*": [column, ...]}``; see ``jobs.profile``.
     - ``host``: the data host (and Celery queue) whose worker runs the jobs.
     """
 
@@ -103,6 +105,15 @@ class DatasetPolicy(BaseModel):
     schema_view: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
     caps: Caps = Field(default_factory=Caps)
     host: Name = "default"
+    public_values: dict[str, list[str]] = Field(default_factory=dict)
+
+    def public_dump(self) -> dict[str, Any]:
+        """The policy as every user and the public ledger see it.
+
+        While the schema is hidden, the public columns stay out: their names are the schema.
+        """
+        hidden = self.schema_view == "hidden"
+        return self.model_dump(mode="json", exclude={"public_values"} if hidden else None)
 
 
 class Dataset(BaseModel):

@@ -22,6 +22,7 @@ fail_expired               running -> failed                job.finished
 release                    succeeded -> released            job.released
 cancel                     pending|approved|running ->      job.cancelled
                            cancelled
+record_dryrun              (none: a dry run on mock data)   job.dryrun
 =========================  ===============================  ==========================
 
 Entries about a job have the job id as subject; the actor is the user's name, ``worker:NAME``
@@ -31,15 +32,17 @@ for workers, ``reconciler`` or ``operator`` for the system.
 from __future__ import annotations
 
 from jobs.accounts import Accounts, token_hash
+from jobs.dryruns import DryRuns
 from jobs.execution import Claim, Execution
 from jobs.limits import Limits
 from jobs.queries import Queries
 from jobs.review import Review
+from jobs.schemas import Schemas
 
 __all__ = ["Claim", "Limits", "Service", "token_hash"]
 
 
-class Service(Accounts, Review, Execution, Queries):
+class Service(Accounts, Review, Execution, Queries, Schemas, DryRuns):
     """The job service: ``Service(store, ledger, clock=time.time, limits=Limits())``.
 
     ``store`` and ``ledger`` must use the same database file. ``clock`` returns Unix seconds

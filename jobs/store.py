@@ -28,6 +28,7 @@ from jobs.datasets import CachedHash
 from jobs.errors import Conflict, StoreUnavailable
 from jobs.images import ImageRecord
 from jobs.models import Approval, Dataset, DatasetPolicy, Job, Outcome, Role, TrustedCode, User
+from jobs.schema_records import SchemaRecords
 from jobs.spec import JobSpec
 from jobs.states import JobState, check_transition
 
@@ -100,8 +101,10 @@ _DATASET_SELECT = (
 )
 
 
-class Store:
-    """Typed access to the c2d tables. Safe to share between threads of one process."""
+class Store(SchemaRecords):
+    """Typed access to the c2d tables. Safe to share between threads of one process.
+
+    Dataset profiles and dry runs are read and written by ``SchemaRecords``."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
