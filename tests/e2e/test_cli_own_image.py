@@ -217,3 +217,51 @@ def test_a_job_whose_approved_image_is_gone_fails_without_a_container(
     assert "no longer on this host" in failed["reason"]
     assert "resubmit" in failed["reason"]
     assert docker_client.containers.list(all=True, filters={"name": f"c2d-job-{job['id']}"}) == []
+
+
+def test_an_image_archive_is_loaded_pinned_reviewed_and_run(
+    c2d_stack: Stack,
+    people: tuple[str, str, str],
+    tmp_path: Path,
+    docker_client: Any,
+    made_images: set[str],
+) -> None:
+    stack = c2d_stack
+    owner, researcher, dataset = people
+    marker = uuid.uuid4().hex
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f'FROM c2d/python-ml:latest\nENV C2D_E2E_MARKER={marker}\nCMD ["python3"]\n'
+    )
+    image, _ = docker_client.images.build(path=str(context), network_mode="none", pull=False)
+    made_images.add(image.id)
+    archive = tmp_path / "image.tar"
+    subprocess.run(["docker", "save", "-o", str(archive), image.id], check=True)
+    folder = _job_folder(
+        tmp_path,
+        "",
+        "import json, os\n"
+        "json.dump({'marker': int(os.environ['C2D_E2E_MARKER'] == '" + marker + "')},"
+        " open('/outputs/metrics.json', 'w'))\n",
+    )
+    (folder / "Dockerfile").unlink()
+    (folder / "job.yaml").write_text("name: archived\ncommand: [python3, train.py]\n")
+
+    job = stack.json(
+        "submit", str(folder), "--dataset", dataset, "--image-archive", str(archive),
+        token=researcher, timeout=600,
+    )  # fmt: skip
+    assert job["image_id"] == image.id
+
+    review = stack.json("review", job["id"], token=owner)["image"]
+    assert review["source"] == "archive"
+    assert review["facts"]["base"] == "c2d/python-ml:latest"
+    assert review["facts"]["cmd"] == ["python3"]
+    assert "C2D_E2E_MARKER" in review["facts"]["env_keys"]
+    assert review["archive_sha256"] == "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest()
+
+    stack.json("approve", job["id"], token=owner)
+    done = stack.json("status", job["id"], "--wait", token=researcher, timeout=300)
+    assert done["state"] in {"succeeded", "released"}, (done, stack.logs())
+    assert done["outcome"]["metrics"] == {"marker": 1.0}
