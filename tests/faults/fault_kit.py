@@ -378,6 +378,7 @@ def fault_stack(
     *,
     persistent_redis: bool = False,
     server: bool = True,
+    extra_env: dict[str, str] | None = None,
     **settings: str,
 ) -> Iterator[FaultStack]:
     """``c2d init`` under ``root`` with its own Redis; start the API; stop all at the end.
@@ -400,6 +401,7 @@ def fault_stack(
         **settings,
     }
     env.update({f"C2D_{k.upper()}": v for k, v in values.items()})
+    env.update(extra_env or {})  # e.g. DOCKER_HOST of a private engine
     env["PYTHONUNBUFFERED"] = "1"
     stack = FaultStack(root=root, redis=redis, env=env, url=f"http://127.0.0.1:{port}")
     try:
