@@ -42,8 +42,10 @@ class ProfileRecord(BaseModel):
 class DryRun(BaseModel):
     """One pre-approval dry run of a job on mock data (never the real data).
 
-    ``declared`` are the job's output patterns (``metrics.json`` included), ``produced`` the
-    outputs the collector accepted, ``ignored`` files written but not declared. ``mock_digest``
+    ``declared`` are the job's output names and globs (``metrics.json`` is always collected
+    too), ``produced`` the outputs the collector accepted, ``ignored`` files written but not
+    declared. ``log_tail`` is the end of the log; ``log_truncated`` says it is not all of it.
+    ``mock_digest``
     is the dataset digest of the mock folder (``None`` when no mock could be made, and then
     ``ok`` is false). ``withheld``: the dataset's schema is hidden, so this result is for the
     owner only; researchers and the public ledger get a summary without anything the job printed

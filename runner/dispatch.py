@@ -1,4 +1,7 @@
-"""Celery over Redis as transport only: the app, its one task, and sending jobs to data hosts.
+"""Celery over Redis as transport only: the app, its tasks, and sending jobs to data hosts.
+
+Two tasks, both on the data host's queue: ``c2d.run_job`` runs an approved job, and
+``c2d.dryrun_job`` runs a pending one against mock data before review (``runner.dryrun``).
 
 The store is the source of truth; a message only says "look at job X". So the settings make a
 lost or duplicated message harmless rather than impossible:
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TASK_RUN = "c2d.run_job"
+TASK_DRYRUN = "c2d.dryrun_job"
+DRYRUN_RETRIES = 10
 VISIBILITY_MARGIN_S = 3600
 SENT_KEY = "c2d:sent:{job_id}"
 # kombu keeps messages of priorities 3, 6 and 9 in lists named QUEUE + sep + priority.
@@ -139,6 +144,23 @@ def make_celery(settings: Settings) -> C2DCelery:
             log.info("job %s handed back: %s", job_id, exc)
             raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
 
+    @app.task(name=TASK_DRYRUN, bind=True, max_retries=DRYRUN_RETRIES)
+    def dryrun_job(self: Any, job_id: str) -> str:
+        """Transport only: hand a pending job's id to the dry-run pipeline (runner.dryrun)."""
+        runtime = app.runtime
+        if runtime is None:
+            raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
+        if not isinstance(job_id, str):
+            log.error("dropping a malformed dry-run message: job id %r", job_id)
+            return "skipped"
+        from runner.dryrun import execute_dryrun
+
+        try:
+            return execute_dryrun(runtime.ctx, job_id, runtime.worker, stop=runtime.stop)
+        except TryLater as exc:
+            log.info("job %s: dry run handed back: %s", job_id, exc)
+            raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
+
     return app
 
 
@@ -168,19 +190,20 @@ class Dispatcher:
         key = self._prefix + SENT_KEY.format(job_id=job_id)
         return bool(self._redis.set(key, "1", nx=True, ex=max(1, round(ttl))))
 
-    def send(self, job_id: str, host: str, ttl: float = 0.0) -> bool:
+    def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = TASK_RUN) -> bool:
         """Put ``job_id`` on ``c2d.<host>``; True if sent. Never raises.
 
         With ``ttl`` the send is skipped (False) when one was recorded in the last ``ttl`` s.
+        ``task`` is ``TASK_RUN`` or ``TASK_DRYRUN`` (whose messages ``queued`` does not count).
         """
         try:
             if ttl and not self.mark(job_id, ttl):
                 return False
             self._app.send_task(
-                TASK_RUN,
+                task,
                 args=[job_id],
                 queue=queue_name(host),
-                task_id=f"{job_id}.{uuid.uuid4().hex}",
+                task_id=("dryrun-" if task == TASK_DRYRUN else "") + f"{job_id}.{uuid.uuid4().hex}",
             )
         except Exception as exc:  # Redis down or refusing: the reconciler sends it later
             log.warning("job %s not sent to %s (the reconciler retries): %s", job_id, host, exc)

@@ -78,6 +78,24 @@ class Settings(BaseSettings):
         description="How long the image of a finished job is kept before the reconciler "
         "removes it (never while a pending, approved or running job uses it).",
     )
+    profile_max_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Rows of each table read to profile a dataset when it is registered (its "
+        "schema's statistics cover these; a text table's row count is then a lower bound).",
+    )
+    dryrun: bool = Field(
+        default=True,
+        description="Run every submitted job against its dataset's mock data on the data host, "
+        "before review (never on the real data; the job stays pending).",
+    )
+    dryrun_max_rows: int = Field(
+        default=10_000, ge=0, description="Most rows of each mock table a dry run gets."
+    )
+    dryrun_timeout: str = Field(
+        default="2m",
+        description="Longest a dry run may take (the job's own timeout, if shorter, applies).",
+    )
 
     @property
     def db_path(self) -> Path:
@@ -108,6 +126,16 @@ class Settings(BaseSettings):
     def code_dir(self) -> Path:
         """Per-job extracted code bundles, mounted read-only at /code."""
         return self.home / "code"
+
+    @property
+    def mocks_dir(self) -> Path:
+        """Mock data made for dry runs, one folder per dataset digest, level and row cap."""
+        return self.home / "mocks"
+
+    @property
+    def dryrun_dir(self) -> Path:
+        """Code of jobs being dry-run (apart from ``code_dir``, which holds approved code)."""
+        return self.home / "dryrun"
 
     @property
     def uploads_dir(self) -> Path:

@@ -1,8 +1,8 @@
 """``create_app(settings)``: the c2d HTTP API (v1) as a FastAPI application.
 
 The routes live in one module per concern (``people``, ``jobs``, ``submit``, ``results``,
-``audit``); ``errors`` turns every error into the contract's JSON body. OpenAPI is served at
-``/openapi.json`` and ``/docs``.
+``audit``, ``develop``); ``errors`` turns every error into the contract's JSON body. OpenAPI is
+served at ``/openapi.json`` and ``/docs``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from runner.api import audit, errors, jobs, people, results, submit
+from runner.api import audit, develop, errors, jobs, people, results, submit
 from runner.api.deps import ApiState, State
 from runner.context import Context, open_context
 from runner.settings import Settings
@@ -58,6 +58,6 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         """Liveness, without a token: the version and the ledger's origin."""
         return {"ok": True, "version": version(), "origin": api.ctx.settings.origin}
 
-    for module in (people, submit, jobs, results, audit):
+    for module in (people, submit, jobs, results, audit, develop):
         app.include_router(module.router)
     return app

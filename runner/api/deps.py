@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.context import Context
-from runner.dispatch import Dispatcher
+from runner.dispatch import TASK_DRYRUN, Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,17 @@ class ApiState:
             self._sender().send(job.id, host, ttl=self.ctx.settings.redispatch_s)
         except Exception as exc:
             log.warning("job %s not dispatched now (the reconciler will): %s", job.id, exc)
+
+    def dispatch_dryrun(self, job: Job) -> None:
+        """Ask a pending job's data host to dry-run it on mock data; best effort (a lost
+        request means review shows no dry run, never that the job is held)."""
+        if job.state is not JobState.PENDING or not self.ctx.settings.dryrun:
+            return
+        try:
+            host = self.ctx.service.dataset_of(job).policy.host
+            self._sender().send(job.id, host, task=TASK_DRYRUN)
+        except Exception as exc:
+            log.warning("job %s: no dry run requested: %s", job.id, exc)
 
     def close(self) -> None:
         """Close the dispatcher and the context."""

@@ -104,6 +104,8 @@ def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     before = service.job_image(previous.id) if previous is not None else None
     return {
         "job": job_view(job),
+        # The pre-approval run on mock data (None until the data host has run it).
+        "dryrun": service.dryrun_for(actor, job.id),
         "image": review_view(record, bundle, before, old),
         "files": sorted(files, key=lambda f: str(f["name"])),
         "previous": previous.id if previous else None,

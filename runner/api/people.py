@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from jobs import access
 from jobs.errors import InvalidRequest, NotAllowed
@@ -44,6 +44,8 @@ class NewDataset(BaseModel):
     caps: dict[str, Any] | None = None
     host: str | None = None
     owner: str | None = None
+    schema_: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
+    public_values: dict[str, list[str]] | None = None
 
 
 @router.get("/me")
@@ -106,8 +108,16 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
         logs_visible=body.logs_visible,
         caps=caps,
         host=body.host or state.ctx.settings.data_host,
+        schema=body.schema_,
+        public_values=body.public_values or {},
     )
-    dataset = state.ctx.service.register_dataset(actor, body.name, body.path, policy)
+    dataset = state.ctx.service.register_dataset(
+        actor,
+        body.name,
+        body.path,
+        policy,
+        profile_max_rows=state.ctx.settings.profile_max_rows,
+    )
     return dataset_view(dataset)
 
 

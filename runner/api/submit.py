@@ -199,4 +199,5 @@ async def submit(
     finally:
         await form.close()
     background.add_task(state.dispatch, job)
+    background.add_task(state.dispatch_dryrun, job)
     return job_view(job)

@@ -34,7 +34,7 @@ def dataset_view(dataset: Dataset) -> dict[str, Any]:
         "digest": dataset.digest,
         "files": dataset.files,
         "bytes": dataset.bytes,
-        "policy": dataset.policy.model_dump(mode="json", by_alias=True),
+        "policy": dataset.policy.public_dump(),
         "created": rfc3339(dataset.registered),
     }
 

@@ -23,7 +23,7 @@ def _dryrun(job_id: str, **kw) -> DryRun:
         "reason": "exited with code 1",
         "exit_code": 1,
         "duration_s": 1.5,
-        "declared": ["model.skops", "metrics.json"],
+        "declared": ["model.skops", "scores/*.csv"],
         "produced": [],
         "log_tail": "KeyError: 'secret_column_name'\n",
         "log_digest": LOG,
@@ -47,7 +47,7 @@ def test_a_dry_run_is_recorded_once_and_leaves_the_job_pending(world):
     assert entry.actor == "worker:host-1"
     assert entry.body["mock_digest"] == MOCK
     assert entry.body["ok"] is False
-    assert entry.body["missing"] == ["model.skops", "metrics.json"]
+    assert entry.body["missing"] == ["model.skops"]
     assert "log_tail" not in entry.body
     assert world.service.dryrun_of(job.id).reason == "exited with code 1"
 
@@ -63,7 +63,7 @@ def test_researchers_see_their_dry_run_when_the_schema_is_visible(world):
     world.service.record_dryrun(_dryrun(job.id))
     shown = world.service.dryrun_for(world.rita, job.id)
     assert shown["log_tail"].startswith("KeyError")
-    assert shown["missing"] == ["model.skops", "metrics.json"]
+    assert shown["missing"] == ["model.skops"]
     with pytest.raises(NotFound):
         world.service.dryrun_for(world.rob, job.id)  # not his job
 

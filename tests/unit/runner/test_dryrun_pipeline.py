@@ -1,0 +1,132 @@
+"""The data host's dry run with a fake engine: mock data mounted, never the real folder; the
+job stays pending; one record and one job.dryrun per job whatever the messages do."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from control_world import ControlWorld, build_control_world
+
+from jobs.mock import write_mock
+from jobs.profile import DatasetProfile
+from jobs.states import JobState
+from runner.dryrun import RECORDED, SKIPPED, dryrun_id, execute_dryrun
+from runner.errors import TryLater
+from runner.sandbox.fake import FakeExecutor, Script
+from runner.sandbox.interface import SandboxSpec
+
+
+class Recorder:
+    """Scripts for the fake engine that remember every spec it was asked to run."""
+
+    def __init__(self) -> None:
+        self.specs: list[SandboxSpec] = []
+        self.script = Script(files={"model.bin": b"m"}, log=b"trained\n")
+
+    def __call__(self, spec: SandboxSpec) -> Script:
+        self.specs.append(spec)
+        return self.script
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[ControlWorld, Recorder]]:
+    w = build_control_world(tmp_path)
+    recorder = Recorder()
+    w.ctx._executor = FakeExecutor(w.ctx.settings.work_dir, recorder, host=w.host)
+    yield w, recorder
+    w.close()
+
+
+def test_a_pending_job_runs_on_mock_data_and_stays_pending(world) -> None:
+    w, recorder = world
+    job = w.submit()
+    assert execute_dryrun(w.ctx, job.id, "host-1") == RECORDED
+    assert w.service.load_job(job.id).state is JobState.PENDING
+    (spec,) = recorder.specs
+    assert spec.job_id == dryrun_id(job.id)
+    mounted = spec.datasets["ds"]
+    assert mounted.is_relative_to(w.ctx.settings.mocks_dir)
+    assert mounted != Path(w.service.dataset_of(job).path)
+    assert spec.limits.timeout_s == 120  # the job asks for 10 minutes; dry runs get 2
+    dryrun = w.service.dryrun_of(job.id)
+    assert dryrun is not None
+    assert (dryrun.ok, dryrun.reason) == (True, "exited with code 0")
+    assert dryrun.produced == ["model.bin"]
+    assert dryrun.log_tail == "trained\n"
+    entries = w.ctx.ledger.entries_for(job.id)
+    assert [e.type for e in entries] == ["job.submitted", "job.dryrun"]
+    assert entries[-1].body["mock_digest"] == dryrun.mock_digest
+    assert not list(w.ctx.settings.dryrun_dir.iterdir())  # the extracted code is gone
+    assert not w.host.containers
+
+
+def test_the_mock_is_what_the_researcher_makes_from_the_schema(world, tmp_path: Path) -> None:
+    w, _ = world
+    job = w.submit()
+    execute_dryrun(w.ctx, job.id, "host-1")
+    view = w.service.dataset_schema(w.users["rita"], "ds")["profile"]
+    mine = write_mock(DatasetProfile.model_validate(view), tmp_path / "mine", level="columns")
+    dryrun = w.service.dryrun_of(job.id)
+    assert dryrun is not None
+    assert dryrun.mock_digest == mine.digest
+
+
+def test_a_crash_on_mock_data_is_recorded_with_its_log_and_the_job_stays_pending(world) -> None:
+    w, recorder = world
+    recorder.script = Script(exit_code=1, log=b"Traceback ...\nKeyError: 'glucose'\n")
+    job = w.submit()
+    assert execute_dryrun(w.ctx, job.id, "host-1") == RECORDED
+    dryrun = w.service.dryrun_of(job.id)
+    assert dryrun is not None
+    assert (dryrun.ok, dryrun.reason) == (False, "exited with code 1")
+    assert "KeyError: 'glucose'" in dryrun.log_tail
+    assert w.service.load_job(job.id).state is JobState.PENDING
+    body = w.ctx.ledger.entries_for(job.id)[-1].body
+    assert (body["ok"], body["missing"]) == (False, ["model.bin"])
+
+
+def test_a_second_message_runs_nothing_and_writes_nothing(world) -> None:
+    w, recorder = world
+    job = w.submit()
+    execute_dryrun(w.ctx, job.id, "host-1")
+    assert execute_dryrun(w.ctx, job.id, "host-2") == SKIPPED
+    assert len(recorder.specs) == 1
+    assert [e.type for e in w.ctx.ledger.entries_for(job.id)].count("job.dryrun") == 1
+
+
+def test_a_job_that_left_pending_is_not_dry_run(world) -> None:
+    w, recorder = world
+    job = w.approved()
+    assert execute_dryrun(w.ctx, job.id, "host-1") == SKIPPED
+    assert recorder.specs == []
+    assert w.service.dryrun_of(job.id) is None
+
+
+def test_a_stopping_worker_hands_the_dry_run_back_and_leaves_nothing(world) -> None:
+    w, recorder = world
+    recorder.script = Script(runs_forever=True)
+    job = w.submit()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(TryLater):
+        execute_dryrun(w.ctx, job.id, "host-1", stop=stop, poll_s=0.01)
+    assert w.service.dryrun_of(job.id) is None
+    assert not w.host.containers
+    assert not list(w.ctx.settings.dryrun_dir.iterdir())
+
+
+def test_a_dataset_without_a_schema_gets_a_dry_run_that_says_so(world) -> None:
+    w, recorder = world
+    job = w.submit()
+    with w.ctx.store.transaction() as conn:
+        conn.execute("DELETE FROM dataset_profiles")
+    assert execute_dryrun(w.ctx, job.id, "host-1") == RECORDED
+    dryrun = w.service.dryrun_of(job.id)
+    assert dryrun is not None
+    assert not dryrun.ok
+    assert "has no schema" in dryrun.reason
+    assert dryrun.mock_digest is None
+    assert recorder.specs == []
