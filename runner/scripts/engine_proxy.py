@@ -7,7 +7,8 @@ API may use. It passes ``GET``/``HEAD`` of ``/_ping``, ``/version`` and ``/image
 (with or without an API version prefix, no query, no dot segments, no escapes) and answers
 everything else ``403``, so code running in the API can inspect images but cannot create, start,
 change or read anything else through it. Only the request line reaches the engine: no client
-header or body is forwarded.
+header or body is forwarded. (So jobs that bring their own image, which the API builds or loads
+at submission, are refused in a compose stack.)
 
     python3 engine_proxy.py serve --listen /run/c2d-engine/docker.sock
     python3 engine_proxy.py check --listen /run/c2d-engine/docker.sock   # healthcheck
@@ -35,7 +36,15 @@ _PATH = re.compile(
     r"^(?:/v1\.[0-9]{1,3})?/(?:_ping|version|images/[A-Za-z0-9][A-Za-z0-9._:/@-]{0,511}/json)$"
 )
 MAX_BODY = 4 * 1024 * 1024
+# What a refused caller reads: c2d's own image builds and loads (jobs with a Dockerfile or an
+# image archive) happen in the API, so this is also what such a submission reports.
+REFUSAL = (
+    "c2d's engine proxy only lets the API inspect images: this docker-compose stack runs jobs on "
+    "the host's environment images, and jobs that bring their own Dockerfile or image archive "
+    "need an API with the engine (`c2d server` on the data host)"
+)
 ENGINE_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 60.0
 
 
 def allowed(method: str, target: str) -> bool:
@@ -87,13 +96,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse(self) -> None:
         self.log_message("refused %s %s", self.command, self.path[:200])
-        # A refused request may carry a body we will not read: close after answering.
+        # A client still sending a body (a build context, an image archive) would get a broken
+        # pipe instead of the answer if the connection closed under it: read the body first.
+        self._discard_body()
         self.close_connection = True
-        self._answer(
-            403,
-            {"message": "c2d's engine proxy only lets the API inspect images"},
-            close=True,
-        )
+        self._answer(403, {"message": REFUSAL}, close=True)
+
+    def _discard_body(self) -> None:
+        """Read and drop the request body (by length or chunked), within DRAIN_TIMEOUT_S."""
+        self.connection.settimeout(DRAIN_TIMEOUT_S)
+        try:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                while True:
+                    size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return
+                    self._skip(size + 2)  # the chunk and its CRLF
+            else:
+                self._skip(int(self.headers.get("Content-Length") or 0))
+        except (ValueError, OSError):
+            return  # a malformed or stalled body: the connection closes after the answer
+
+    def _skip(self, count: int) -> None:
+        while count > 0:
+            data = self.rfile.read(min(count, 1024 * 1024))
+            if not data:
+                raise OSError("the body ended early")
+            count -= len(data)
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_CONNECT = do_TRACE = _refuse
 

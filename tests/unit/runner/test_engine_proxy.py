@@ -190,6 +190,28 @@ def test_anything_else_is_refused_before_the_engine(
     assert seen == []
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_large_refused_upload_gets_the_answer_not_a_broken_pipe(
+    proxy: tuple[Path, list[dict[str, Any]]], chunked: bool
+) -> None:
+    # What `docker build` or `docker load` would send from the API: megabytes of body.
+    sock, seen = proxy
+    data = b"x" * (8 * 1024 * 1024)
+    conn = _UnixConnection(sock)
+    try:
+        if chunked:
+            pieces = (data[i : i + 65536] for i in range(0, len(data), 65536))
+            conn.request("POST", "/v1.41/build", body=pieces, encode_chunked=True)
+        else:
+            conn.request("POST", "/v1.41/images/load", body=data)
+        reply = conn.getresponse()
+        assert reply.status == 403
+        assert "bring their own Dockerfile" in json.loads(reply.read())["message"]
+    finally:
+        conn.close()
+    assert seen == []
+
+
 def test_no_engine_is_a_failed_check(tmp_path: Path) -> None:
     listen = tmp_path / "proxy.sock"
     server = engine_proxy._Server(str(listen), str(tmp_path / "no-engine.sock"))
