@@ -100,8 +100,13 @@ class Client:
         review_outputs: bool = False,
         logs_visible: str = "owner",
         caps: dict[str, Any] | None = None,
+        schema: str | None = None,
+        public_values: dict[str, list[str]] | None = None,
     ) -> dict[str, Any]:
-        """POST /v1/datasets (owner/admin): register the folder `path` on the data host."""
+        """POST /v1/datasets (owner/admin): register the folder `path` on the data host.
+
+        `schema` is how much researchers see (hidden, columns, stats); `public_values` the
+        columns whose values the owner publishes (`{file or "*": [column, ...]}`)."""
         body: dict[str, Any] = {
             "name": name,
             "path": path,
@@ -110,6 +115,10 @@ class Client:
         }
         if caps:
             body["caps"] = caps
+        if schema:
+            body["schema"] = schema
+        if public_values:
+            body["public_values"] = public_values
         return dict(self._json("POST", "/datasets", json=body))
 
     def datasets(self) -> list[dict[str, Any]]:
@@ -119,6 +128,15 @@ class Client:
     def dataset(self, name: str) -> dict[str, Any]:
         """GET /v1/datasets/{name}."""
         return dict(self._json("GET", f"/datasets/{quote(name, safe='')}"))
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """GET /v1/datasets/{name}/schema: what the caller may see of its files and columns."""
+        return dict(self._json("GET", f"/datasets/{quote(name, safe='')}/schema"))
+
+    def dryrun(self, job_id: str) -> dict[str, Any] | None:
+        """GET /v1/jobs/{id}/dryrun: the job's run on mock data before review, or None yet."""
+        found = self._json("GET", self._job(job_id, "dryrun"))
+        return dict(found) if found is not None else None
 
     def submit(
         self,
@@ -168,6 +186,10 @@ class Client:
     def review(self, job_id: str) -> dict[str, Any]:
         """GET /v1/jobs/{id}/review: `{"job", "files", "previous", "diff"}` (owner/admin)."""
         return dict(self._json("GET", self._job(job_id, "review")))
+
+    def own_image(self, job_id: str) -> dict[str, Any]:
+        """GET /v1/jobs/{id}/image: the job's own image, Dockerfile and build log."""
+        return dict(self._json("GET", self._job(job_id, "image")))
 
     def bundle(self, job_id: str) -> bytes:
         """GET /v1/jobs/{id}/bundle: the code tar as submitted."""

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from jobs import access, tarsafe
 from jobs.bundle import diff
-from jobs.errors import InvalidRequest, NotAllowed
+from jobs.errors import InvalidRequest, NotAllowed, NotFound
 from jobs.states import JobState
 from runner.api.deps import Actor, ApiState, State
 from runner.api.own_image import review_view
@@ -124,6 +124,20 @@ def bundle(job_id: str, actor: Actor, state: State) -> FileResponse:
         media_type="application/x-tar",
         headers={"X-C2D-SHA256": digest.removeprefix("sha256:")},
     )
+
+
+@router.get("/{job_id}/image")
+def own_image(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
+    """The job's own image as built or loaded at submission: facts, Dockerfile and build log,
+    for its researcher as for the owner (404 for a job that runs in an environment)."""
+    service = state.ctx.service
+    job = service.get_job(actor, job_id)
+    view = review_view(service.job_image(job.id), _bundle_path(state, service.bundle_digest(job)))
+    if view is None:
+        raise NotFound(
+            f"job {job_id} runs in the environment {job.spec.environment!r}, no image of its own"
+        )
+    return view
 
 
 @router.post("/{job_id}/approve")

@@ -17,6 +17,7 @@ from jobs.models import JobSpec
 from jobs.units import parse_size
 from runner.cli.app import ExitCode, app
 from runner.cli.output import JsonFlag, Output, short_time
+from runner.cli.own_image_view import show_own_image
 from runner.cli.session import connect
 from runner.client import Client
 from runner.errors import IntegrityError
@@ -146,6 +147,7 @@ def submit(
             )
         if own:
             out.say(f"the data host pinned the job to its own image {job['image_id']}")
+            out.hint(f"see its facts and build log with `c2d job-image {job['id']}`")
         out.say(f"submitted job {job['id']} on dataset {job.get('dataset')}: {job['state']}")
         if not wait:
             out.hint(f"follow it with `c2d status {job['id']}`")
@@ -156,6 +158,20 @@ def submit(
     out.result(submission(spec, bundle.digest, job), job["id"])
     if job["state"] in FAILURE:
         raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command("job-image", rich_help_panel=PANEL)
+def image(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show a job's own image: base, size, layers, USER, ENTRYPOINT, CMD, build log."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        doc = client.own_image(job_id)
+    show_own_image(out, doc)
+    out.result(doc)
 
 
 def _report_end(out: Output, job: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import io
 import json
 import subprocess
 import tarfile
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -128,6 +129,10 @@ def test_a_dockerfile_job_is_built_reviewed_approved_and_uses_its_wheel(
     for shown in ("base", "c2d/python-ml:latest", "USER", "65534:65534", "the sandbox resets it"):
         assert shown in people_view.stderr
 
+    # The researcher reads the same build log.
+    mine = stack.json("job-image", job["id"], token=researcher)
+    assert mine["build_log"] == image["build_log"]
+
     stack.json("approve", job["id"], token=owner)
     done = stack.json("status", job["id"], "--wait", token=researcher, timeout=300)
     assert done["state"] in {"succeeded", "released"}, (done, stack.logs())
@@ -146,6 +151,23 @@ def test_a_disallowed_base_is_refused_at_submit_and_nothing_is_stored(
     assert refused.returncode == 4, refused.stderr  # not allowed
     assert "c2d/debian-python:bookworm is not an allowed base image" in refused.stderr
     assert "c2d/python-ml:latest" in refused.stderr  # the allowed one is named
+    assert stack.json("jobs", token=researcher) == []
+    assert _blobs(stack) == blobs
+    assert _byo_images(docker_client) == images
+
+
+def test_a_built_image_is_removed_when_the_job_is_not_recorded(
+    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
+) -> None:
+    stack = c2d_stack
+    _, researcher, _ = people
+    folder = _job_folder(
+        tmp_path, f"FROM c2d/python-ml:latest\nLABEL e2e.lost={uuid.uuid4().hex}\n"
+    )
+    blobs, images = _blobs(stack), _byo_images(docker_client)
+
+    refused = stack.c2d("submit", str(folder), "--dataset", "no-such-dataset", token=researcher)
+    assert refused.returncode == 3, refused.stderr  # the dataset is not found, after the build
     assert stack.json("jobs", token=researcher) == []
     assert _blobs(stack) == blobs
     assert _byo_images(docker_client) == images
@@ -191,6 +213,21 @@ def test_an_archive_of_two_images_is_refused_and_nothing_is_stored(
     assert _byo_images(docker_client) == images
 
 
+def _remove_when_unused(docker_client: Any, image_id: str, timeout: float = 180.0) -> None:
+    """Remove the image once no container uses it (the pre-approval dry run may, for a while)."""
+    import docker.errors
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            docker_client.images.remove(image_id, force=True)
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or time.monotonic() > deadline:
+                raise
+        time.sleep(1)
+
+
 def test_a_job_whose_approved_image_is_gone_fails_without_a_container(
     c2d_stack: Stack,
     people: tuple[str, str, str],
@@ -208,7 +245,7 @@ def test_a_job_whose_approved_image_is_gone_fails_without_a_container(
     made_images.add(job["image_id"])
     # The image disappears between submission and the run (the worker claims the job as soon
     # as it is approved, so it goes just before): the run must not rebuild or substitute it.
-    docker_client.images.remove(job["image_id"], force=True)
+    _remove_when_unused(docker_client, job["image_id"])
     approved = stack.json("approve", job["id"], token=owner)
     assert approved["state"] == "approved"
 
