@@ -12,9 +12,9 @@ shared services. Leases are short (3 s) so that recovery happens within a test's
    one ending entry (``job.finished``, ``job.rejected`` or ``job.cancelled``) and that entry
    agrees with the state; so at most one ``job.finished``;
 2. ``c2d ledger verify --home`` (the real CLI) passes;
-3. no container labelled ``c2d.job`` of this installation's jobs is left, nor an outputs
-   mount under its work folder (containers of other installations on the same engine are not
-   this suite's business);
+3. no container labelled ``c2d.job`` of this installation's jobs (or their dry runs) is
+   left, nor an outputs mount under its work folder (containers of other installations on the
+   same engine are not this suite's business);
 4. a fresh canary job, submitted and approved with the real CLI, still runs to success.
 """
 
@@ -51,6 +51,10 @@ T = TypeVar("T")
 ENDED = frozenset({"succeeded", "released", "failed", "rejected", "cancelled"})
 ENDING_ENTRIES = frozenset({"job.finished", "job.rejected", "job.cancelled"})
 FAST_LEASES = {"lease_s": "3", "redispatch_s": "2", "reconcile_s": "1"}
+# Every submit also runs the job on mock data (the pre-approval dry run, on by default, as
+# shipped); capping it keeps a long fault job's dry run from outliving the case.
+SHORT_DRYRUNS = {"dryrun_timeout": "5s"}
+DRYRUN_SUFFIX = "-dryrun"
 
 
 def free_port() -> int:
@@ -359,6 +363,15 @@ class FaultStack:
         with self.client() as admin:
             return admin.job(job_id)
 
+    def wait_dryrun(self, job_id: str, timeout: float = 60.0) -> None:
+        """Wait until the job's pre-approval dry run is recorded (it runs on every submit)."""
+        wait_for(
+            f"job {job_id}'s dry run",
+            lambda: any(e["type"] == "job.dryrun" for e in self.entries(job_id)),
+            timeout,
+            self.logs(),
+        )
+
     def wait_ended(self, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until the job is in an end state; return its API view."""
         wait_for(f"job {job_id} to end", lambda: self.state(job_id) in ENDED, timeout, self.logs())
@@ -398,6 +411,7 @@ def fault_stack(
         "redis_url": redis.url,
         "origin": f"c2d.faults/{uuid.uuid4().hex[:8]}",
         **FAST_LEASES,
+        **SHORT_DRYRUNS,
         **settings,
     }
     env.update({f"C2D_{k.upper()}": v for k, v in values.items()})
@@ -475,10 +489,13 @@ CANARY = sleeper(0)
 
 
 def job_containers(docker_client: Any, job_ids: list[str] | None = None) -> list[Any]:
-    """Containers (any state) labelled ``c2d.job`` with one of ``job_ids`` (all if None)."""
+    """Containers (any state) labelled ``c2d.job`` for one of ``job_ids`` (all if None).
+
+    A job's dry run has a container of its own, labelled ``<id>-dryrun``; it counts too.
+    """
     import docker.errors
 
-    wanted = None if job_ids is None else set(job_ids)
+    wanted = None if job_ids is None else {*job_ids, *(j + DRYRUN_SUFFIX for j in job_ids)}
     for _ in range(5):  # the SDK inspects each listed container; one may vanish meanwhile
         with suppress(docker.errors.NotFound):
             found = docker_client.containers.list(all=True, filters={"label": "c2d.job"})
@@ -487,8 +504,8 @@ def job_containers(docker_client: Any, job_ids: list[str] | None = None) -> list
 
 
 def running_container(docker_client: Any, job_id: str) -> Any:
-    """The job's container if it is running now, else None."""
-    found = job_containers(docker_client, [job_id])
+    """The job's own container (not its dry run's) if it is running now, else None."""
+    found = [c for c in job_containers(docker_client, [job_id]) if c.labels["c2d.job"] == job_id]
     return found[0] if found and found[0].status == "running" else None
 
 

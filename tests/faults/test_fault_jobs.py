@@ -108,6 +108,7 @@ def test_sigkill_of_the_jobs_process_fails_the_job_once(stack, workdir, docker_c
     """
     worker = stack.ensure("worker", concurrency=2)
     job_id = stack.submit(job_folder(workdir / "victim", "import time\ntime.sleep(300)\n"))
+    stack.wait_dryrun(job_id)  # so the worker is busy with this job alone
     stack.approve(job_id)
     container = wait_for(
         "the job's container to run",
