@@ -125,7 +125,16 @@ def report(exc: BaseException) -> ExitCode:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run `c2d` with `argv` (default: the process arguments); return the exit code."""
     # Importing the command modules registers their commands on `app`.
-    from runner.cli import fetch, ledger, operator, owner, researcher, session  # noqa: F401
+    from runner.cli import (  # noqa: F401
+        develop,
+        fetch,
+        ledger,
+        operator,
+        owner,
+        researcher,
+        run_local,
+        session,
+    )
 
     Output.reset()
     command = typer.main.get_command(app)

@@ -11,6 +11,7 @@ import typer
 
 from jobs.spec import Resources
 from runner.cli.app import app
+from runner.cli.dryrun_view import show_dryrun
 from runner.cli.output import JsonFlag, Output
 from runner.cli.own_image_view import show_own_image
 from runner.cli.researcher import show_job
@@ -19,8 +20,27 @@ from runner.cli.session import connect
 PANEL = "Data owner"
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="The job id.")]
 
-dataset_app = typer.Typer(help="Register and list datasets.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Register, list, show and mock datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset", rich_help_panel=PANEL)
+
+
+class SchemaLevel(StrEnum):
+    """How much of a dataset's shape researchers see (`c2d dataset show`)."""
+
+    hidden = "hidden"
+    columns = "columns"
+    stats = "stats"
+
+
+def parse_public(items: list[str]) -> dict[str, list[str]]:
+    """`FILE:COLUMN` (or `COLUMN` for every file) strings -> the policy's `public_values`."""
+    public: dict[str, list[str]] = {}
+    for item in items:
+        path, sep, column = item.rpartition(":")
+        if not column:
+            raise typer.BadParameter(f"{item!r} names no column", param_hint="--public")
+        public.setdefault(path if sep else "*", []).append(column)
+    return public
 
 
 class LogsVisible(StrEnum):
@@ -49,14 +69,36 @@ def dataset_add(
         LogsVisible,
         typer.Option("--logs-visible", help="Who reads job logs before release."),
     ] = LogsVisible.owner,
+    schema: Annotated[
+        SchemaLevel,
+        typer.Option(
+            "--schema",
+            help="What researchers see of the columns: hidden (file names only), columns "
+            "(names and types), stats (plus ranges and moments).",
+        ),
+    ] = SchemaLevel.columns,
+    public: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--public",
+            metavar="FILE:COLUMN",
+            help="A column whose real values researchers may see and mocks use (repeatable; "
+            "COLUMN alone: in every file).",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Register the folder PATH as dataset NAME (its files are hashed; you own it)."""
+    """Register the folder PATH as dataset NAME (its files are hashed and profiled; you own it)."""
     out = Output.start(json_out)
     folder = str(path if path.is_absolute() else path.absolute())
     with connect(ctx, out) as client:
         dataset = client.add_dataset(
-            name, folder, review_outputs=review_outputs, logs_visible=logs_visible.value
+            name,
+            folder,
+            review_outputs=review_outputs,
+            logs_visible=logs_visible.value,
+            schema=schema.value,
+            public_values=parse_public(public or []),
         )
     out.say(
         f"registered dataset {dataset['name']}: {dataset.get('files')} files, "
@@ -102,6 +144,9 @@ def _resources(value: Any) -> str:
 def _show_review(out: Output, review: dict[str, Any]) -> None:
     job = review["job"]
     spec = job.get("spec") or {}
+    # First: whether this code ran at all, on mock data, before anyone approved it.
+    show_dryrun(out, review.get("dryrun"))
+    out.say("")
     show_job(out, job)
     out.say("")
     out.fields(

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from control_world import ControlWorld, build_control_world
 
-from jobs.mock import write_mock
-from jobs.profile import DatasetProfile
+from jobs.models import DatasetPolicy
 from jobs.states import JobState
+from runner.cli.develop import mock_from_schema
 from runner.dryrun import RECORDED, SKIPPED, dryrun_id, execute_dryrun
 from runner.errors import TryLater
 from runner.sandbox.fake import FakeExecutor, Script
@@ -65,13 +65,20 @@ def test_a_pending_job_runs_on_mock_data_and_stays_pending(world) -> None:
 
 def test_the_mock_is_what_the_researcher_makes_from_the_schema(world, tmp_path: Path) -> None:
     w, _ = world
+    olga = w.users["olga"]
+    data = Path(w.service.dataset_of(w.submit()).path)
+    (data / "rows.csv").write_text("a,b,kind\n1,2.5,x\n3,4.5,y\n5,0.5,x\n")
+    policy = DatasetPolicy(owner="olga", schema="stats", public_values={"*": ["kind"]})
+    w.service.register_dataset(olga, "ds", data, policy)
     job = w.submit()
     execute_dryrun(w.ctx, job.id, "host-1")
-    view = w.service.dataset_schema(w.users["rita"], "ds")["profile"]
-    mine = write_mock(DatasetProfile.model_validate(view), tmp_path / "mine", level="columns")
+    doc = w.service.dataset_schema(w.users["rita"], "ds")
+    mine = mock_from_schema(doc, tmp_path / "mine", rows=None, seed=0)
     dryrun = w.service.dryrun_of(job.id)
     assert dryrun is not None
     assert dryrun.mock_digest == mine.digest
+    kinds = {line.split(",")[2] for line in (tmp_path / "mine/rows.csv").read_text().split()[1:]}
+    assert kinds <= {"x", "y"}  # the public column's real values, nothing else
 
 
 def test_a_crash_on_mock_data_is_recorded_with_its_log_and_the_job_stays_pending(world) -> None:

@@ -1,0 +1,46 @@
+"""`c2d run`'s checks before anything starts: which /data/NAME, which jobs, and root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.errors import SpecError
+from runner import localrun
+from runner.localrun import LocalRunInvalid, LocalRunRefused, check_root, load_job
+
+JOB = 'name: t\ncommand: ["python3", "t.py"]\n'
+
+
+def _job(tmp_path: Path, extra: str = "") -> Path:
+    folder = tmp_path / "job"
+    folder.mkdir(parents=True)
+    (folder / "job.yaml").write_text(JOB + extra)
+    (folder / "t.py").write_text("print(1)\n")
+    return folder
+
+
+def test_the_dataset_name_comes_from_the_flag_then_job_yaml_then_the_mocked_dataset(tmp_path):
+    folder = _job(tmp_path, "dataset: patients\nparams: {n: 1}\n")
+    assert load_job(folder, None, {}, None).dataset == "patients"
+    assert load_job(folder, "other", {}, "mocked").dataset == "other"
+    assert load_job(folder, None, {"n": 2}, None).params == {"n": 2}
+    bare = _job(tmp_path / "b")
+    assert load_job(bare, None, {}, "mocked").dataset == "mocked"
+    with pytest.raises(SpecError, match="no dataset name"):
+        load_job(bare, None, {}, None)
+
+
+def test_a_job_with_its_own_image_is_sent_to_the_data_host(tmp_path):
+    folder = _job(tmp_path, "dataset: d\nimage: {build: Dockerfile}\n")
+    (folder / "Dockerfile").write_text("FROM c2d/python-ml\n")
+    with pytest.raises(LocalRunInvalid, match="submit it"):
+        load_job(folder, None, {}, None)
+
+
+def test_without_root_the_run_is_refused_before_anything_starts(monkeypatch):
+    monkeypatch.setattr(localrun.os, "geteuid", lambda: 1000)
+    with pytest.raises(LocalRunRefused, match="needs root") as caught:
+        check_root()
+    assert caught.value.kind == "not_allowed"
