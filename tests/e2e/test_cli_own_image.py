@@ -173,6 +173,28 @@ def test_a_built_image_is_removed_when_the_job_is_not_recorded(
     assert _byo_images(docker_client) == images
 
 
+def test_a_build_that_tries_the_network_fails_with_the_reason_and_nothing_is_stored(
+    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
+) -> None:
+    stack = c2d_stack
+    _, researcher, dataset = people
+    folder = _job_folder(
+        tmp_path,
+        "FROM c2d/python-ml:latest\n"
+        f'RUN echo {uuid.uuid4().hex} && python3 -c "import socket; '
+        "socket.create_connection(('192.0.2.1', 80), timeout=5)\"\n",
+    )
+    blobs, images = _blobs(stack), _byo_images(docker_client)
+
+    refused = stack.c2d("submit", str(folder), "--dataset", dataset, token=researcher)
+    assert refused.returncode == 1, refused.stderr  # the build failed
+    assert "no network" in refused.stderr
+    assert "wheels/" in refused.stderr  # what to do instead
+    assert stack.json("jobs", token=researcher) == []
+    assert _blobs(stack) == blobs
+    assert _byo_images(docker_client) == images
+
+
 def _tiny_image(docker_client: Any) -> str:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
