@@ -4,7 +4,8 @@ Nothing is stored unless everything passes:
 
 1. The request body is capped while it streams in (``Content-Length`` is checked first, then
    every chunk is counted), so an oversized upload is refused with 413 before it is all read.
-2. The multipart form may hold exactly one file (``bundle``) and one field (``spec``).
+2. The multipart form holds one field (``spec``), the ``bundle`` file and, optionally, an
+   ``image_archive`` file (a ``docker save`` archive the job runs in).
 3. The bundle is copied into a private temporary file under a cap, and every tar header is
    checked as extraction would check it (``jobs.bundle.file_list``) before the job exists.
 4. The environment is resolved to a local image ID (never pulled), or the job's own image is
