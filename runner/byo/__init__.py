@@ -20,8 +20,8 @@ A job may run in an image of its own instead of a named environment, made one of
 Either way the image passes one gate (``check_image``), is tagged ``c2d/byo:<hex of its ID>``
 and is described by ``ImageFacts`` for review. Whatever its ``USER`` or ``ENTRYPOINT`` say, the
 sandbox runs it with its own defaults (runner's uid, no network, read-only root, no capabilities,
-no-new-privileges, limits); the image's ``ENTRYPOINT`` does run, with the job's command as its
-arguments, so review shows it.
+no-new-privileges, limits), and it never runs the image's ``ENTRYPOINT``: only job.yaml's
+reviewed command runs. Review still shows the ENTRYPOINT, as what the image would have done.
 
 **Pinning by ID, not by recipe.** The classic builder is reproducible only from its cache: the
 same Dockerfile and context rebuild to the same image ID while the cached steps exist, but a
