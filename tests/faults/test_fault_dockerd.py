@@ -208,11 +208,14 @@ def test_dockerd_restarted_mid_job(
         worker = stack.start_worker()
         job_id = stack.submit(job_folder(tmp_path / "job", STUBBORN))
         stack.approve(job_id)
-        wait_for(
+        container = wait_for(
             "the job's container to run",
             lambda: running_container(client, job_id),
             60,
             stack.logs(),
+        )
+        wait_for(  # past the line that ignores SIGTERM
+            "the job to start", lambda: b"started" in container.logs(), 30, stack.logs()
         )
         before = time.time()
 
@@ -224,7 +227,7 @@ def test_dockerd_restarted_mid_job(
             assert job["state"] == "released", job
         else:  # killed by the engine's shutdown once its stop grace ran out
             assert job["state"] == "failed", job
-            assert "exited with code 137 (signal 9, SIGKILL)" in job["reason"], job["reason"]
+            assert "exited with code 137 (signal 9, SIGKILL)" in job["reason"], stack.logs()
         assert "handed back" in worker.text(), worker.tail()
         types = [e["type"] for e in stack.entries(job_id)]
         assert types.count("job.reclaimed") >= 1, types  # continued by adoption
