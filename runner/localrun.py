@@ -99,15 +99,17 @@ def check_root() -> None:
 
 
 def load_job(
-    job_dir: Path, dataset: str | None, params: dict[str, Any], fallback_dataset: str | None
+    job_dir: Path, dataset: str | None, params: dict[str, Any], mocked: str | None
 ) -> JobSpec:
-    """``DIR/job.yaml`` with the overrides; the dataset name decides ``/data/NAME``."""
+    """``DIR/job.yaml`` with the overrides, as ``c2d submit`` reads it.
+
+    The dataset name decides ``/data/NAME``: ``dataset`` (``--dataset``) if given, else the
+    dataset the mock was made from (``mocked``), else ``job.yaml``'s.
+    """
     spec_file = job_dir / "job.yaml"
     spec = JobSpec.from_yaml(spec_file).with_overrides(
-        dataset=dataset or None, params=params or None
+        dataset=dataset or mocked or None, params=params or None
     )
-    if spec.dataset is None and fallback_dataset is not None:
-        spec = spec.with_overrides(dataset=fallback_dataset)
     if spec.dataset is None:
         raise SpecError(
             f"{spec_file}: no dataset name, so no /data/NAME to mount the mock data at; add "

@@ -16,6 +16,7 @@ from jobs.images import image_code_digest
 from jobs.models import JobSpec
 from jobs.units import parse_size
 from runner.cli.app import ExitCode, app
+from runner.cli.dryrun_view import show_dryrun
 from runner.cli.output import JsonFlag, Output, short_time
 from runner.cli.own_image_view import show_own_image
 from runner.cli.session import connect
@@ -258,7 +259,12 @@ def status(
         job = client.job(job_id)
         if wait:
             job = follow(client, job, out)
+        # While it waits for review, the researcher sees how it ran on mock data (if allowed).
+        dryrun = client.dryrun(job_id) if job["state"] == "pending" and not json_out else None
     show_job(out, job)
+    if job["state"] == "pending" and not json_out:
+        out.say("")
+        show_dryrun(out, dryrun)
     out.result(job)
     if wait and job["state"] in FAILURE:
         raise typer.Exit(ExitCode.FAILED)

@@ -185,3 +185,7 @@ def test_a_job_that_crashes_on_mock_data_shows_it_in_review_and_stays_pending(
     people_view = stack.c2d("review", job["id"], token=people.owner)
     assert people_view.stderr.startswith("dry run       FAILED: exited with code 1")
     assert stack.json("status", job["id"], token=people.researcher)["state"] == "pending"
+    # The researcher sees it too (the schema is not hidden), and can fix the code before review.
+    theirs = stack.c2d("status", job["id"], token=people.researcher)
+    assert "dry run       FAILED: exited with code 1" in theirs.stderr
+    assert "KeyError" in theirs.stderr

@@ -21,10 +21,11 @@ def _job(tmp_path: Path, extra: str = "") -> Path:
     return folder
 
 
-def test_the_dataset_name_comes_from_the_flag_then_job_yaml_then_the_mocked_dataset(tmp_path):
+def test_the_dataset_name_comes_from_the_flag_then_the_mocked_dataset_then_job_yaml(tmp_path):
     folder = _job(tmp_path, "dataset: patients\nparams: {n: 1}\n")
     assert load_job(folder, None, {}, None).dataset == "patients"
     assert load_job(folder, "other", {}, "mocked").dataset == "other"
+    assert load_job(folder, None, {}, "mocked").dataset == "mocked"
     assert load_job(folder, None, {"n": 2}, None).params == {"n": 2}
     bare = _job(tmp_path / "b")
     assert load_job(bare, None, {}, "mocked").dataset == "mocked"
