@@ -16,6 +16,7 @@ import pytest
 from fault_kit import (
     FaultStack,
     check_invariants,
+    job_containers,
     job_folder,
     running_container,
     sleeper,
@@ -134,4 +135,35 @@ def test_the_same_message_delivered_twice_runs_the_job_once(stack, workdir, dock
     assert types.count("job.started") == 1, types
     assert "job.reclaimed" not in types, types
     assert creations(docker_client, job_id, since) == 1
+    check_invariants(stack, [job_id], docker_client, workdir)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="limit of the pre-approval dry run: when its worker dies, nothing runs it again. "
+    "Its message stays unacknowledged in Redis until the visibility timeout (max_timeout + "
+    "1 h), the reconciler re-sends approved jobs only, and the reaper takes the container "
+    "'c2d-job-<id>-dryrun' for another installation's until its deadline + 60 s",
+)
+def test_sigkill_of_the_worker_mid_dry_run_then_the_dry_run_is_done_again(
+    stack, workdir, docker_client
+):
+    no_workers(stack)
+    first = stack.start_worker()
+    job_id = stack.submit(job_folder(workdir / "dry", sleeper(4)))
+
+    def dry_run_running() -> bool:
+        return any(
+            c.status == "running" and c.labels["c2d.job"] == f"{job_id}-dryrun"
+            for c in job_containers(docker_client, [job_id])
+        )
+
+    wait_for("the dry run's container to run", dry_run_running, 60, stack.logs())
+    first.kill()
+    stack.start_worker()
+
+    stack.wait_dryrun(job_id, timeout=20)  # a lost dry run is run again, as a lost job is
+    stack.approve(job_id)
+    assert stack.wait_ended(job_id, timeout=60)["state"] == "released"
     check_invariants(stack, [job_id], docker_client, workdir)
