@@ -2,10 +2,10 @@
 
 Run: .venv/bin/python bench/throughput_bench.py [--jobs N] [--rounds R] [--quick]
 
-- c2d: N no-op jobs (``python3 -c pass``) are submitted (untimed), then the owner approves them
-  all as fast as the API answers; the clock runs from the first approve until the researcher's
-  client sees the last one succeeded (the job list polled every 50 ms). Two ``c2d worker``
-  processes of concurrency 1 on a private Redis.
+- c2d: N no-op jobs (``python3 -c pass``) are submitted and dry-run (untimed), then the owner
+  approves them all as fast as the API answers; the clock runs from the first approve until
+  the researcher's client sees the last one succeeded (the job list polled every 50 ms). Two
+  ``c2d worker`` processes of concurrency 1 on a private Redis.
 - baseline: N ``docker run --rm`` of the same container (``common.docker_run_args``), two
   at a time from a thread pool.
 Each round runs the baseline, then c2d; the figure is jobs per second, median over rounds.
@@ -38,7 +38,9 @@ def bare_round(argv: list[str], jobs: int) -> float:
 
 def c2d_round(p: common.People, folder: Path, ds: str, jobs: int) -> float:
     """Seconds from the first approve until every one of ``jobs`` jobs is seen succeeded."""
-    ids = [common.submit(p.researcher, folder, ds) for _ in range(jobs)]
+    ids = [common.submit(p.researcher, folder, ds, dryrun=False) for _ in range(jobs)]
+    for job_id in ids:  # their dry runs (two at a time) end before the clock starts
+        common.wait_for(f"{job_id}'s dry run", lambda j=job_id: p.researcher.dryrun(j), 300)
     waiting = set(ids)
     t0 = time.perf_counter()
     for job_id in ids:
