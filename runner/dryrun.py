@@ -27,6 +27,7 @@ dry run starts again); anything else that stops a dry run is recorded as its rea
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -60,6 +61,7 @@ RECORDED = "recorded"
 SKIPPED = "skipped"
 MOCK_SEED = 0
 POLL_S = 2.0
+STALE_S = 3600.0
 
 
 def dryrun_id(job_id: str) -> str:
@@ -138,6 +140,7 @@ def _dry_run(
         max_rows=settings.dryrun_max_rows,
     )
     facts["mock_digest"] = mock.result.digest
+    _prune_scratch(settings.dryrun_dir)
     scratch = settings.dryrun_dir / f"{job.id}.{secrets.token_hex(4)}"
     scratch.mkdir(parents=True, mode=0o700)
     try:
@@ -162,6 +165,15 @@ def _dry_run(
         shutil.rmtree(scratch, ignore_errors=True)
     capped = spec.limits.timeout_s < limits.timeout_s
     return _record_of(result, facts, dryrun_cap=cap if capped else None)
+
+
+def _prune_scratch(root: Path) -> None:
+    """Remove what dry runs of crashed workers left (an hour old: no dry run lasts that long)."""
+    now = time.time()
+    for folder in root.iterdir() if root.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError):
+            if now - folder.stat().st_mtime > STALE_S:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _extract_code(ctx: Context, job: Job, dest: Path) -> Path:

@@ -11,7 +11,9 @@ Every digest the approval bound is computed again from what is about to run:
 4. params: the effective parameters are canonicalized and hashed.
 
 ``Service.check_bound`` then refuses the run (``DigestMismatch``) if any differs, and only then
-is the verified bundle extracted, so unapproved code never reaches the disk of a data host.
+is the verified bundle extracted, so unapproved code never reaches the disk of a data host
+beside real data (the pre-approval dry run, ``runner.dryrun``, extracts it into a folder of its
+own, mounted beside mock data only).
 """
 
 from __future__ import annotations
