@@ -48,14 +48,23 @@ tokens[bob]=$(as admin c2d user add bob --role researcher)
 step "Data owner (alice): a private dataset stays on her host; she registers it"
 show "python examples/make_dataset.py $work/private/patients"
 python examples/make_dataset.py "$work/private/patients" >/dev/null
-as alice c2d dataset add patients "$work/private/patients" --review-outputs
+as alice c2d dataset add patients "$work/private/patients" --review-outputs --schema stats --public patients.csv:sex
 as alice c2d dataset list
+
+step "Researcher (bob): read what he may see of the data, try his job on mock data"
+as bob c2d dataset show patients
+as bob c2d run examples/jobs/diabetes-classifier --mock patients >/dev/null
 
 step "Researcher (bob): submit a training job; he never sees the data"
 show "cat examples/jobs/diabetes-classifier/job.yaml"
 grep -v '^#' examples/jobs/diabetes-classifier/job.yaml >&2
 job=$(as bob c2d submit examples/jobs/diabetes-classifier --dataset patients)
 as bob c2d status "$job"
+# The data host dry-runs it on mock data before review; give it the few seconds it takes.
+for _ in $(seq 60); do
+  C2D_TOKEN="${tokens[bob]}" c2d status "$job" 2>&1 | grep -q '^dry run  *not run yet' || break
+  sleep 0.5
+done
 
 step "Data owner (alice): review the exact code and approve it"
 as alice c2d jobs --state pending
