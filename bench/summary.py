@@ -76,7 +76,7 @@ def run_ledger(extra: list[str]) -> None:
                 "measure": measure,
                 "value": value,
                 "baseline": baseline,
-                "ratio": ratio if ratio == "-" else f"{ratio}x speed",
+                "ratio": ratio if ratio == "-" else f"{ratio}x its speed",
                 "goal": goal,
                 "met": _ledger_met(value, goal),
                 "note": "",
@@ -125,6 +125,11 @@ def write_summary() -> Path:
         "beside a baseline measured in the same run; medians unless said otherwise.",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()) + ".",
+        "",
+        "Reproduce: `make bench` (each bench also takes `--quick`), then "
+        "`.venv/bin/python bench/summary.py --run-ledger` to add the ledger's rows. Ratios: "
+        "time ratios are c2d / baseline (lower is better), rates are c2d as a share of the "
+        "baseline, the ledger's are its speed as a share of the raw baseline's.",
         "",
         "| bench | measure | c2d | baseline (same run) | ratio | goal | met |",
         "|---|---|---|---|---|---|---|",
