@@ -37,6 +37,7 @@ class People:
     researcher: str
     columns: str  # schema `columns` (the default)
     stats: str  # schema `stats`, `sex` public
+    hidden: str  # schema `hidden`
     data: Path
 
 
@@ -54,12 +55,14 @@ def people(c2d_stack: Stack, patients_dir: Path, tmp_path_factory: pytest.TempPa
     _, researcher = stack.add_user("researcher", "rudi")
     suffix = uuid.uuid4().hex[:6]
     columns, stats = f"pts-cols-{suffix}", f"pts-stats-{suffix}"
+    hidden = f"pts-hidden-{suffix}"
     stack.json("dataset", "add", columns, str(folder), token=owner)
+    stack.json("dataset", "add", hidden, str(folder), "--schema", "hidden", token=owner)
     stack.json(
         "dataset", "add", stats, str(folder), "--schema", "stats", "--public",
         "patients.csv:sex", token=owner,
     )  # fmt: skip
-    return People(owner, researcher, columns, stats, folder)
+    return People(owner, researcher, columns, stats, hidden, folder)
 
 
 def _columns(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,6 +109,25 @@ def test_mock_data_has_the_columns_and_rows_and_no_real_value(
     again = stack.json("dataset", "mock", people.columns, "-o", str(tmp_path / "again"),
                        token=people.researcher)  # fmt: skip
     assert again["digest"] == digest  # the same schema and seed give the same bytes
+
+
+def test_a_hidden_schema_shows_file_names_only_and_makes_no_mock(
+    c2d_stack: Stack, people: People, tmp_path: Path
+) -> None:
+    stack = c2d_stack
+    doc = stack.json("dataset", "show", people.hidden, token=people.researcher)
+    assert doc["profile"]["files"] == [
+        {
+            "path": "patients.csv",
+            "format": "csv",
+            "bytes": (people.data / "patients.csv").stat().st_size,
+        }
+    ]
+    refused = stack.c2d("dataset", "mock", people.hidden, "-o", str(tmp_path / "m"),
+                        token=people.researcher)  # fmt: skip
+    assert refused.returncode == 4, refused.stderr
+    assert "hidden" in refused.stderr
+    assert not (tmp_path / "m").exists()
 
 
 def test_run_mock_runs_the_example_here_and_says_no_private_data_was_used(
