@@ -1,34 +1,29 @@
-"""What c2d's benchmarks share: a private installation, the bare-Docker baseline, the table.
+"""What c2d's benchmarks share: a private installation, its people, datasets and jobs.
 
 Every benchmark starts its own c2d the way an operator does (``c2d init``, ``c2d server``,
 ``c2d worker`` as real processes) on a private ``redis-server`` on a free port, so nothing it
 does touches, or is slowed by, another installation's queue. People act through the Python
 client (``runner.client.Client``), the library the CLI is built on, polling every
 ``POLL_S`` so that what the benchmark sees is the server's latency, not the CLI's 1 s poll.
+The pre-approval dry run each submit triggers (on by default) is left on, and finished before
+timing starts.
 
-The baseline of every job figure is a bare ``docker run --rm`` of the same image and command
-with the same limits and mounts (``docker_run_args``), timed in the same run. The pre-approval
-dry run each submit triggers (on by default) is left on, and finished before timing starts.
-
-Results: ``Row`` per figure; ``finish(name, rows)`` prints the table, saves the rows under
-``/var/tmp/c2d-bench/results`` and rewrites ``bench/RESULTS.md`` from every saved result.
+The bare-Docker baseline is in ``baseline``, the figures and the table in ``figures``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +37,9 @@ from runner.client import Client
 REPO = Path(__file__).resolve().parents[1]
 C2D = Path(sys.executable).with_name("c2d")
 CACHE = Path("/var/tmp/c2d-bench")
-RESULTS = CACHE / "results"
-IMAGE = "c2d/python-ml:latest"
-BENCH_LABEL = "c2d.bench"
 POLL_S = 0.01
 READY_S = 60.0
 DONE = frozenset({"succeeded", "released", "failed", "rejected", "cancelled"})
-UID = GID = 65534
 
 
 def free_port() -> int:
@@ -342,190 +333,6 @@ def approve_and_wait(p: People, job_id: str) -> tuple[float, float, dict[str, An
     job, t1 = wait_done(p.researcher, job_id)
     must_succeed(job)
     return t0, t1, job
-
-
-# -- Docker: the baseline and the engine's own times ------------------------------------------
-
-
-def docker_api(timeout: int = 120) -> Any:
-    import docker
-
-    return docker.from_env(timeout=timeout)
-
-
-def image_id() -> str:
-    """The local ID of the job image (``make image`` builds it)."""
-    client = docker_api()
-    try:
-        return str(client.images.get(IMAGE).id)
-    finally:
-        client.close()
-
-
-def docker_run_args(
-    image: str,
-    command: Sequence[str],
-    *,
-    data: Path,
-    code: Path,
-    outputs: Path,
-    cpus: float = 1.0,
-    memory: int = 512 * 1024 * 1024,
-    tmp: int = 256 * 1024 * 1024,
-    detach: bool = False,
-    label: str = "1",
-) -> list[str]:
-    """``docker run --rm`` with the limits, mounts and hardening c2d gives a job.
-
-    Mirrors ``runner.sandbox.hardening.create_kwargs`` flag for flag, except that /outputs is a
-    plain folder (c2d's is a size-capped loop-mounted filesystem: part of what c2d adds).
-    """
-    fsize = max(10 * 1024 * 1024, tmp)
-    return [
-        "docker", "run", "--rm", *(["-d"] if detach else []),
-        "--label", f"{BENCH_LABEL}={label}",
-        "--hostname", "c2d-job", "--user", f"{UID}:{GID}", "--workdir", "/code",
-        "-e", "HOME=/tmp", "-e", "TMPDIR=/tmp", "-e", "LANG=C.UTF-8",
-        "--network", "none", "--read-only", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges", "--init", "--ipc", "private",
-        "--shm-size", str(min(64 * 1024 * 1024, memory // 4)),
-        "--pids-limit", "256", "--memory", str(memory), "--memory-swap", str(memory),
-        "--oom-score-adj", "1000", "--cpus", f"{cpus:g}",
-        "--ulimit", "nofile=1024:1024", "--ulimit", f"fsize={fsize}:{fsize}",
-        "--ulimit", "core=0:0",
-        "--tmpfs", f"/tmp:rw,noexec,nosuid,nodev,size={tmp}",
-        "--mount", f"type=bind,source={data},target=/data/bench,readonly",
-        "--mount", f"type=bind,source={code},target=/code,readonly",
-        "--mount", f"type=bind,source={outputs},target=/outputs",
-        "--log-opt", "max-size=524288", "--log-opt", "max-file=2",
-        image, *command,
-    ]  # fmt: skip
-
-
-def bare_dirs(root: Path) -> tuple[Path, Path]:
-    """A code folder and an /outputs folder for the baseline containers."""
-    code = root / "bare-code"
-    outputs = root / "bare-outputs"
-    code.mkdir(parents=True, exist_ok=True)
-    outputs.mkdir(parents=True, exist_ok=True)
-    code.chmod(0o755)
-    os.chown(outputs, UID, GID)
-    return code, outputs
-
-
-def run_timed(argv: Sequence[str]) -> float:
-    """Wall seconds of one process run to completion; raise if it fails."""
-    t0 = time.perf_counter()
-    done = subprocess.run(list(argv), capture_output=True, check=False)
-    elapsed = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])}... failed: {done.stderr.decode()[-2000:]}")
-    return elapsed
-
-
-def start_times(
-    since: float, until: float, label: str = "c2d.job", event: str = "start"
-) -> dict[str, float]:
-    """When containers had ``event`` (Unix seconds), from the engine's events, by ``label``."""
-    client = docker_api()
-    try:
-        events = client.events(
-            since=int(since) - 1,
-            until=int(until) + 1,
-            filters={"type": "container", "event": event, "label": label},
-            decode=True,
-        )
-        found: dict[str, float] = {}
-        for seen in events:
-            key = seen.get("Actor", {}).get("Attributes", {}).get(label, "")
-            found.setdefault(key, int(seen["timeNano"]) / 1e9)
-        return found
-    finally:
-        client.close()
-
-
-def remove_bench_containers() -> None:
-    """Remove every container the baselines started (by label)."""
-    client = docker_api()
-    try:
-        for c in client.containers.list(all=True, filters={"label": BENCH_LABEL}):
-            with suppress(Exception):
-                c.remove(force=True)
-    finally:
-        client.close()
-
-
-# -- figures ------------------------------------------------------------------------------------
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct`` percentile by the nearest-rank method (no interpolation)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:,.0f} ms"
-
-
-def secs(seconds: float) -> str:
-    return f"{seconds:.2f} s"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One figure: c2d's value, the baseline's (same run), their ratio, the goal and verdict."""
-
-    measure: str
-    value: str
-    baseline: str
-    ratio: str
-    goal: str
-    met: bool | None
-    note: str = ""
-
-
-HEADER = ("measure", "c2d", "baseline (same run)", "ratio", "goal", "met")
-
-
-def table(rows: Sequence[Row]) -> str:
-    """The rows as an aligned text table."""
-    cells = [HEADER] + [
-        (r.measure, r.value, r.baseline, r.ratio, r.goal, verdict(r.met)) for r in rows
-    ]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def verdict(met: bool | None) -> str:
-    return "-" if met is None else ("yes" if met else "NO")
-
-
-def finish(name: str, rows: Sequence[Row], extra: dict[str, Any] | None = None) -> None:
-    """Print the table, save the rows, and rewrite bench/RESULTS.md from every saved result."""
-    print(table(rows))
-    for row in rows:
-        if row.note:
-            print(f"  note ({row.measure}): {row.note}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "bench": name,
-        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "argv": sys.argv[1:],
-        "rows": [asdict(r) for r in rows],
-        "extra": extra or {},
-    }
-    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    from summary import write_summary  # beside this file; imported late to avoid a cycle
-
-    write_summary()
 
 
 def scratch(name: str) -> Path:

@@ -19,8 +19,10 @@ import shutil
 import time
 from pathlib import Path
 
+import baseline
 import common
-from common import Row, median, ms
+import figures
+from figures import Row, median, ms
 
 NOOP = ("python3", "-c", "pass")
 DATASETS = common.CACHE / "datasets"
@@ -84,7 +86,7 @@ def main() -> None:
                 for name in SIZES:
                     job_id, t0 = start_latency(p, folder, names[name])
                     approved[name][job_id] = t0
-            started = common.start_times(since, time.time())
+            started = baseline.start_times(since, time.time())
             p.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -103,7 +105,7 @@ def main() -> None:
             f"{registered['2GB']:.1f} s for 2 GB, {registered['1MB']:.2f} s for 1 MB",
         )
     ]
-    common.finish("data_size", rows)
+    figures.finish("data_size", rows)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import baseline
 import common
-from common import Row, median, ms, percentile
+import figures
+from figures import Row, median, ms, percentile
 
 NOOP = ("python3", "-c", "pass")
 MEMORY = 512 * 1024 * 1024
@@ -40,8 +42,8 @@ def c2d_runs(p: common.People, folder: Path, ds: str, runs: int) -> dict[str, li
         t0, _, job = common.approve_and_wait(p, job_id)
         approved[job_id] = t0
         claimed[job_id] = datetime.fromisoformat(job["started"]).timestamp()
-    started = common.start_times(since, time.time())
-    created = common.start_times(since, time.time(), event="create")
+    started = baseline.start_times(since, time.time())
+    created = baseline.start_times(since, time.time(), event="create")
     missing = set(approved) - set(started) - set(created)
     if missing:
         raise RuntimeError(f"no create or start event for jobs {sorted(missing)}")
@@ -62,7 +64,7 @@ def bare_runs(argv_of: Callable[[str], list[str]], runs: int) -> list[float]:
         began[tag] = time.time()
         subprocess.run(argv_of(tag), check=True, capture_output=True)
         time.sleep(0.5)  # let the no-op end, as the c2d runs do, so runs do not overlap
-    started = common.start_times(since, time.time(), label=common.BENCH_LABEL)
+    started = baseline.start_times(since, time.time(), label=baseline.BENCH_LABEL)
     return [started[tag] - began[tag] for tag in began]
 
 
@@ -73,12 +75,12 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.runs or (8 if args.quick else 20)
     root = common.scratch("dispatch")
-    image = common.image_id()
+    image = baseline.image_id()
     common.small_dataset(root / "data", 1024 * 1024)
-    code, outputs = common.bare_dirs(root)
+    code, outputs = baseline.bare_dirs(root)
 
     def argv_of(tag: str) -> list[str]:
-        return common.docker_run_args(
+        return baseline.docker_run_args(
             image,
             NOOP,
             data=root / "data",
@@ -100,7 +102,7 @@ def main() -> None:
             bare = bare_runs(argv_of, runs)
             p.close()
     finally:
-        common.remove_bench_containers()
+        baseline.remove_bench_containers()
         shutil.rmtree(root, ignore_errors=True)
     to_start = times["started"]
     prepare = [a - b for a, b in zip(times["created"], times["claimed"], strict=True)]
@@ -129,7 +131,7 @@ def main() -> None:
             f"{[round(x * 1e3) for x in bare]} ms",
         ),
     ]
-    common.finish("dispatch", rows)
+    figures.finish("dispatch", rows)
 
 
 if __name__ == "__main__":

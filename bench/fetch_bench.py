@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import common
-from common import Row, median
+import figures
+from figures import Row, median
 
 from runner.artifacts import ArtifactStore
 
@@ -146,7 +147,7 @@ def main() -> None:
             note="peak resident set of the `c2d fetch` process (/usr/bin/time %M), max over runs",
         ),
     ]
-    common.finish("fetch", rows)
+    figures.finish("fetch", rows)
 
 
 if __name__ == "__main__":

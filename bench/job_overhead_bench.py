@@ -6,7 +6,7 @@ For a no-op job (``python3 -c pass``) and a job of about 5 s (``time.sleep(5)``)
 - c2d: from the owner's approve call until the researcher's client sees the job succeeded
   (polled every 10 ms), with an API server and one worker on a private Redis;
 - baseline: the whole ``docker run --rm`` process of the same image and command with the same
-  limits, hardening and mounts (``common.docker_run_args``).
+  limits, hardening and mounts (``baseline.docker_run_args``).
 Runs alternate (baseline, c2d, baseline, ...) so drift in the machine's load hits both; one
 untimed warm-up of each first. Goals (issue 8): <= 1.5x for the no-op, <= 1.05x for 5 s.
 """
@@ -17,8 +17,10 @@ import argparse
 import shutil
 from pathlib import Path
 
+import baseline
 import common
-from common import Row, median, ms, secs
+import figures
+from figures import Row, median, ms, secs
 
 NOOP = ("python3", "-c", "pass")
 SLEEP = ("python3", "-c", "import time; time.sleep(5)")
@@ -36,15 +38,15 @@ def measure(
 ) -> tuple[list[float], list[float]]:
     """Alternate bare and c2d runs of ``command``; return (c2d seconds, bare seconds)."""
     folder = common.job_folder(root / f"job-{tag}", command, memory="512MiB")
-    code, outputs = common.bare_dirs(root)
-    argv = common.docker_run_args(
+    code, outputs = baseline.bare_dirs(root)
+    argv = baseline.docker_run_args(
         image, command, data=root / "data", code=code, outputs=outputs, memory=MEMORY
     )
     c2d: list[float] = []
     bare: list[float] = []
     for n in range(runs + 1):
         job_id = common.submit(p.researcher, folder, ds)
-        took_bare = common.run_timed(argv)
+        took_bare = baseline.run_timed(argv)
         t0, t1, _ = common.approve_and_wait(p, job_id)
         if n:  # the first of each is a warm-up
             bare.append(took_bare)
@@ -60,7 +62,7 @@ def main() -> None:
     noop_runs = args.runs or (3 if args.quick else 10)
     sleep_runs = args.runs or (2 if args.quick else 4)
     root = common.scratch("job-overhead")
-    image = common.image_id()
+    image = baseline.image_id()
     common.small_dataset(root / "data", 1024 * 1024)
     rows = []
     try:
@@ -88,9 +90,9 @@ def main() -> None:
                 )
             p.close()
     finally:
-        common.remove_bench_containers()
+        baseline.remove_bench_containers()
         shutil.rmtree(root, ignore_errors=True)
-    common.finish("job_overhead", rows)
+    figures.finish("job_overhead", rows)
 
 
 if __name__ == "__main__":

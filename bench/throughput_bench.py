@@ -6,7 +6,7 @@ Run: .venv/bin/python bench/throughput_bench.py [--jobs N] [--rounds R] [--quick
   approves them all as fast as the API answers; the clock runs from the first approve until
   the researcher's client sees the last one succeeded (the job list polled every 50 ms). Two
   ``c2d worker`` processes of concurrency 1 on a private Redis.
-- baseline: N ``docker run --rm`` of the same container (``common.docker_run_args``), two
+- baseline: N ``docker run --rm`` of the same container (``baseline.docker_run_args``), two
   at a time from a thread pool.
 Each round runs the baseline, then c2d; the figure is jobs per second, median over rounds.
 Goal (issue 8): c2d reaches >= 85% of the bare rate.
@@ -20,8 +20,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import baseline
 import common
-from common import Row, median
+import figures
+from figures import Row, median
 
 NOOP = ("python3", "-c", "pass")
 MEMORY = 512 * 1024 * 1024
@@ -32,7 +34,7 @@ def bare_round(argv: list[str], jobs: int) -> float:
     """Seconds for ``jobs`` bare runs, two at a time."""
     t0 = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda _: common.run_timed(argv), range(jobs)))
+        list(pool.map(lambda _: baseline.run_timed(argv), range(jobs)))
     return time.perf_counter() - t0
 
 
@@ -64,10 +66,10 @@ def main() -> None:
     jobs = 20 if args.quick and args.jobs == 50 else args.jobs
     rounds = args.rounds or (1 if args.quick else 2)
     root = common.scratch("throughput")
-    image = common.image_id()
+    image = baseline.image_id()
     common.small_dataset(root / "data", 1024 * 1024)
-    code, outputs = common.bare_dirs(root)
-    argv = common.docker_run_args(
+    code, outputs = baseline.bare_dirs(root)
+    argv = baseline.docker_run_args(
         image, NOOP, data=root / "data", code=code, outputs=outputs, memory=MEMORY
     )
     c2d_rates: list[float] = []
@@ -78,13 +80,13 @@ def main() -> None:
             ds = common.register(p.owner, root / "data")
             folder = common.job_folder(root / "job", NOOP, memory="512MiB")
             c2d_round(p, folder, ds, 2)  # warm-up: both workers import and connect
-            common.run_timed(argv)
+            baseline.run_timed(argv)
             for _ in range(rounds):
                 bare_rates.append(jobs / bare_round(argv, jobs))
                 c2d_rates.append(jobs / c2d_round(p, folder, ds, jobs))
             p.close()
     finally:
-        common.remove_bench_containers()
+        baseline.remove_bench_containers()
         shutil.rmtree(root, ignore_errors=True)
     ratio = median(c2d_rates) / median(bare_rates)
     rows = [
@@ -99,7 +101,7 @@ def main() -> None:
             f"{[round(r, 2) for r in bare_rates]}/s",
         )
     ]
-    common.finish("throughput", rows)
+    figures.finish("throughput", rows)
 
 
 if __name__ == "__main__":
