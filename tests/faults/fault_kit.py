@@ -1,4 +1,4 @@
-"""The fault-injection suite's kit: a real c2d on a private Redis, and the invariants.
+"""The fault-injection suite's kit: a real c2d on a private Redis, and the jobs it runs.
 
 ``FaultStack`` is one installation started the way an operator starts one: ``c2d init`` then
 ``c2d server`` and ``c2d worker`` as real processes (each in its own process group), on a
@@ -6,37 +6,26 @@
 without persistence), so a test may kill, stop and restart any of them without touching the
 shared services. Leases are short (3 s) so that recovery happens within a test's time.
 
-``check_invariants(stack, job_ids)`` is the one check every fault case ends with:
-
-1. each job has exactly one terminal state: it is in an end state, its ledger holds exactly
-   one ending entry (``job.finished``, ``job.rejected`` or ``job.cancelled``) and that entry
-   agrees with the state; so at most one ``job.finished``;
-2. ``c2d ledger verify --home`` (the real CLI) passes;
-3. no container labelled ``c2d.job`` of this installation's jobs (or their dry runs) is
-   left, nor an outputs mount under its work folder (containers of other installations on the
-   same engine are not this suite's business);
-4. a fresh canary job, submitted and approved with the real CLI, still runs to success.
+The invariants every case ends with are in ``fault_invariants``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import yaml
+from fault_procs import Proc, RedisServer, free_port, spawn, wait_for
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec
@@ -46,138 +35,13 @@ C2D = Path(sys.executable).with_name("c2d")
 REPO = Path(__file__).resolve().parents[2]
 READY_S = 60.0
 COMMAND_S = 120.0
-T = TypeVar("T")
 
 ENDED = frozenset({"succeeded", "released", "failed", "rejected", "cancelled"})
-ENDING_ENTRIES = frozenset({"job.finished", "job.rejected", "job.cancelled"})
 FAST_LEASES = {"lease_s": "3", "redispatch_s": "2", "reconcile_s": "1"}
 # Every submit also runs the job on mock data (the pre-approval dry run, on by default, as
 # shipped); capping it keeps a long fault job's dry run from outliving the case.
 SHORT_DRYRUNS = {"dryrun_timeout": "5s"}
 DRYRUN_SUFFIX = "-dryrun"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: str = "") -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
-        time.sleep(0.1)
-
-
-@dataclass
-class Proc:
-    """A process started by the suite, in its own process group, logging to a file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def tail(self, lines: int = 60) -> str:
-        return f"--- {self.name}:\n" + "\n".join(self.text().splitlines()[-lines:])
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no handler runs, nothing is cleaned up."""
-        with suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(30)
-
-    def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM the process group, then SIGKILL what is left after ``grace``."""
-        if self.popen.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
-        self.kill()
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
-    """Start ``argv`` in a new session, stdout and stderr appended to ``log_dir/NAME.log``."""
-    log = log_dir / f"{name}.log"
-    with log.open("ab") as handle:
-        popen = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return Proc(name, popen, log)
-
-
-class RedisServer:
-    """A ``redis-server`` of the suite's own on a fixed free port, which can be restarted.
-
-    ``persistent`` turns on the append-only file with an fsync per write, so a restart keeps
-    every queued and unacknowledged message; without it a restart loses everything.
-    """
-
-    def __init__(self, root: Path, *, persistent: bool) -> None:
-        self.root = root
-        self.persistent = persistent
-        self.port = free_port()
-        self.proc: Proc | None = None
-        root.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> Any:
-        import redis
-
-        return redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
-
-    def start(self) -> None:
-        durable = ["--appendonly", "yes", "--appendfsync", "always"]
-        argv = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.root), "--save", "",
-            *(durable if self.persistent else ["--appendonly", "no"]),
-        ]  # fmt: skip
-        self.proc = spawn("redis", argv, dict(os.environ), self.root)
-
-        def answers() -> bool:
-            client = self.client()
-            try:
-                return bool(client.ping())
-            except Exception:
-                return False
-            finally:
-                client.close()
-
-        wait_for(f"redis-server on port {self.port}", answers, 20, self.proc.tail())
-
-    def stop(self) -> None:
-        """Shut it down (SIGTERM: redis flushes its append-only file when it has one)."""
-        if self.proc is not None:
-            self.proc.stop(20)
-            self.proc = None
-
-    def restart(self, down_s: float = 1.0) -> None:
-        """Stop, stay down ``down_s`` seconds, start again on the same port."""
-        self.stop()
-        time.sleep(down_s)
-        self.start()
 
 
 @dataclass
@@ -235,12 +99,12 @@ class FaultStack:
         argv = [str(C2D), "worker", "--concurrency", str(concurrency)]
         proc = spawn(name, argv, self.env, self.log_dir)
         self.procs.append(proc)
-        wait_for(
-            "the worker to be ready",
-            lambda: " ready." in proc.text() if proc.alive() else pytest_fail(proc.tail()),
-            READY_S,
-            proc.tail(),
-        )
+
+        def ready() -> bool:
+            assert proc.alive(), proc.tail()
+            return " ready." in proc.text()
+
+        wait_for("the worker to be ready", ready, READY_S, proc.tail())
         return proc
 
     def live(self, kind: str) -> list[Proc]:
@@ -378,19 +242,12 @@ class FaultStack:
         return self.job(job_id)
 
 
-def pytest_fail(message: str) -> bool:
-    import pytest
-
-    pytest.fail(f"a c2d process exited early:\n{message}")
-
-
 @contextmanager
 def fault_stack(
     root: Path,
     docker_client: Any,
     *,
     persistent_redis: bool = False,
-    server: bool = True,
     extra_env: dict[str, str] | None = None,
     **settings: str,
 ) -> Iterator[FaultStack]:
@@ -429,8 +286,7 @@ def fault_stack(
         )
         assert done.returncode == 0, f"c2d init failed:\n{done.stdout}\n{done.stderr}"
         stack.admin_token = json.loads(done.stdout)["token"]
-        if server:
-            stack.start_server()
+        stack.start_server()
         yield stack
     finally:
         stack.stop()
@@ -507,98 +363,3 @@ def running_container(docker_client: Any, job_id: str) -> Any:
     """The job's own container (not its dry run's) if it is running now, else None."""
     found = [c for c in job_containers(docker_client, [job_id]) if c.labels["c2d.job"] == job_id]
     return found[0] if found and found[0].status == "running" else None
-
-
-def outputs_mounts(stack: FaultStack) -> list[str]:
-    """Mount points under the installation's work folder (the jobs' /outputs filesystems)."""
-    work = str(stack.home / "work")
-    return [
-        line.split()[1]
-        for line in Path("/proc/self/mounts").read_text().splitlines()
-        if line.split()[1].startswith(work)
-    ]
-
-
-# -- the invariants ---------------------------------------------------------------------------
-
-
-def check_one_ending(stack: FaultStack, job_id: str) -> str:
-    """Invariant 1 for one job; return its end state."""
-    state = stack.state(job_id)
-    entries = stack.entries(job_id)
-    types = [e["type"] for e in entries]
-    assert state in ENDED, f"job {job_id} is {state}, not ended; entries {types}\n{stack.logs()}"
-    endings = [e for e in entries if e["type"] in ENDING_ENTRIES]
-    assert len(endings) == 1, f"job {job_id}: ending entries {types}"
-    assert types.count("job.finished") <= 1, types
-    ending = endings[0]
-    expected = {
-        "job.rejected": {"rejected"},
-        "job.cancelled": {"cancelled"},
-    }.get(ending["type"])
-    if expected is None:  # job.finished: succeeded (maybe released since) or failed
-        recorded = ending["body"]["state"]
-        expected = {"succeeded", "released"} if recorded == "succeeded" else {recorded}
-    assert state in expected, f"job {job_id} is {state} but its ledger says {ending}"
-    return state
-
-
-def verify_ledger(stack: FaultStack) -> None:
-    """Invariant 2: the real ``c2d ledger verify`` on the installation's database."""
-    done = stack.cli("ledger", "verify", "--home", str(stack.home), "--json")
-    assert done.returncode == 0, f"ledger verify failed:\n{done.stdout}\n{done.stderr}"
-    report = json.loads(done.stdout)
-    assert report.get("ok") is True, report
-
-
-def check_nothing_left(stack: FaultStack, docker_client: Any, timeout: float = 45.0) -> None:
-    """Invariant 3: no container of this installation's jobs and no outputs mount remain.
-
-    The worker removes them when it finishes a job and the reaper removes what a lost worker
-    left, so this waits (bounded) for that to happen.
-    """
-    ids = stack.job_ids()
-    wait_for(
-        f"the containers of jobs {ids} to be removed",
-        lambda: not job_containers(docker_client, ids),
-        timeout,
-        stack.logs(),
-    )
-    wait_for(
-        "the outputs mounts to be removed",
-        lambda: not outputs_mounts(stack),
-        timeout,
-        f"{outputs_mounts(stack)}\n{stack.logs()}",
-    )
-
-
-def run_canary(stack: FaultStack, tmp: Path) -> str:
-    """Invariant 4: a fresh job, submitted and approved with the CLI, runs to success."""
-    assert stack.people is not None
-    people = stack.people
-    tag = uuid.uuid4().hex[:6]
-    folder = job_folder(tmp / f"canary-{tag}", CANARY + f"# canary {tag}\n")  # fresh code
-    submitted = stack.cli_json(
-        "submit", str(folder), "--dataset", people.dataset, token=people.researcher_token
-    )
-    job_id = str(submitted["id"])
-    stack.cli_json("approve", job_id, token=people.owner_token)
-    job = stack.wait_ended(job_id, timeout=120)
-    assert job["state"] == "released", f"canary {job_id}: {job}\n{stack.logs()}"
-    status = stack.cli_json("status", job_id, token=people.researcher_token)
-    assert status["outcome"]["metrics"] == {"slept": 0}, status
-    return job_id
-
-
-def check_invariants(
-    stack: FaultStack, job_ids: list[str], docker_client: Any, tmp: Path
-) -> dict[str, str]:
-    """The four invariants after a fault (module docstring); return each job's end state."""
-    ends = {job_id: check_one_ending(stack, job_id) for job_id in job_ids}
-    verify_ledger(stack)
-    check_nothing_left(stack, docker_client)
-    canary = run_canary(stack, tmp)
-    check_one_ending(stack, canary)
-    verify_ledger(stack)
-    check_nothing_left(stack, docker_client)
-    return ends

@@ -30,17 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_kit import (
-    REPO,
-    Proc,
-    check_invariants,
-    fault_stack,
-    job_folder,
-    running_container,
-    sleeper,
-    spawn,
-    wait_for,
-)
+from fault_invariants import check_invariants
+from fault_kit import REPO, fault_stack, job_folder, running_container, sleeper
+from fault_procs import Proc, spawn, wait_for
 
 MODE = os.environ.get("C2D_FAULTS_DOCKERD", "")
 SKIP_REASON = (

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fault_kit import FaultStack, check_invariants, job_folder, sleeper
+from fault_invariants import check_invariants
+from fault_kit import FaultStack, job_folder, sleeper
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec
@@ -67,6 +68,7 @@ def test_the_api_killed_during_a_bundle_upload_keeps_nothing(stack, workdir, doc
     stack.ensure("worker")
     assert stack.people is not None
     before = snapshot(stack)
+    token = stack.people.researcher_token
     folder = job_folder(workdir / "upload", sleeper(0))
     spec = json.dumps(valid_spec(stack, folder)).encode()
     boundary = uuid.uuid4().hex
@@ -97,7 +99,7 @@ def test_the_api_killed_during_a_bundle_upload_keeps_nothing(stack, workdir, doc
                 f"{stack.url}/v1/jobs",
                 content=body(),
                 headers={
-                    "Authorization": f"Bearer {stack.people.researcher_token}",  # type: ignore[union-attr]
+                    "Authorization": f"Bearer {token}",
                     "Content-Type": f"multipart/form-data; boundary={boundary}",
                     "Content-Length": str(len(head) + chunks * MiB + len(tail)),
                 },

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_kit import FaultStack, check_invariants, job_folder, running_container, wait_for
+from fault_invariants import check_invariants
+from fault_kit import FaultStack, job_folder, running_container
+from fault_procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
 

@@ -10,18 +10,13 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_kit import (
-    FaultStack,
-    check_invariants,
-    job_containers,
-    job_folder,
-    running_container,
-    sleeper,
-    wait_for,
-)
+from fault_invariants import check_invariants
+from fault_kit import FaultStack, job_containers, job_folder, running_container, sleeper
+from fault_procs import wait_for
 
 from runner.dispatch import TASK_RUN, key_prefix, queue_name
 from runner.settings import Settings
@@ -51,7 +46,10 @@ def is_run_of(raw: bytes, job_id: str) -> bool:
     return bool(headers["task"] == TASK_RUN and headers["id"].startswith(job_id + "."))
 
 
-def started_sleeper(stack: FaultStack, docker_client: Any, workdir, seconds: float):  # type: ignore[no-untyped-def]
+def started_sleeper(
+    stack: FaultStack, docker_client: Any, workdir: Path, seconds: float
+) -> tuple[str, Any]:
+    """Submit and approve a sleeper; return its id and its running container."""
     job_id = stack.submit(job_folder(workdir / "sleeper", sleeper(seconds)))
     stack.approve(job_id)
     container = wait_for(
