@@ -55,8 +55,8 @@ def c2d_runs(p: common.People, folder: Path, ds: str, runs: int) -> dict[str, li
     }
 
 
-def bare_runs(argv_of: Callable[[str], list[str]], runs: int) -> list[float]:
-    """Process start -> start event of ``docker run -d --rm``, per run, in seconds."""
+def bare_runs(argv_of: Callable[[str], list[str]], runs: int) -> dict[str, list[float]]:
+    """Seconds from ``docker run -d --rm``'s process start to: created, started; per run."""
     began: dict[str, float] = {}
     since = time.time()
     for _ in range(runs):
@@ -64,8 +64,13 @@ def bare_runs(argv_of: Callable[[str], list[str]], runs: int) -> list[float]:
         began[tag] = time.time()
         subprocess.run(argv_of(tag), check=True, capture_output=True)
         time.sleep(0.5)  # let the no-op end, as the c2d runs do, so runs do not overlap
-    started = baseline.start_times(since, time.time(), label=baseline.BENCH_LABEL)
-    return [started[tag] - began[tag] for tag in began]
+    label = baseline.BENCH_LABEL
+    started = baseline.start_times(since, time.time(), label=label)
+    created = baseline.start_times(since, time.time(), label=label, event="create")
+    return {
+        "created": [created[tag] - began[tag] for tag in began],
+        "started": [started[tag] - began[tag] for tag in began],
+    }
 
 
 def main() -> None:
@@ -99,7 +104,7 @@ def main() -> None:
             c2d_runs(p, folder, ds, 1)  # warm-up
             bare_runs(argv_of, 1)
             times = c2d_runs(p, folder, ds, runs)
-            bare = bare_runs(argv_of, runs)
+            bare_times = bare_runs(argv_of, runs)
             p.close()
     finally:
         baseline.remove_bench_containers()
@@ -107,6 +112,8 @@ def main() -> None:
     to_start = times["started"]
     prepare = [a - b for a, b in zip(times["created"], times["claimed"], strict=True)]
     engine = [a - b for a, b in zip(to_start, times["created"], strict=True)]
+    bare = bare_times["started"]
+    bare_engine = [a - b for a, b in zip(bare, bare_times["created"], strict=True)]
     rows = [
         Row(
             measure=f"approve -> container started, p50 (n={runs})",
@@ -118,7 +125,8 @@ def main() -> None:
             note=f"medians of its parts: approve -> claimed (API, Redis, Celery, claim) "
             f"{ms(median(times['claimed']))}; claimed -> container created (preflight, "
             f"prepare) {ms(median(prepare))}; created -> started (engine) "
-            f"{ms(median(engine))}",
+            f"{ms(median(engine))}. The bare runs' own created -> started: "
+            f"{ms(median(bare_engine))}",
         ),
         Row(
             measure=f"approve -> container started, p95 (n={runs})",
