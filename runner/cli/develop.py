@@ -9,15 +9,18 @@ beyond what the schema shows. `c2d run DIR --mock` (`runner.cli.run_local`) runs
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jobs.mock import MockResult, write_mock
-from jobs.profile import DatasetProfile, Level
 from runner.cli.output import JsonFlag, Output
 from runner.cli.owner import dataset_app
 from runner.cli.session import connect
+
+if TYPE_CHECKING:
+    # pandas and numpy come with these; every `c2d` command would pay for them at start-up.
+    from jobs.mock import MockResult
+    from jobs.profile import DatasetProfile, Level
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name.")]
 LEVELS = {
@@ -37,6 +40,9 @@ def mock_from_schema(
     which is mocked at the level the data host's dry runs use, so both get the same files.
     Raises `NotAllowed` (exit 4) when the schema is hidden.
     """
+    from jobs.mock import write_mock
+    from jobs.profile import DatasetProfile
+
     profile = DatasetProfile.model_validate(doc["profile"])
     if doc.get("full"):
         level: Level = "columns" if doc["schema"] == "hidden" else doc["schema"]

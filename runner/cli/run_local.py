@@ -12,7 +12,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,10 +22,12 @@ from runner.cli.develop import mock_from_schema
 from runner.cli.output import JsonFlag, Output
 from runner.cli.researcher import PANEL, parse_params
 from runner.cli.session import connect
-from runner.context import docker_client
 from runner.errors import MissingFile, ServiceUnavailable
-from runner.localrun import LocalRun, Sandboxing, check_root, load_job, run_local
-from runner.settings import Settings
+
+if TYPE_CHECKING:
+    # The Docker SDK and the control plane come with these: imported when `c2d run` runs, so
+    # every other command starts without them.
+    from runner.localrun import LocalRun
 
 
 def _document(run: LocalRun, source: str) -> dict[str, Any]:
@@ -106,6 +108,10 @@ def run(
     json_out: JsonFlag = False,
 ) -> None:
     """Run DIR here, in the data host's sandbox, on mock data: no private data is used."""
+    from runner.context import docker_client
+    from runner.localrun import Sandboxing, check_root, load_job, run_local
+    from runner.settings import Settings
+
     out = Output.start(json_out)
     try:
         params = parse_params(param or [])
