@@ -19,7 +19,7 @@ from typing import Any
 
 from jobs import access
 from jobs.digests import canonical_digest
-from jobs.models import User
+from jobs.models import Job, User
 from jobs.schema_records import DryRun
 from jobs.service_core import ServiceCore, worker_actor
 
@@ -80,6 +80,19 @@ class DryRuns(ServiceCore):
             actor = worker_actor(dryrun.worker)
             self._record(conn, "job.dryrun", actor, dryrun.job_id, ledger_body(dryrun))
         return dryrun
+
+    def lease_dryrun(self, job_id: str, worker: str, lease_s: float) -> bool:
+        """Take or renew ``worker``'s lease on the job's dry run for ``lease_s`` seconds; False
+        when another worker's lease still runs (that worker is doing it)."""
+        now = self._clock()
+        with self._store.transaction():
+            return self._store.lease_dryrun(job_id, worker, now + lease_s, now)
+
+    def lost_dryruns(self, grace_s: float) -> list[Job]:
+        """Pending jobs whose dry run nobody is doing: its worker's lease ran out, or no worker
+        took it within ``grace_s`` of the submission. The reconciler sends these again."""
+        now = self._clock()
+        return self._store.lost_dryruns(now, now - grace_s)
 
     def dryrun_of(self, job_id: str) -> DryRun | None:
         """The job's dry run, if recorded (for the data host and review; no permission check)."""

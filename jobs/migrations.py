@@ -128,6 +128,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " record TEXT NOT NULL,"
         " time REAL NOT NULL)",
     ),
+    # 4: who is dry-running a pending job, and until when. A dry run whose worker died is sent
+    # again once its lease runs out, as a job's run is; the row goes when the dry run is kept.
+    (
+        "CREATE TABLE dryrun_leases ("
+        " job_id TEXT PRIMARY KEY REFERENCES jobs (id),"
+        " worker TEXT NOT NULL,"
+        " expires REAL NOT NULL)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

@@ -107,7 +107,8 @@ class SchemaRecords:
         return ProfileRecord.model_validate_json(rows[0][0]) if rows else None
 
     def insert_dryrun(self, dryrun: DryRun) -> None:
-        """Record a job's dry run; ``Conflict`` if it already has one (a redelivered task)."""
+        """Record a job's dry run and drop its lease; ``Conflict`` if it already has one (a
+        redelivered task)."""
         try:
             self._write(
                 "INSERT INTO job_dryruns (job_id, record, time) VALUES (?, ?, ?)",
@@ -115,6 +116,23 @@ class SchemaRecords:
             )
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"job {dryrun.job_id} already has a dry run") from exc
+        self._write("DELETE FROM dryrun_leases WHERE job_id = ?", (dryrun.job_id,))
+
+    def lease_dryrun(self, job_id: str, worker: str, expires: float, now: float) -> bool:
+        """Take or renew ``worker``'s lease on ``job_id``'s dry run until ``expires``.
+
+        False when another worker holds a lease that has not run out at ``now``, or when the
+        job's dry run is already kept (a late worker then has nothing left to do).
+        """
+        cursor = self._write(
+            "INSERT INTO dryrun_leases (job_id, worker, expires)"
+            " SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM job_dryruns WHERE job_id = ?)"
+            " ON CONFLICT (job_id) DO UPDATE SET worker = excluded.worker,"
+            " expires = excluded.expires"
+            " WHERE dryrun_leases.worker = excluded.worker OR dryrun_leases.expires <= ?",
+            (job_id, worker, expires, job_id, now),
+        )
+        return cursor.rowcount == 1
 
     def get_dryrun(self, job_id: str) -> DryRun | None:
         """The dry run of ``job_id``, if one was recorded."""

@@ -386,6 +386,19 @@ class Store(SchemaRecords):
         )
         return [_job(r) for r in rows]
 
+    def lost_dryruns(self, now: float, submitted_before: float) -> list[Job]:
+        """Pending jobs with no dry run kept whose dry-run lease ran out at or before ``now``,
+        or that nobody leased and were submitted before ``submitted_before``."""
+        rows = self._read(
+            _JOB_SELECT + " LEFT JOIN job_dryruns d ON d.job_id = j.id"
+            " LEFT JOIN dryrun_leases l ON l.job_id = j.id"
+            " WHERE j.state = ? AND d.job_id IS NULL"
+            " AND (l.expires <= ? OR (l.job_id IS NULL AND j.created <= ?))"
+            " ORDER BY j.created",
+            (JobState.PENDING.value, now, submitted_before),
+        )
+        return [_job(r) for r in rows]
+
     def last_approved_for(
         self, researcher: str, dataset: str, exclude: str | None = None
     ) -> Job | None:

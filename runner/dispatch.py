@@ -194,16 +194,18 @@ class Dispatcher:
         """Put ``job_id`` on ``c2d.<host>``; True if sent. Never raises.
 
         With ``ttl`` the send is skipped (False) when one was recorded in the last ``ttl`` s.
-        ``task`` is ``TASK_RUN`` or ``TASK_DRYRUN`` (whose messages ``queued`` does not count).
+        ``task`` is ``TASK_RUN`` or ``TASK_DRYRUN`` (whose messages ``queued`` lists as
+        ``dryrun-<job id>``).
         """
+        dryrun = task == TASK_DRYRUN
         try:
-            if ttl and not self.mark(job_id, ttl):
+            if ttl and not self.mark(("dryrun-" if dryrun else "") + job_id, ttl):
                 return False
             self._app.send_task(
                 task,
                 args=[job_id],
                 queue=queue_name(host),
-                task_id=("dryrun-" if task == TASK_DRYRUN else "") + f"{job_id}.{uuid.uuid4().hex}",
+                task_id=("dryrun-" if dryrun else "") + f"{job_id}.{uuid.uuid4().hex}",
             )
         except Exception as exc:  # Redis down or refusing: the reconciler sends it later
             log.warning("job %s not sent to %s (the reconciler retries): %s", job_id, host, exc)

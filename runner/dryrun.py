@@ -2,9 +2,12 @@
 
 ``execute_dryrun(ctx, job_id, worker)`` is what the Celery task ``c2d.dryrun_job`` calls:
 
-1. **Skip** a job that is no longer pending, belongs to another data host, or already has a
-   dry run (a redelivered message). Dry runs never claim, lease or move a job: the owner may
-   approve, reject or the researcher cancel it meanwhile, and the state machine never knows.
+1. **Skip** a job that is no longer pending, belongs to another data host, already has a dry
+   run (a redelivered message), or whose dry run another worker holds a live lease on. Dry runs
+   never claim or move the job itself: the owner may approve, reject or the researcher cancel
+   it meanwhile, and the state machine never knows. They lease the dry run instead
+   (``Settings.lease_s``, renewed while it runs): when the worker dies, the reconciler sends it
+   again once the lease runs out, and the next worker adopts the container the dead one left.
 2. **Mock data** (``runner.mockdata``): made from the dataset's stored profile at the policy's
    level (``columns`` for a hidden schema), seed 0, at most ``Settings.dryrun_max_rows`` rows
    per table, with the owner's public columns. For a table within the cap these are the bytes a
@@ -34,6 +37,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,11 @@ SKIPPED = "skipped"
 MOCK_SEED = 0
 POLL_S = 2.0
 STALE_S = 3600.0
+
+
+class TakenOver(Exception):
+    """This worker's lease on a dry run ran out and another worker holds it now: that worker
+    watches the container and records the result, so this one leaves both alone."""
 
 
 def dryrun_id(job_id: str) -> str:
@@ -103,12 +112,24 @@ def execute_dryrun(
         "withheld": dataset.policy.schema_view == "hidden",
         "worker": worker,
     }
+    lease_s = ctx.settings.lease_s
+    if not service.lease_dryrun(job_id, worker, lease_s):
+        log.info("job %s: another worker is dry-running it", job_id)
+        return SKIPPED
+
+    def renew() -> bool:
+        return service.lease_dryrun(job_id, worker, lease_s)
+
     try:
-        dryrun = _dry_run(ctx, job, dataset, facts, stop or threading.Event(), poll_s)
-    except ServiceUnavailable as exc:
+        dryrun = _dry_run(ctx, job, dataset, facts, stop or threading.Event(), poll_s, renew)
+    except TakenOver as exc:
+        log.warning("job %s: %s", job_id, exc)
+        return SKIPPED
+    except (ServiceUnavailable, TryLater) as exc:
+        service.lease_dryrun(job_id, worker, 0.0)  # let the retry, on any worker, take it now
+        if isinstance(exc, TryLater):
+            raise
         raise TryLater(f"job {job_id}: the dry run cannot start now: {exc}") from exc
-    except TryLater:
-        raise
     except (JobsError, RunnerError, LedgerError) as exc:
         log.warning("job %s: dry run failed before it ran: %s", job_id, exc)
         dryrun = DryRun(**facts, ok=False, reason=f"not run: {exc}", time=time.time())
@@ -128,6 +149,7 @@ def _dry_run(
     facts: dict[str, Any],
     stop: threading.Event,
     poll_s: float,
+    renew: Callable[[], bool],
 ) -> DryRun:
     settings = ctx.settings
     _, profile = ctx.service.dataset_profile(dataset.name)
@@ -160,7 +182,8 @@ def _dry_run(
             uid=settings.sandbox_uid,
             gid=settings.sandbox_gid,
         )
-        result = _run(ctx.executor(), spec, ArtifactStore(scratch / "outputs"), stop, poll_s)
+        outputs = ArtifactStore(scratch / "outputs")
+        result = _run(ctx.executor(), spec, outputs, stop, poll_s, renew)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     capped = spec.limits.timeout_s < limits.timeout_s
@@ -195,21 +218,37 @@ def _run(
     store: ArtifactStore,
     stop: threading.Event,
     poll_s: float,
+    renew: Callable[[], bool],
 ) -> RunResult:
-    """Prepare, start, wait (watching ``stop``), collect; the container is always removed."""
+    """Prepare, start (or adopt the container a lost worker left), wait (watching ``stop``,
+    renewing the lease), collect; the container is removed unless another worker took over."""
+    ours = True
     try:
-        executor.prepare(spec)
+        _hold(renew, spec.job_id)
+        executor.prepare(spec)  # a container a lost worker left is adopted as it is
         executor.start(spec)
         while True:
             if stop.is_set():
                 raise TryLater(f"the worker is stopping; dry run {spec.job_id} starts again later")
             state = executor.wait(spec.job_id, timeout=poll_s)
+            _hold(renew, spec.job_id)
             if state is State.EXITED:
                 return executor.collect(spec, store)
             if state is not State.RUNNING:
                 raise SandboxError(f"the dry run's container disappeared (state {state})")
+    except TakenOver:
+        ours = False
+        raise
     finally:
-        executor.cleanup(spec.job_id)
+        if ours:
+            executor.cleanup(spec.job_id)
+
+
+def _hold(renew: Callable[[], bool], sandbox_id: str) -> None:
+    """Renew the lease before the container is touched and after every wait: a worker that
+    hung past its lease finds another one in charge and leaves the container to it."""
+    if not renew():
+        raise TakenOver(f"dry run {sandbox_id} was taken over by another worker")
 
 
 def _record_of(result: RunResult, facts: dict[str, Any], dryrun_cap: int | None) -> DryRun:

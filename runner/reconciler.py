@@ -13,7 +13,11 @@ gone". One pass (``Reconciler.run_once``), for the jobs of this data host only:
    the container; if there is none (never started, or removed), or the job was already tried
    ``MAX_ATTEMPTS`` times, it fails with a reason (exactly one ``job.finished``: the fence
    guards it). A job is never started a second time from scratch.
-3. **Reaping**: containers labelled ``c2d.job`` of this installation's jobs that are no
+3. **Lost dry runs** (when ``Settings.dryrun`` is on): a pending job with no dry run kept,
+   whose dry-run lease ran out (its worker died) or that no worker leased within
+   ``Settings.redispatch_s`` of its submission, and with no dry-run message on the queue, gets
+   its dry-run message again. The next worker adopts the container the dead one left.
+4. **Reaping**: containers labelled ``c2d.job`` of this installation's jobs that are no
    longer live (or overdue past their deadline), their folders, and leftover code folders;
    then jobs' own images (``runner.byo``) untouched for ``Settings.byo_retention_s``, never
    one a pending, approved or running job binds, nor an allowed base.
@@ -34,6 +38,8 @@ from jobs.errors import Conflict, JobsError
 from jobs.models import Job
 from jobs.states import JobState
 from runner.context import Context, byo_policy_from
+from runner.dispatch import TASK_DRYRUN, TASK_RUN
+from runner.dryrun import dryrun_id
 from runner.errors import ImageError, RunnerError
 from runner.reaper import reap
 from runner.sandbox.interface import State
@@ -51,7 +57,7 @@ LIVE = frozenset({JobState.APPROVED, JobState.RUNNING})
 class Sender(Protocol):
     """What the reconciler needs of ``runner.dispatch.Dispatcher``."""
 
-    def send(self, job_id: str, host: str, ttl: float = 0.0) -> bool: ...
+    def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = TASK_RUN) -> bool: ...
 
     def queued(self, host: str) -> set[str]: ...
 
@@ -61,6 +67,7 @@ class Pass:
     """What one pass did, by job id (for logs and tests)."""
 
     sent: list[str] = field(default_factory=list)
+    dryruns_sent: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     reaped: list[str] = field(default_factory=list)
@@ -94,6 +101,8 @@ class Reconciler:
         done = Pass()
         self._resend_lost(done)
         self._resolve_expired(done)
+        if self.ctx.settings.dryrun:
+            self._resend_lost_dryruns(done)
         if self.reap_containers:
             self._reap(done)
         return done
@@ -112,6 +121,19 @@ class Reconciler:
             if self.sender.send(job.id, self.host, ttl=grace):
                 log.info("job %s was approved but not queued; sent again", job.id)
                 done.sent.append(job.id)
+
+    def _resend_lost_dryruns(self, done: Pass) -> None:
+        grace = self.ctx.settings.redispatch_s
+        lost = [j for j in self.ctx.service.lost_dryruns(grace) if self._mine(j)]
+        if not lost:
+            return
+        queued = self.sender.queued(self.host)
+        for job in lost:
+            if f"dryrun-{job.id}" in queued:
+                continue
+            if self.sender.send(job.id, self.host, ttl=grace, task=TASK_DRYRUN):
+                log.info("job %s: its dry run has no live worker; sent again", job.id)
+                done.dryruns_sent.append(job.id)
 
     def _resolve_expired(self, done: Pass) -> None:
         for job in self.ctx.service.expired_leases(self.clock()):
@@ -150,10 +172,14 @@ class Reconciler:
         done.failed.append(job.id)
 
     def _live(self, job_id: str) -> bool:
-        job = self.ctx.store.get_job(job_id)
+        dryrun = job_id.endswith(dryrun_id(""))
+        job = self.ctx.store.get_job(job_id.removesuffix(dryrun_id("")) if dryrun else job_id)
         # Containers of job ids this store does not know belong to another installation
-        # (or a test) on the same engine: not ours to remove.
-        return job is None or job.state in LIVE
+        # (or a test) on the same engine: not ours to remove. A dry run's container lives
+        # while its job may still be approved or run (a dry run kept late is still shown).
+        if job is None:
+            return True
+        return job.state in (LIVE | {JobState.PENDING} if dryrun else LIVE)
 
     def _reap(self, done: Pass) -> None:
         try:

@@ -136,19 +136,12 @@ def test_the_same_message_delivered_twice_runs_the_job_once(stack, workdir, dock
     check_invariants(stack, [job_id], docker_client, workdir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="limit of the pre-approval dry run: when its worker dies, nothing runs it again. "
-    "Its message stays unacknowledged in Redis until the visibility timeout (max_timeout + "
-    "1 h), the reconciler re-sends approved jobs only, and the reaper takes the container "
-    "'c2d-job-<id>-dryrun' for another installation's until its deadline + 60 s",
-)
 def test_sigkill_of_the_worker_mid_dry_run_then_the_dry_run_is_done_again(
     stack, workdir, docker_client
 ):
     no_workers(stack)
     first = stack.start_worker()
+    since = time.time()
     job_id = stack.submit(job_folder(workdir / "dry", sleeper(4)))
 
     def dry_run_running() -> bool:
@@ -161,7 +154,11 @@ def test_sigkill_of_the_worker_mid_dry_run_then_the_dry_run_is_done_again(
     first.kill()
     stack.start_worker()
 
-    stack.wait_dryrun(job_id, timeout=20)  # a lost dry run is run again, as a lost job is
+    # Its lease runs out, the reconciler sends it again, the new worker adopts the container.
+    stack.wait_dryrun(job_id, timeout=30)
+    (entry,) = [e for e in stack.entries(job_id) if e["type"] == "job.dryrun"]
+    assert entry["body"]["ok"] is True, entry
+    assert creations(docker_client, f"{job_id}-dryrun", since) == 1  # adopted, not run again
     stack.approve(job_id)
     assert stack.wait_ended(job_id, timeout=60)["state"] == "released"
     check_invariants(stack, [job_id], docker_client, workdir)

@@ -123,6 +123,53 @@ def test_a_stopping_worker_hands_the_dry_run_back_and_leaves_nothing(world) -> N
     assert w.service.dryrun_of(job.id) is None
     assert not w.host.containers
     assert not list(w.ctx.settings.dryrun_dir.iterdir())
+    assert w.service.lease_dryrun(job.id, "host-2", 5)  # the retry may start at once, anywhere
+
+
+def test_a_dry_run_another_worker_holds_is_left_to_it(world) -> None:
+    w, recorder = world
+    job = w.submit()
+    assert w.service.lease_dryrun(job.id, "host-1", 30)
+    assert execute_dryrun(w.ctx, job.id, "host-2") == SKIPPED
+    assert recorder.specs == []
+    assert w.service.dryrun_of(job.id) is None
+
+
+def test_a_dead_workers_dry_run_is_adopted_once_its_lease_ran_out(world, caplog) -> None:
+    w, recorder = world
+    recorder.script = Script(files={"model.bin": b"m"}, log=b"trained\n", duration_s=60)
+    job = w.submit()
+    hung = threading.Event()  # the first worker stops in its wait and never renews: it is dead
+    dead = FakeExecutor(
+        w.ctx.settings.work_dir, recorder, host=w.host, clock=w.clock, sleep=lambda _s: hung.wait()
+    )
+    w.ctx._executor = dead
+    outcome: list[str] = []
+    first = threading.Thread(
+        target=lambda: outcome.append(execute_dryrun(w.ctx, job.id, "host-1", poll_s=0.01))
+    )
+    first.start()
+    name = dryrun_id(job.id)
+    for _ in range(500):
+        if name in w.host.containers and w.host.containers[name].started is not None:
+            break
+        threading.Event().wait(0.01)
+    assert w.host.created[name] == 1
+
+    w.clock.advance(61)  # the lease (5 s) ran out; the container exited meanwhile
+    w.ctx._executor = FakeExecutor(w.ctx.settings.work_dir, recorder, host=w.host, clock=w.clock)
+    assert execute_dryrun(w.ctx, job.id, "host-2", poll_s=0.01) == RECORDED
+    assert w.host.created[name] == 1  # adopted, not started again
+    dryrun = w.service.dryrun_of(job.id)
+    assert dryrun is not None
+    assert (dryrun.ok, dryrun.worker, dryrun.produced) == (True, "host-2", ["model.bin"])
+    assert not w.host.containers
+
+    hung.set()  # the first worker comes back: it finds its lease gone and leaves everything be
+    first.join(10)
+    assert outcome == [SKIPPED]
+    assert "taken over by another worker" in caplog.text
+    assert [e.type for e in w.ctx.ledger.entries_for(job.id)].count("job.dryrun") == 1
 
 
 def test_a_dataset_without_a_schema_gets_a_dry_run_that_says_so(world) -> None:

@@ -9,6 +9,7 @@ import pytest
 from control_world import ControlWorld, build_control_world
 
 from jobs.states import JobState
+from runner.dispatch import TASK_DRYRUN, TASK_RUN
 from runner.preflight import prepare_run
 from runner.reconciler import MAX_ATTEMPTS, Reconciler
 from runner.sandbox.fake import Script
@@ -20,14 +21,16 @@ class Sender:
 
     queue: set[str] = field(default_factory=set)
     sent: list[str] = field(default_factory=list)
+    dryruns: list[str] = field(default_factory=list)
     marks: set[str] = field(default_factory=set)
 
-    def send(self, job_id: str, host: str, ttl: float = 0.0) -> bool:
-        if ttl and job_id in self.marks:
+    def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = TASK_RUN) -> bool:
+        key = ("dryrun-" if task == TASK_DRYRUN else "") + job_id
+        if ttl and key in self.marks:
             return False
-        self.marks.add(job_id)
-        self.sent.append(job_id)
-        self.queue.add(job_id)
+        self.marks.add(key)
+        (self.dryruns if task == TASK_DRYRUN else self.sent).append(job_id)
+        self.queue.add(key)
         return True
 
     def queued(self, host: str) -> set[str]:
@@ -138,5 +141,48 @@ def test_jobs_of_other_data_hosts_are_left_alone(tmp_path):
         result = other.run_once()
         assert (result.sent, result.adopted, result.failed) == ([], [], [])
         assert world.service.load_job(job.id).state is JobState.RUNNING
+    finally:
+        world.close()
+
+
+def test_a_dry_run_no_worker_took_is_sent_again_once_after_the_grace_period(world):
+    job = world.submit()
+    sender = Sender()
+
+    world.clock.advance(5)
+    assert reconciler(world, sender).run_once().dryruns_sent == []
+    world.clock.advance(6)
+    assert reconciler(world, sender).run_once().dryruns_sent == [job.id]
+    # Its message is on the queue now: not sent a second time, and no run is sent.
+    world.clock.advance(20)
+    assert reconciler(world, sender).run_once().dryruns_sent == []
+    assert (sender.dryruns, sender.sent) == ([job.id], [])
+
+
+def test_a_dry_run_is_sent_again_only_when_its_workers_lease_ran_out(world):
+    job = world.submit()
+    world.clock.advance(11)
+    assert world.service.lease_dryrun(job.id, "w@test:1", 5)
+    sender = Sender()
+    assert reconciler(world, sender).run_once().dryruns_sent == []  # a live worker has it
+    world.clock.advance(6)  # the worker stopped renewing
+    assert reconciler(world, sender).run_once().dryruns_sent == [job.id]
+
+
+def test_a_job_with_its_dry_run_kept_or_no_longer_pending_gets_none_again(world):
+    waiting = world.submit()
+    approved = world.approved()
+    world.clock.advance(11)
+    sender = Sender()
+    assert reconciler(world, sender).run_once().dryruns_sent == [waiting.id]
+    assert approved.id not in sender.dryruns
+
+
+def test_with_dry_runs_off_none_is_sent_again(tmp_path):
+    world = build_control_world(tmp_path, dryrun=False)
+    try:
+        world.submit()
+        world.clock.advance(60)
+        assert reconciler(world, Sender()).run_once().dryruns_sent == []
     finally:
         world.close()

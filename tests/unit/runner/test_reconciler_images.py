@@ -23,7 +23,7 @@ OTHER = "sha256:" + "c" * 64
 
 
 class NoSender:
-    def send(self, job_id: str, host: str, ttl: float = 0.0) -> bool:
+    def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = "") -> bool:
         return False
 
     def queued(self, host: str) -> set[str]:
