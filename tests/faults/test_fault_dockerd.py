@@ -1,14 +1,16 @@
-"""The Docker engine restarted while a job runs. Off by default: it stops every container.
+"""The Docker engine restarted while a job runs, on an engine of the suite's own by default.
 
-Restarting dockerd stops every container on the machine and cuts off every other Docker user
-(other test sessions, CI jobs, people), so the case runs only when asked:
+Restarting the machine's dockerd stops every container on it and cuts off every other Docker
+user (other test sessions, CI jobs, people), so by default the fault hits a dockerd the suite
+starts for itself. ``C2D_FAULTS_DOCKERD`` chooses:
 
-- ``C2D_FAULTS_DOCKERD=1``: restart the shared engine the way ``make services`` manages it
-  (SIGTERM to the dockerd of ``/var/run/docker.pid``, then ``runner/scripts/services.sh
-  docker``, which starts it again and waits until it answers);
-- ``C2D_FAULTS_DOCKERD=private``: the same fault on a dockerd of the suite's own (its own
-  socket, data and exec roots under /var/tmp/c2d-faults-dockerd, the job image loaded into it
-  once), so the case can run on a machine others share.
+- ``private`` (the default): a dockerd of the suite's own (its own socket, data and exec roots
+  under /var/tmp/c2d-faults-dockerd, the job image loaded into it once); it needs root, as
+  ``make services`` does;
+- ``shared``: restart the machine's engine the way ``make services`` manages it (SIGTERM to the
+  dockerd of ``/var/run/docker.pid``, then ``runner/scripts/services.sh docker``, which starts it
+  again and waits until it answers);
+- ``off``: skip the case.
 
 The job ignores SIGTERM, so the engine's shutdown (which closes its API first, then stops
 the containers) keeps it alive through its stop grace: the worker finds the engine gone while
@@ -22,6 +24,7 @@ once, no second container is made, and the four invariants hold.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -34,12 +37,8 @@ from fault_invariants import check_invariants
 from fault_kit import REPO, fault_stack, job_folder, running_container, sleeper
 from fault_procs import Proc, spawn, wait_for
 
-MODE = os.environ.get("C2D_FAULTS_DOCKERD", "")
-SKIP_REASON = (
-    "restarting dockerd stops every container and breaks every other Docker user on this "
-    "machine, so it is off by default; set C2D_FAULTS_DOCKERD=1 to restart the shared engine "
-    "(via runner/scripts/services.sh) or C2D_FAULTS_DOCKERD=private for a private dockerd"
-)
+MODE = os.environ.get("C2D_FAULTS_DOCKERD", "private")
+SKIP_REASON = f"C2D_FAULTS_DOCKERD={MODE}: the dockerd restart case is off"
 PRIVATE_ROOT = Path("/var/tmp/c2d-faults-dockerd")
 STUBBORN = (
     "import signal\n"
@@ -52,7 +51,7 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.faults,
-    pytest.mark.skipif(MODE not in ("1", "private"), reason=SKIP_REASON),
+    pytest.mark.skipif(MODE not in ("private", "shared"), reason=SKIP_REASON),
 ]
 
 
@@ -181,6 +180,11 @@ class PrivateEngine:
 @pytest.fixture
 def engine(docker_client: Any, job_image: str) -> Iterator[Any]:
     if MODE == "private":
+        if os.geteuid() != 0 or shutil.which("dockerd") is None:
+            reason = "a private dockerd needs root and dockerd (`make services` installs it)"
+            if os.environ.get("CI"):
+                pytest.fail(reason)
+            pytest.skip(reason + "; or set C2D_FAULTS_DOCKERD=shared|off")
         made = PrivateEngine(docker_client)
         try:
             yield made
