@@ -114,7 +114,9 @@ printf '\n%sDemo finished in %d s.%s Everything is in %s (the API is stopped now
   "$green" $(($(date +%s) - started)) "$off" "$work" >&2
 cat >&2 <<EOT
 
-Try next (start it again with: C2D_HOME=$C2D_HOME C2D_PORT=$C2D_PORT c2d up &):
+Try next, in this folder (the first two lines start the demo's installation again):
+  export PATH="$PWD/.venv/bin:\$PATH" C2D_HOME=$C2D_HOME C2D_PORT=$C2D_PORT C2D_URL=$C2D_URL
+  c2d up &
   C2D_TOKEN=${tokens[bob]} c2d submit examples/jobs/bp-regression --dataset patients --param alpha=0.5
   C2D_TOKEN=${tokens[alice]} c2d trust $job     # later jobs with this exact code run without review
   C2D_TOKEN=${tokens[bob]} c2d ledger show --job $job
