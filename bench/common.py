@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,10 @@ from jobs.spec import JobSpec
 from runner.client import Client
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # prockit: the processes the test suites start too
+
+from prockit import Proc, free_port, spawn, wait_for  # noqa: E402
+
 C2D = Path(sys.executable).with_name("c2d")
 CACHE = Path("/var/tmp/c2d-bench")
 POLL_S = 0.01
@@ -42,67 +45,7 @@ READY_S = 60.0
 DONE = frozenset({"succeeded", "released", "failed", "rejected", "cancelled"})
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, probe: Any, timeout: float, poll: float = 0.05) -> Any:
-    """Poll ``probe()`` until it returns something truthy; raise naming ``what`` after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(poll)
-
-
 # -- processes --------------------------------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    """A long-running process started here, in its own process group, logging to a file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM this process group, then SIGKILL whatever is left after ``grace``."""
-        if self.popen.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
-        with suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait()
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
-    """Start ``argv`` in a new session with stdout and stderr in ``log_dir/name.log``."""
-    log = log_dir / f"{name}.log"
-    with log.open("ab") as handle:
-        popen = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return Proc(name, popen, log)
 
 
 @contextmanager
@@ -304,7 +247,7 @@ def submit(researcher: Client, folder: Path, dataset: str, *, dryrun: bool = Tru
     bundle = pack(folder)
     job_id = str(researcher.submit(spec.model_dump(mode="json"), bundle.data)["id"])
     if dryrun:
-        wait_for(f"job {job_id}'s dry run", lambda: researcher.dryrun(job_id), 300, POLL_S)
+        wait_for(f"job {job_id}'s dry run", lambda: researcher.dryrun(job_id), 300, poll=POLL_S)
     return job_id
 
 

@@ -14,67 +14,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from prockit import Proc, free_port, redis_db_url, spawn
 
 REPO = Path(__file__).resolve().parents[2]
 C2D = Path(sys.executable).with_name("c2d")
 E2E_REDIS_DB = int(os.environ.get("C2D_E2E_REDIS_DB", "13"))
 READY_S = 60.0
 COMMAND_S = 180.0
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def redis_db_url(url: str, db: int) -> str:
-    """`url` with its database number replaced by `db`."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
-
-
-@dataclass
-class Proc:
-    """A long-running c2d process started by the fixture, with its output in a log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM the process group this fixture started, then SIGKILL what is left."""
-        if self.popen.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
-        with suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # children such as pool workers
-        self.popen.wait()
 
 
 @dataclass
@@ -110,17 +68,7 @@ class Stack:
 
     def start(self, name: str, args: list[str]) -> Proc:
         """Start `c2d ARGS` (server, worker, up) in its own process group, logging to a file."""
-        log = self.log_dir / f"{name}.log"
-        with log.open("wb") as handle:
-            popen = subprocess.Popen(
-                [str(C2D), *args],
-                env=self.env,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        proc = Proc(name, popen, log)
+        proc = spawn(name, [str(C2D), *args], self.env, self.log_dir)
         self.procs.append(proc)
         return proc
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import httpx
 import pandas as pd
 import pytest
 import skops.io
+from prockit import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 C2D = Path(sys.executable).with_name("c2d")
@@ -54,13 +54,6 @@ def _missing(what: str, how: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI is set, so this is a failure, not a skip)")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tail(text: str, lines: int = 60) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fault_kit import CANARY, ENDED, FaultStack, job_containers, job_folder
-from fault_procs import wait_for
+from prockit import wait_for
 
 ENDING_ENTRIES = frozenset({"job.finished", "job.rejected", "job.cancelled"})
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 import yaml
-from fault_procs import Proc, RedisServer, free_port, spawn, wait_for
+from fault_procs import RedisServer
+from prockit import Proc, free_port, spawn, wait_for
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import REPO, fault_stack, job_folder, running_container, sleeper
-from fault_procs import Proc, spawn, wait_for
+from prockit import Proc, spawn, wait_for
 
 MODE = os.environ.get("C2D_FAULTS_DOCKERD", "private")
 SKIP_REASON = f"C2D_FAULTS_DOCKERD={MODE}: the dockerd restart case is off"

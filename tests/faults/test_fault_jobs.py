@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, job_folder, running_container
-from fault_procs import wait_for
+from prockit import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, fault_stack, job_folder, running_container, sleeper
-from fault_procs import wait_for
+from prockit import wait_for
 
 from runner.dispatch import key_prefix, queue_name
 from runner.settings import Settings

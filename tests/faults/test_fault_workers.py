@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, job_containers, job_folder, running_container, sleeper
-from fault_procs import wait_for
+from prockit import wait_for
 
 from runner.dispatch import TASK_RUN, key_prefix, queue_name
 from runner.settings import Settings

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from prockit import Proc, free_port, spawn, wait_for
 
 from jobs.models import DatasetPolicy, Job, Role, User
 from jobs.states import JobState
@@ -42,19 +39,6 @@ FINAL = frozenset(
 )
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def redis_db_url(url: str, db: int) -> str:
-    """``url`` with its database number replaced by ``db``."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
-
-
 def flush_redis(url: str) -> None:
     """Empty the Redis database at ``url`` (each test module owns one)."""
     import redis
@@ -62,49 +46,6 @@ def flush_redis(url: str) -> None:
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: str = "") -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
-        time.sleep(0.1)
-
-
-@dataclass
-class Proc:
-    """A c2d process started by a test, in its own process group."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 60) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- {self.name}:\n" + "\n".join(text.splitlines()[-lines:])
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no handler runs, nothing is cleaned up."""
-        with suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(30)
-
-    def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM the process group, then SIGKILL what is left after ``grace``."""
-        if self.popen.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
-        self.kill()
 
 
 @dataclass
@@ -131,17 +72,13 @@ class Install:
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         """Start ``c2d ARGS`` as a real process in its own process group."""
-        log = self.logs / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        with log.open("wb") as handle:
-            popen = subprocess.Popen(
-                [str(C2D), *args],
-                env={**self.env, **(env or {})},
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        proc = Proc(name, popen, log)
+        proc = spawn(
+            name,
+            [str(C2D), *args],
+            {**self.env, **(env or {})},
+            self.logs,
+            log_file=f"{name}-{uuid.uuid4().hex[:6]}.log",
+        )
         self.procs.append(proc)
         return proc
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from control_kit import Install, flush_redis, installation, make_dataset, make_job, redis_db_url
+from control_kit import Install, flush_redis, installation, make_dataset, make_job
+from prockit import redis_db_url
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec

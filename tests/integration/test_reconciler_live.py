@@ -19,9 +19,9 @@ from control_kit import (
     job_containers,
     make_dataset,
     make_job,
-    redis_db_url,
     remove_job_containers,
 )
+from prockit import redis_db_url
 
 from jobs.bundle import pack
 from jobs.models import Job

@@ -19,10 +19,9 @@ from control_kit import (
     job_containers,
     make_dataset,
     make_job,
-    redis_db_url,
     remove_job_containers,
-    wait_for,
 )
+from prockit import redis_db_url, wait_for
 
 from jobs.bundle import pack
 from jobs.models import Job

@@ -19,8 +19,8 @@ from control_kit import (
     make_dataset,
     make_job,
     remove_job_containers,
-    wait_for,
 )
+from prockit import wait_for
 
 from jobs.bundle import pack
 from jobs.models import Job, User
