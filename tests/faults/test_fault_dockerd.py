@@ -4,9 +4,9 @@ Restarting the machine's dockerd stops every container on it and cuts off every 
 user (other test sessions, CI jobs, people), so by default the fault hits a dockerd the suite
 starts for itself. ``C2D_FAULTS_DOCKERD`` chooses:
 
-- ``private`` (the default): a dockerd of the suite's own (its own socket, data and exec roots
-  under /var/tmp/c2d-faults-dockerd, the job image loaded into it once); it needs root, as
-  ``make services`` does;
+- ``private`` (the default): a dockerd of the suite's own (its own socket and network
+  namespace, data and exec roots under /var/tmp/c2d-faults-dockerd, the job image loaded into
+  it once); it needs root, as ``make services`` does;
 - ``shared``: restart the machine's engine the way ``make services`` manages it (SIGTERM to the
   dockerd of ``/var/run/docker.pid``, then ``runner/scripts/services.sh docker``, which starts it
   again and waits until it answers);
@@ -53,6 +53,10 @@ pytestmark = [
     pytest.mark.faults,
     pytest.mark.skipif(MODE not in ("private", "shared"), reason=SKIP_REASON),
 ]
+
+
+def _host_bridges() -> set[str]:
+    return {p.parent.name for p in Path("/sys/class/net").glob("*/bridge")}
 
 
 def _gone(pid: int) -> bool:
@@ -109,7 +113,10 @@ class PrivateEngine:
     def _start(self) -> None:
         """Start this suite's dockerd and wait until it (not a leftover) answers."""
         self._stop_leftover()
+        # Its own network namespace: a dockerd with --bridge=none deletes the docker0 it finds,
+        # which would cut the machine's engine off its default bridge.
         argv = [
+            "unshare", "--net",  # execs dockerd: the pid stays the one spawn returns
             "dockerd", "--iptables=false", "--bridge=none",
             "--data-root", str(PRIVATE_ROOT / "data"),
             "--exec-root", str(PRIVATE_ROOT / "exec"),
@@ -180,16 +187,18 @@ class PrivateEngine:
 @pytest.fixture
 def engine(docker_client: Any, job_image: str) -> Iterator[Any]:
     if MODE == "private":
-        if os.geteuid() != 0 or shutil.which("dockerd") is None:
-            reason = "a private dockerd needs root and dockerd (`make services` installs it)"
+        if os.geteuid() != 0 or not (shutil.which("dockerd") and shutil.which("unshare")):
+            reason = "a private dockerd needs root, dockerd and unshare (`make services`)"
             if os.environ.get("CI"):
                 pytest.fail(reason)
             pytest.skip(reason + "; or set C2D_FAULTS_DOCKERD=shared|off")
+        bridges = _host_bridges()
         made = PrivateEngine(docker_client)
         try:
             yield made
         finally:
             made.close()
+        assert _host_bridges() >= bridges, "the private dockerd touched the host's network"
     else:
         yield SharedEngine(docker_client)
 
