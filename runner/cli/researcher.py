@@ -24,6 +24,15 @@ from runner.client import Client
 from runner.errors import IntegrityError
 
 PANEL = "Researcher"
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="KEY=VALUE",
+        help="A job parameter; VALUE is read as JSON if it parses, else as text. Repeatable.",
+    ),
+]
 SUCCESS = frozenset({"succeeded", "released"})
 FAILURE = frozenset({"failed", "rejected", "cancelled"})
 POLL_S = 1.0
@@ -87,12 +96,7 @@ def submit(
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Dataset to run on (overrides job.yaml).")
     ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param", "-p", help="KEY=VALUE parameter (VALUE read as JSON if it parses)."
-        ),
-    ] = None,
+    param: ParamOption = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the job to its end; exit 1 if it fails.")
     ] = False,

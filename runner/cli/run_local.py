@@ -20,7 +20,7 @@ from jobs.fields import NAME_PATTERN
 from runner.cli.app import ExitCode, app
 from runner.cli.develop import mock_from_schema
 from runner.cli.output import JsonFlag, Output
-from runner.cli.researcher import PANEL, parse_params
+from runner.cli.researcher import PANEL, ParamOption, parse_params
 from runner.cli.session import connect
 from runner.errors import MissingFile, ServiceUnavailable
 
@@ -90,12 +90,7 @@ def run(
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Dataset name (overrides job.yaml).")
     ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param", "-p", help="KEY=VALUE parameter (VALUE read as JSON if it parses)."
-        ),
-    ] = None,
+    param: ParamOption = None,
     keep: Annotated[
         Path | None,
         typer.Option("--out", "-o", metavar="DIR", help="Copy the accepted outputs here."),
