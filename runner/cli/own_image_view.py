@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.units import format_size
+from jobs.units import describe_size
 from runner.cli.output import Output
 
 SANDBOX_NOTE = (
@@ -15,6 +15,10 @@ SANDBOX_NOTE = (
 
 def _words(value: list[str] | None) -> str:
     return "(none)" if not value else " ".join(value)
+
+
+def _size(n: int) -> str:
+    return f"{describe_size(n)} ({n} bytes)"
 
 
 def show_own_image(out: Output, image: dict[str, Any]) -> None:
@@ -29,7 +33,7 @@ def show_own_image(out: Output, image: dict[str, Any]) -> None:
         [
             ("image", facts.get("image_id")),
             ("base", f"{base} ({facts.get('base_id')})"),
-            ("size", format_size(int(facts.get("size", 0)))),
+            ("size", _size(int(facts.get("size", 0)))),
             ("layers", f"{layers} ({base_layers} from the base, {layers - base_layers} added)"),
             ("USER", facts.get("user") or "(none: root)"),
             ("ENTRYPOINT", _words(facts.get("entrypoint")) + " (the sandbox resets it)"),

@@ -141,6 +141,15 @@ def _resources(value: Any) -> str:
     return " ".join(f"{k}={v}" for k, v in human.items())
 
 
+def _environment(spec: dict[str, Any], image: dict[str, Any] | None) -> str | None:
+    """The environment a job runs in, as a reviewer needs to read it."""
+    if not image:
+        return spec.get("environment")
+    if image.get("source") == "archive":
+        return "its own image, loaded from an uploaded archive (below)"
+    return f"its own image, built from {image.get('dockerfile') or 'Dockerfile'} (below)"
+
+
 def _show_review(out: Output, review: dict[str, Any]) -> None:
     job = review["job"]
     spec = job.get("spec") or {}
@@ -151,7 +160,7 @@ def _show_review(out: Output, review: dict[str, Any]) -> None:
     out.say("")
     out.fields(
         [
-            ("environment", spec.get("environment")),
+            ("environment", _environment(spec, review.get("image"))),
             ("command", " ".join(spec.get("command") or [])),
             ("params", json.dumps(spec.get("params"), sort_keys=True)),
             ("resources", _resources(spec.get("resources"))),

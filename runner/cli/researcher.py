@@ -129,7 +129,7 @@ def submit(
             allowed="a registered dataset name (`c2d dataset list`)",
         )
     bundle = pack(folder)
-    out.say(f"packed {len(bundle.files)} files ({bundle.size} bytes), code {bundle.digest}")
+    out.say(f"packed {len(bundle.files)} files ({bundle.size} bytes), bundle {bundle.digest}")
     with connect(ctx, out) as client:
         # A progress bar on a terminal while the archive uploads; nothing otherwise.
         bars = out.downloads() if image_archive is not None and out.console else None
@@ -153,7 +153,10 @@ def submit(
         if own:
             out.say(f"the data host pinned the job to its own image {job['image_id']}")
             out.hint(f"see its facts and build log with `c2d job-image {job['id']}`")
-        out.say(f"submitted job {job['id']} on dataset {job.get('dataset')}: {job['state']}")
+        out.say(
+            f"submitted job {job['id']} on dataset {job.get('dataset')}: {job['state']}, "
+            f"code {job['code_digest']}"
+        )
         if not wait:
             out.hint(f"follow it with `c2d status {job['id']}`")
             out.result(submission(spec, bundle.digest, job), job["id"])
@@ -223,29 +226,26 @@ def _seconds(value: Any) -> str | None:
 def show_job(out: Output, job: dict[str, Any]) -> None:
     """The people view of one job."""
     outcome = job.get("outcome") or {}
-    out.fields(
-        [
-            ("id", job["id"]),
-            ("name", job.get("name")),
-            ("state", job["state"]),
-            ("reason", job.get("reason")),
-            ("dataset", job.get("dataset")),
-            ("researcher", job.get("researcher")),
-            ("code", job.get("code_digest")),
-            ("created", job.get("created")),
-            ("started", job.get("started")),
-            ("finished", job.get("finished")),
-        ]
-    )
+    rows: list[tuple[str, Any]] = [
+        ("id", job["id"]),
+        ("name", job.get("name")),
+        ("state", job["state"]),
+        ("reason", job.get("reason")),
+        ("dataset", job.get("dataset")),
+        ("researcher", job.get("researcher")),
+        ("code", job.get("code_digest")),
+        ("created", job.get("created")),
+        ("started", job.get("started")),
+        ("finished", job.get("finished")),
+    ]
     if outcome:
-        out.fields(
-            [
-                ("exit code", outcome.get("exit_code")),
-                ("duration", _seconds(outcome.get("duration_s"))),
-                ("outputs", ", ".join(o["name"] for o in outcome.get("outputs") or [])),
-                ("metrics", json.dumps(outcome.get("metrics"), sort_keys=True)),
-            ]
-        )
+        rows += [
+            ("exit code", outcome.get("exit_code")),
+            ("duration", _seconds(outcome.get("duration_s"))),
+            ("outputs", ", ".join(o["name"] for o in outcome.get("outputs") or [])),
+            ("metrics", json.dumps(outcome.get("metrics"), sort_keys=True)),
+        ]
+    out.fields(rows)
 
 
 @app.command(rich_help_panel=PANEL)
