@@ -112,17 +112,33 @@ def ledger_show(
 
 @receipt_app.command("verify")
 def receipt_verify(
+    ctx: typer.Context,
     file: Annotated[
         Path, typer.Argument(metavar="FILE", help="The receipt.json that `c2d fetch` saved.")
     ],
     key: Annotated[
-        Path, typer.Option("--key", help="The log's public key as its operator publishes it.")
-    ],
+        Path | None,
+        typer.Option(
+            "--key",
+            help="The log's public key as its operator publishes it (default: the key "
+            "`c2d login` pinned).",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Check a receipt offline: signature, inclusion proofs and links, against KEY."""
+    """Check a receipt offline: signature, inclusion proofs and links, against the log's key."""
     out = Output.start(json_out)
-    trusted = read_public_key(key)
+    if key is not None:
+        trusted = read_public_key(key)
+    else:
+        pinned = connection(ctx, out).public_key  # read from the config file: no network
+        if pinned is None:
+            raise typer.BadParameter(
+                "no key to check against: pass --key FILE (the operator publishes "
+                "$C2D_HOME/ledger.key.pub), or pin the log's key once with `c2d login URL TOKEN`",
+                param_hint="--key",
+            )
+        trusted = base64.b64decode(pinned)
     try:
         data = file.read_bytes()
     except FileNotFoundError as exc:

@@ -20,6 +20,7 @@ import jobs.errors
 import ledger.errors
 import runner.errors
 from runner.cli.app import EXIT_BY_KIND, ExitCode, exit_code_for, run
+from runner.cli.config import DEFAULT_URL, ClientConfig, save_config
 
 KINDS = {
     "invalid": 2,
@@ -172,6 +173,22 @@ def test_a_tampered_receipt_exits_1(small_log: SmallLog, tmp_path: Path, how: st
     else:
         key.write_text(base64.b64encode(b"\x07" * 32).decode())
     assert run(["receipt", "verify", str(receipt), "--key", str(key)]) == ExitCode.FAILED
+
+
+def test_a_receipt_verifies_against_the_key_pinned_at_login(
+    small_log: SmallLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt, _ = _write_receipt(small_log, tmp_path)
+    args = ["receipt", "verify", str(receipt)]
+    assert run(args) == ExitCode.USAGE  # no --key and nothing pinned: says what to pass
+    config = tmp_path / "config.json"
+    monkeypatch.setenv("C2D_CONFIG", str(config))
+    for pinned, code in ((small_log.key, 0), (b"\x07" * 32, ExitCode.FAILED)):
+        saved = ClientConfig(
+            url=DEFAULT_URL, token="t", public_key=base64.b64encode(pinned).decode()
+        )
+        save_config(config, saved)
+        assert run(args) == code  # the key comes from the file; no request is made
 
 
 def test_a_missing_receipt_exits_3(small_log: SmallLog, tmp_path: Path) -> None:
