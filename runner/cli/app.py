@@ -50,7 +50,8 @@ def exit_code_for(kind: str) -> ExitCode:
 
 
 EPILOG = (
-    "Exit codes: 0 ok; 1 the job failed or a verification failed; 2 usage or validation error; "
+    "Exit codes: 0 ok; 1 the job failed or a verification failed; 2 usage or validation error "
+    "(or a step the job's state does not allow yet); "
     "3 not found; 4 not allowed (or no valid token); 5 a service is unreachable. "
     "Server and token come from --url/--token, else C2D_URL/C2D_TOKEN, else the file "
     "written by `c2d login`."
