@@ -293,7 +293,9 @@ def test_an_image_archive_is_loaded_pinned_reviewed_and_run(
     (context / "Dockerfile").write_text(
         f'FROM c2d/python-ml:latest\nENV C2D_E2E_MARKER={marker}\nCMD ["python3"]\n'
     )
-    image, _ = docker_client.images.build(path=str(context), network_mode="none", pull=False)
+    image, _ = docker_client.images.build(
+        path=str(context), network_mode="none", pull=False, rm=True, forcerm=True
+    )  # rm: the legacy builder otherwise leaves a container per step behind
     made_images.add(image.id)
     archive = tmp_path / "image.tar"
     subprocess.run(["docker", "save", "-o", str(archive), image.id], check=True)
