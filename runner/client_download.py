@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,7 +23,6 @@ from runner.client_http import api_error, unavailable
 from runner.errors import IntegrityError, ServiceUnavailable
 
 CHUNK = 1024 * 1024
-PIPELINE = 16  # chunks in flight between receiving and writing (16 x 64 KiB by default)
 RESUME_ATTEMPTS = 5
 PART_SUFFIX = ".c2d-part"
 
@@ -239,64 +236,21 @@ def _hash_existing(part: Path, hasher: Any) -> int:
 
 
 def _append(part: Path, chunks: Iterator[bytes], hasher: Any, observer: DownloadObserver) -> int:
-    """Append `chunks` to `part`, hashing each; fsync; return the file's size.
-
-    A second thread writes and hashes while this one receives the next chunks: both file
-    writes and sha256 release the GIL, so the three overlap instead of adding up. At most
-    PIPELINE chunks wait between the two, which bounds memory. Every chunk received before
-    an error is still written, so the file stays a prefix of the artifact and a resume can
-    start from its size.
-    """
+    """Append `chunks` to `part`, hashing each; fsync; return the file's size."""
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        sink = _Sink(fd, hasher)
-        sink.start()
-        try:
-            for chunk in chunks:
-                sink.put(chunk)
-                observer.advance(len(chunk))
-        finally:
-            sink.close()
+        with os.fdopen(fd, "ab", closefd=False) as f:
+            try:
+                for chunk in chunks:
+                    f.write(chunk)
+                    hasher.update(chunk)
+                    observer.advance(len(chunk))
+            finally:
+                f.flush()
+                os.fsync(fd)
         return os.fstat(fd).st_size
     finally:
         os.close(fd)
-
-
-class _Sink(threading.Thread):
-    """Writes chunks to `fd` and hashes them, in order, off the receiving thread."""
-
-    def __init__(self, fd: int, hasher: Any) -> None:
-        super().__init__(name="c2d-download-sink", daemon=True)
-        self.fd = fd
-        self.hasher = hasher
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=PIPELINE)
-        self.error: BaseException | None = None
-
-    def put(self, chunk: bytes) -> None:
-        """Hand over one chunk; raise the sink's error (a full disk, ...) if it has one."""
-        if self.error is not None:
-            raise self.error
-        self.queue.put(chunk)
-
-    def run(self) -> None:
-        while (chunk := self.queue.get()) is not None:
-            if self.error is not None:
-                continue  # drain, so that `put` never blocks on a sink that stopped writing
-            try:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(self.fd, view) :]
-                self.hasher.update(chunk)
-            except BaseException as exc:  # handed to the receiving thread
-                self.error = exc
-
-    def close(self) -> None:
-        """Wait for every chunk handed over to be written, fsync, and raise any write error."""
-        self.queue.put(None)
-        self.join()
-        if self.error is not None:
-            raise self.error
-        os.fsync(self.fd)
 
 
 def _total_size(response: httpx.Response, offset: int) -> int:

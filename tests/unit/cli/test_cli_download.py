@@ -193,27 +193,3 @@ def test_a_link_that_keeps_breaking_gives_up_and_keeps_the_part(tmp_path: Path) 
     assert getattr(caught.value, "kind", None) == "unavailable"
     assert not (tmp_path / "m.bin").exists()
     assert (tmp_path / f".m.bin{PART_SUFFIX}").stat().st_size == 60_000
-
-
-def test_a_full_disk_stops_the_download_with_its_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Writes happen off the receiving thread: their error must still end the download."""
-    real_write = os.write
-    written = 0
-
-    def write_until_full(fd: int, data: memoryview) -> int:
-        nonlocal written
-        if written >= 100_000:
-            raise OSError(28, "No space left on device")
-        n = real_write(fd, data)
-        written += n
-        return n
-
-    monkeypatch.setattr("runner.client_download.os.write", write_until_full)
-    server = FakeArtifacts(data=DATA * 20, announced=hashlib.sha256(DATA * 20).hexdigest())
-    with server.client() as client, pytest.raises(OSError, match="No space left"):
-        client.download_artifact("j1", "m.bin", tmp_path, chunk_size=1000)
-    assert not (tmp_path / "m.bin").exists()
-    assert (tmp_path / f".m.bin{PART_SUFFIX}").stat().st_size == 100_000
-    assert server.ranges == [None]  # a disk error is not a broken link: no resume attempts
