@@ -2,8 +2,9 @@
 
 A file is a table by its name (case-insensitive): ``.csv`` and ``.tsv``, each optionally
 ``.gz``, and ``.parquet``. Text tables are read with pandas' defaults (a header row; ``,`` or a
-tab), as a job's ``pd.read_csv`` would read them. Parquet needs ``pyarrow``; without it a
-``.parquet`` file raises ``ParquetUnavailable`` instead of being silently skipped.
+tab), as a job's ``pd.read_csv`` would read them. Parquet needs ``pyarrow`` (a dependency of
+c2d, pinned into the job image too); on a host installed without it a ``.parquet`` file raises
+``ParquetUnavailable`` instead of being silently skipped.
 
 Everything is chunked so a file larger than memory is read and written in bounded memory.
 Files are opened without following symbolic links: a dataset is exactly the regular files under

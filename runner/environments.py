@@ -39,7 +39,10 @@ LOCAL_BASE = "c2d/debian-python:bookworm"
 # Debian packages of the bootstrapped base: the full stdlib and pip (for researchers' own images).
 BASE_PACKAGES = ("python3", "python3-pip")
 # Packages whose versions must match the client's, or a pickled-and-skopsed model will not load.
-PINNED = ("numpy", "scipy", "pandas", "scikit-learn", "skops", "joblib", "threadpoolctl")
+# pyarrow: a job reads Parquet (real or mock) with the same reader the host profiled it with.
+PINNED = (
+    "numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "skops", "joblib", "threadpoolctl",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,51 @@ def test_container_cannot_write_its_root_or_reach_a_network(
     ).decode()
     assert "rofs 30" in out  # EROFS
     assert "nonet 101" in out  # ENETUNREACH: no route exists at all
+
+
+READ_PARQUET = """
+import json, pandas as pd
+frame = pd.read_parquet("/data/t.parquet")
+print(json.dumps({"dtypes": {c: str(t) for c, t in frame.dtypes.items()},
+                  "rows": len(frame), "sum": float(frame["x"].sum()),
+                  "cats": sorted(frame["c"].cat.categories)}))
+"""
+
+
+def test_a_parquet_table_written_here_reads_the_same_in_the_job_image(
+    docker_client, job_image, test_labels, tmp_path: Path
+) -> None:
+    """Parquet datasets and their mocks are written on the host and read inside the job."""
+    import json
+
+    import pandas as pd
+
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(1000, dtype="float64") / 7,
+            "c": pd.Categorical(["a", "b"] * 500),
+            "when": pd.date_range("2024-01-01", periods=1000, freq="h"),
+        }
+    )
+    frame.to_parquet(data / "t.parquet")
+    (data / "t.parquet").chmod(0o644)
+    out = docker_client.containers.run(
+        job_image,
+        ["python3", "-c", READ_PARQUET],
+        network_mode="none",
+        read_only=True,
+        cap_drop=["ALL"],
+        user="65534:65534",
+        volumes={str(data): {"bind": "/data", "mode": "ro"}},
+        labels=test_labels,
+        remove=True,
+    ).decode()
+    inside = json.loads(out)
+    assert inside == {
+        "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
+        "rows": 1000,
+        "sum": float(frame["x"].sum()),
+        "cats": ["a", "b"],
+    }

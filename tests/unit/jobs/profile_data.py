@@ -17,11 +17,6 @@ RARE = "Xenon"
 """A category seen in one row only."""
 
 
-def has_pyarrow() -> bool:
-    """Whether Parquet can be tested here."""
-    return importlib.util.find_spec("pyarrow") is not None
-
-
 def make_patients(rows: int, seed: int) -> pd.DataFrame:
     """The frame examples/make_dataset.py writes."""
     spec = importlib.util.spec_from_file_location("make_dataset", REPO / "examples/make_dataset.py")

@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
-from profile_data import has_pyarrow, read_table, sensitive_patients, write_table
+from profile_data import read_table, sensitive_patients, write_table
 
 from jobs.datasets import scan
 from jobs.errors import InvalidRequest, NotAllowed
@@ -157,7 +157,6 @@ def test_refusals(tmp_path, dataset):
         write_mock(profile, tmp_path / "r", level="stats", rows=-1)
 
 
-@pytest.mark.skipif(not has_pyarrow(), reason="pyarrow is not installed (Parquet is optional)")
 def test_parquet_mock_keeps_arrow_types(tmp_path):
     frame = sensitive_patients(200)
     frame["sex"] = frame["sex"].astype("category")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from profile_data import has_pyarrow, make_patients, sensitive_patients, write_table
+from profile_data import make_patients, sensitive_patients, write_table
 
 from jobs.errors import DatasetError
 from jobs.profile import DatasetProfile, profile_dataset
@@ -217,7 +217,6 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
     assert info.value.kind == "invalid"
 
 
-@pytest.mark.skipif(not has_pyarrow(), reason="pyarrow is not installed (Parquet is optional)")
 def test_parquet_types_rows_and_categories(tmp_path):
     frame = sensitive_patients(300)
     frame["sex"] = frame["sex"].astype("category")
