@@ -20,22 +20,29 @@ skops.io.dump(LogisticRegression().fit(X, y), "/outputs/model.skops")
 """
 
 
+def locked_down(docker_client, image, code: str, labels, volumes=None) -> str:  # type: ignore[no-untyped-def]
+    """Run `python3 -c code` with no network, a read-only root, no capabilities, as nobody."""
+    return docker_client.containers.run(
+        image,
+        ["python3", "-c", code],
+        network_mode="none",
+        read_only=True,
+        cap_drop=["ALL"],
+        user="65534:65534",
+        volumes=volumes or {},
+        labels=labels,
+        remove=True,
+    ).decode()
+
+
 def test_model_trained_in_locked_down_container_loads_here(
     docker_client, job_image, test_labels, tmp_path: Path
 ) -> None:
     out = tmp_path / "outputs"
     out.mkdir()
     out.chmod(0o777)  # the job runs as an unprivileged uid
-    docker_client.containers.run(
-        job_image,
-        ["python3", "-c", TRAIN],
-        network_mode="none",
-        read_only=True,
-        cap_drop=["ALL"],
-        user="65534:65534",
-        volumes={str(out): {"bind": "/outputs", "mode": "rw"}},
-        labels=test_labels,
-        remove=True,
+    locked_down(
+        docker_client, job_image, TRAIN, test_labels, {str(out): {"bind": "/outputs", "mode": "rw"}}
     )
     path = out / "model.skops"
     model = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
@@ -52,15 +59,7 @@ def test_container_cannot_write_its_root_or_reach_a_network(
         "s = socket.socket()\ns.settimeout(2)\n"
         "try:\n    s.connect(('1.1.1.1', 80))\nexcept OSError as e:\n    print('nonet', e.errno)\n"
     )
-    out = docker_client.containers.run(
-        job_image,
-        ["python3", "-c", probe],
-        network_mode="none",
-        read_only=True,
-        user="65534:65534",
-        labels=test_labels,
-        remove=True,
-    ).decode()
+    out = locked_down(docker_client, job_image, probe, test_labels)
     assert "rofs 30" in out  # EROFS
     assert "nonet 101" in out  # ENETUNREACH: no route exists at all
 
@@ -93,18 +92,8 @@ def test_a_parquet_table_written_here_reads_the_same_in_the_job_image(
     )
     frame.to_parquet(data / "t.parquet")
     (data / "t.parquet").chmod(0o644)
-    out = docker_client.containers.run(
-        job_image,
-        ["python3", "-c", READ_PARQUET],
-        network_mode="none",
-        read_only=True,
-        cap_drop=["ALL"],
-        user="65534:65534",
-        volumes={str(data): {"bind": "/data", "mode": "ro"}},
-        labels=test_labels,
-        remove=True,
-    ).decode()
-    inside = json.loads(out)
+    volumes = {str(data): {"bind": "/data", "mode": "ro"}}
+    inside = json.loads(locked_down(docker_client, job_image, READ_PARQUET, test_labels, volumes))
     assert inside == {
         "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
         "rows": 1000,
