@@ -55,6 +55,7 @@ def byo_policy_from(settings: Settings) -> ByoPolicy:
         max_image_bytes=parse_size(settings.byo_max_image),
         max_layers=settings.byo_max_layers,
         max_archive_bytes=parse_size(settings.byo_max_archive),
+        runtime=settings.runtime,
     )
 
 

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         return self.home / "dryrun"
 
     @property
+    def build_cache_dir(self) -> Path:
+        """Which image each build step of a job's own Dockerfile made (``runner.byo.build``)."""
+        return self.home / "build-cache"
+
+    @property
     def uploads_dir(self) -> Path:
         """Code bundles being received by the API, before they are checked and stored."""
         return self.home / "uploads"

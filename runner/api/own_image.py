@@ -19,7 +19,7 @@ from typing import Any
 from jobs.errors import InvalidRequest
 from jobs.images import ImageRecord, log_digest
 from jobs.spec import DEFAULT_ENVIRONMENT, JobSpec
-from runner.byo import BuiltImage, build_from_dockerfile, load_archive
+from runner.byo import BuildCache, BuiltImage, build_from_dockerfile, load_archive
 from runner.byo.facts import remove_images
 from runner.context import Context, byo_policy_from
 
@@ -74,7 +74,11 @@ def own_image(
     else:
         assert spec.image is not None  # wants_own_image said so
         built = build_from_dockerfile(
-            client, bundle.read_bytes(), dockerfile=spec.image.build, policy=policy
+            client,
+            bundle.read_bytes(),
+            dockerfile=spec.image.build,
+            policy=policy,
+            cache=BuildCache(ctx.settings.build_cache_dir),
         )
     try:
         yield _record(built, bundle_digest, spec, archive)

@@ -2,10 +2,12 @@
 
 A job may run in an image of its own instead of a named environment, made one of two ways:
 
-- ``build_from_dockerfile``: the job folder's Dockerfile, built by the engine's classic builder
-  with no network, never pulling, only ``FROM`` a base the host allows (by default the default
-  environment, ``c2d/python-ml:latest``), within build-time, size and layer caps. Python
-  packages travel in the job's ``wheels/`` folder::
+- ``build_from_dockerfile``: the job folder's Dockerfile, read by the engine's own parser and
+  built by c2d step by step, every ``RUN`` in a container with no network and the job sandbox's
+  defaults (no capabilities, no-new-privileges, the host's runtime, process, memory, CPU and
+  file-size limits), never pulling, only ``FROM`` a base the host allows (by default the default
+  environment, ``c2d/python-ml:latest``), within build-time, size and layer caps; no ``ADD``.
+  Python packages travel in the job's ``wheels/`` folder::
 
       FROM c2d/python-ml:latest
       USER root
@@ -23,18 +25,16 @@ sandbox runs it with its own defaults (runner's uid, no network, read-only root,
 no-new-privileges, limits), and it never runs the image's ``ENTRYPOINT``: only job.yaml's
 reviewed command runs. Review still shows the ENTRYPOINT, as what the image would have done.
 
-**Pinning by ID, not by recipe.** The classic builder is reproducible only from its cache: the
-same Dockerfile and context rebuild to the same image ID while the cached steps exist, but a
-rebuild without them gets a new ID (every step's config records its creation time, and files a
-``RUN`` writes carry build-time mtimes). So the image is built (or loaded) **once, at
-submission**, and its ID is what the approval binds; the run uses exactly that ID and never
-rebuilds. If the image is gone at run time (``ImageGone``), the job fails and is resubmitted; it
-is never rebuilt behind the approval's back. A rebuild that does match (from cache) gives the
-same ID, so an integrator may compare rebuilt and approved IDs, refusing on any difference.
+**Pinning by ID, not by recipe.** A build is reproducible only from its cache
+(``BuildCache``): the same Dockerfile and context rebuild to the same image ID while the cached
+steps exist, but a rebuild without them gets a new ID (every step's config records its creation
+time). So the image is built (or loaded) **once, at submission**, and its ID is what the approval
+binds; the run uses exactly that ID and never rebuilds. If the image is gone at run time
+(``ImageGone``), the job fails and is resubmitted; it is never rebuilt behind the approval's back.
 """
 
 from runner.byo.archive import receive_archive
-from runner.byo.build import build_from_dockerfile
+from runner.byo.build import BuildCache, build_from_dockerfile
 from runner.byo.cleanup import remove_unused_images
 from runner.byo.facts import BuiltImage, ImageFacts, describe_image
 from runner.byo.load import load_archive
@@ -44,6 +44,7 @@ __all__ = [
     "BYO_REPOSITORY",
     "DEFAULT_BASE",
     "LABEL_BYO",
+    "BuildCache",
     "BuiltImage",
     "ByoPolicy",
     "ImageFacts",

@@ -1,36 +1,49 @@
-"""Building a researcher's Dockerfile on the data host: no network, allowed bases only, capped.
+"""Building a researcher's Dockerfile on the data host, step by step, each step sandboxed.
 
-Order of a build, each step refusing before anything runs where it can:
+Order of a build, each refusing before anything runs where it can:
 
 1. the context (the job's bundle) is within its cap and holds the Dockerfile;
-2. the Dockerfile's ``FROM`` / ``COPY --from`` images are earlier stages or allowed bases found
-   on this host, and it asks for nothing forbidden (``runner.byo.dockerfile``);
-3. the Dockerfile is pinned: each base is named by the image ID just checked;
-4. the classic builder runs with ``network_mode="none"``, ``pull=False``, no build arguments
-   (not even the client's proxy settings), a memory cap per step, our labels, and the cache on;
-5. a watcher kills the running step past the build-time cap, or when the step has written more
-   than the image-size cap leaves room for (so a runaway ``RUN`` cannot fill the disk first);
-6. the image passes ``check_image`` (allowed base by layer chain, size, layers, no VOLUME) and is
-   tagged ``c2d/byo:<hex of its ID>``; anything a refused or failed build made is removed.
+2. the Dockerfile is read by the engine's own parser and held to c2d's dialect
+   (``runner.byo.dockerfile``): no ADD, no directive but ``escape``, no flags but COPY's
+   ``--from``/``--chown``/``--chmod``, bases and ``COPY --from`` images allowed or earlier stages;
+3. each external image is resolved on this host and must be an allowed base; it is used by ID;
+4. the steps run one by one (``runner.byo.steps``): every RUN in a container with no network
+   and the job sandbox's defaults, under the host's runtime; a watcher kills a step past the
+   build's deadline or once it has written more than the image-size cap leaves room for;
+5. the finished image's history must be its base's plus exactly one entry per step, in order,
+   each naming that step; it then passes ``check_image`` (allowed base by layer chain, size,
+   layers, no VOLUME) and is tagged ``c2d/byo:<hex of its ID>``. Anything a refused or failed
+   build made is removed.
+
+A step's result is cached (``BuildCache``) under the digest of everything it depends on: the
+image it starts from, the step, the config so far and, for COPY, the bytes it adds. The same job
+folder therefore rebuilds to the same image ID, which is what lets trust in a code digest
+(bundle + image) carry over to a resubmission.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import hashlib
+import os
+import posixpath
 import queue
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import IO
 
 import docker
 import docker.errors
 import requests
 
-from runner.byo.buildlog import BuildLog, StreamFacts, network_trouble
+from jobs.digests import canonical_digest
+from runner.byo.buildlog import BuildLog, network_trouble
 from runner.byo.context import Context, context_bytes, dockerfile_path, read_dockerfile
-from runner.byo.context import with_dockerfile as _with_dockerfile
-from runner.byo.dockerfile import DockerfilePlan, pinned, read_plan
+from runner.byo.copying import context_index, from_context, from_image
+from runner.byo.dockerfile import DockerfilePlan, Stage, Step, describe, exec_form, read_plan
 from runner.byo.facts import BuiltImage, check_image, facts_of, inspect, remove_images
 from runner.byo.policy import (
     LABEL_BYO,
@@ -41,28 +54,54 @@ from runner.byo.policy import (
     pin_tag,
     resolve_bases,
 )
+from runner.byo.steps import NOP, ImageConfig, StepContainer, remove_leftovers
 from runner.environments import Progress
 from runner.errors import (
     BuildFailed,
     BuildTimedOut,
-    ByoError,
     ByoRefused,
     ByoTooLarge,
-    RunnerError,
     ServiceUnavailable,
 )
 from runner.sandbox.interface import MiB
 
-POLL_S = 1.0
-GIVE_UP_S = 60.0  # after stopping a build, how long to wait for the engine to report its end
+POLL_S = 0.5
 NO_NETWORK_HINT = (
     "builds on this host have no network: put the Python packages the build needs in the job's "
     "wheels/ folder and install them with `pip install --no-index --find-links wheels ...`"
 )
+CONFIG_STEPS = frozenset({"ENV", "LABEL", "USER", "CMD", "ENTRYPOINT", "SHELL"})
 
 
 def _quiet(_message: str) -> None:
     pass
+
+
+class BuildCache:
+    """Step results of earlier builds: cache key -> image ID, one small file per key.
+
+    Kept in the host's state folder and written only by the builder, so an image that merely
+    claims to be a cached step (an uploaded archive carrying a label, say) is never taken for
+    one; a hit is used only while that image is still on the engine.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, client: docker.DockerClient, key: str) -> str | None:
+        """The image the step made before, if it is still here."""
+        try:
+            image_id = (self.folder / key.removeprefix("sha256:")).read_text().strip()
+        except OSError:
+            return None
+        return image_id if lookup(client, image_id) == image_id else None
+
+    def put(self, key: str, image_id: str) -> None:
+        """Remember that the step ``key`` made ``image_id`` (atomically)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temp = self.folder / f".{key[7:]}.{os.getpid()}.{threading.get_ident()}"
+        temp.write_text(image_id)
+        temp.replace(self.folder / key.removeprefix("sha256:"))
 
 
 def _pin_bases(
@@ -82,95 +121,259 @@ def _pin_bases(
     return pins
 
 
-class _Build:
-    """One run of the classic builder, its stream read on a thread, watched from the caller's."""
+class _Builder:
+    """One build: runs the plan's stages in order, keeps the log, counts what it made."""
 
-    def __init__(self, client: docker.DockerClient, policy: ByoPolicy, log: BuildLog) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        policy: ByoPolicy,
+        progress: Progress,
+        cache: BuildCache | None,
+        use_cache: bool,
+        labels: dict[str, str],
+    ) -> None:
         self.client = client
         self.policy = policy
-        self.log = log
-        self.facts = StreamFacts()
-        self.failure: BaseException | None = None
-        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.done = threading.Event()
+        self.progress = progress
+        self.cache = cache
+        self.use_cache = use_cache
+        self.labels = labels
+        self.log = BuildLog(policy.max_log_bytes)
+        self.deadline = time.monotonic() + policy.max_build_s
+        self.made: list[str] = []
+        self.headroom = policy.max_image_bytes
+        self.total = 0
+        self.number = 0
+        self.current = ""
 
-    def _consume(self, kwargs: dict[str, object]) -> None:
+    def say(self, text: str) -> None:
+        self.log.write(text + "\n")
+        self.progress(text)
+
+    def begin(self, line: str) -> None:
+        self.number += 1
+        self.current = f"Step {self.number}/{self.total} : {line}"
+        self.say(self.current)
+
+    def stage(
+        self, stage: Stage, index: dict[str, object], images: list[str], pins: Mapping[str, str]
+    ) -> tuple[str, list[str]]:
+        """Run one stage; return its image and the history comments its steps wrote."""
+        image = pins[stage.base] if isinstance(stage.base, str) else images[stage.base]
+        self.begin(" ".join(stage.text.split()))
+        self.say(f" ---> {image[7:19]}")
+        config = ImageConfig.of(inspect(self.client, image)).with_labels(self.labels)
+        comments: list[str] = []
+        for step in stage.steps:
+            self.begin(describe(step))
+            image, config = self.step(step, image, config, index, images, pins)
+            comments.append(describe(step))
+            self.say(f" ---> {image[7:19]}")
+        return image, comments
+
+    def step(
+        self,
+        step: Step,
+        image: str,
+        config: ImageConfig,
+        index: dict[str, object],
+        images: list[str],
+        pins: Mapping[str, str],
+    ) -> tuple[str, ImageConfig]:
+        new = _configured(step, config)
+        source = None
+        if step.source is not None:
+            source = pins[step.source] if isinstance(step.source, str) else images[step.source]
+        key_parts: dict[str, object] = {
+            "parent": image,
+            "step": [step.keyword, list(step.args), step.json, step.chown, step.chmod, source],
+            "config": config.as_key(),
+        }
+        command = exec_form(step, config.shell) if step.keyword == "RUN" else None
+        nop = ["/bin/sh", "-c", NOP + describe(step)]
+        container = StepContainer(self.client, image, config, command or nop, new.workdir)
         try:
-            for chunk in self.client.api.build(**kwargs):
-                self.facts.feed(chunk, self.log)
-                text = chunk.get("stream") or chunk.get("error")
-                if isinstance(text, str) and text.strip():
-                    self.lines.put(text.rstrip())
-        except BaseException as exc:  # handed to the caller's thread
-            self.failure = exc
+            if step.keyword == "COPY":
+                container.create()
+                with self.copy_tar(step, config, container, index, source) as tar:
+                    key_parts["content"] = _digest(tar)
+                    if (hit := self.cached(key_parts)) is not None:
+                        return hit, new
+                    container.put(tar)
+            else:
+                if (hit := self.cached(key_parts)) is not None:
+                    return hit, new
+                container.create(self.policy if command else None)
+                if command:
+                    self.run(container)
+            made = container.commit(new, describe(step))
+        except docker.errors.APIError as exc:
+            raise BuildFailed(
+                f"the build failed at {self.current}: {exc.explanation or exc}\n"
+                + self.log.tail_lines(12),
+                build_log=self.log.text(),
+            ) from exc
         finally:
-            self.done.set()
+            container.remove()
+        self.made.append(made)
+        if self.cache is not None:
+            self.cache.put(canonical_digest(key_parts), made)
+        return made, new
 
-    def _written(self, container: str) -> int:
-        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
-            found = self.client.api.containers(all=True, size=True, filters={"id": container})
-            return int(found[0].get("SizeRw") or 0) if found else 0
-        return 0
+    def cached(self, key_parts: dict[str, object]) -> str | None:
+        if self.cache is None or not self.use_cache:
+            return None
+        hit = self.cache.get(self.client, canonical_digest(key_parts))
+        if hit is not None:
+            self.say(" ---> Using cache")
+        return hit
 
-    def run(self, kwargs: dict[str, object], headroom: int, progress: Progress) -> str | None:
-        """Run the build; return why it was stopped ("time", "size") or None."""
-        thread = threading.Thread(target=self._consume, args=(kwargs,), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + self.policy.max_build_s
+    def copy_tar(
+        self,
+        step: Step,
+        config: ImageConfig,
+        container: StepContainer,
+        index: dict[str, object],
+        source: str | None,
+    ) -> IO[bytes]:
+        if source is None:
+            return from_context(step, index, config.workdir, container.exists, self.headroom)  # type: ignore[arg-type]
+        donor = StepContainer(self.client, source, ImageConfig(), ["/bin/sh", "-c", NOP + "export"])
+        try:
+            donor.create()
+            src = posixpath.normpath(posixpath.join("/", step.args[0]))
+            try:
+                exported, _ = self.client.api.get_archive(donor.id, src)
+            except docker.errors.NotFound as exc:
+                raise BuildFailed(
+                    f"the build failed at {self.current}: {src} is not in the image it copies from"
+                ) from exc
+            return from_image(step, exported, config.workdir, container.exists, self.headroom)
+        finally:
+            donor.remove()
+
+    def run(self, container: StepContainer) -> None:
+        """Start a RUN step's container and watch it to its end; raise if it did not succeed."""
+        api = self.client.api
+        lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        api.start(container.id)
+        reader = threading.Thread(target=self._read_log, args=(container.id, lines), daemon=True)
+        reader.start()
         stopped: str | None = None
-        stopped_at = 0.0
-        while not self.done.wait(POLL_S):
-            self._relay(progress)
-            running = self.facts.running
-            if stopped is None and time.monotonic() >= deadline:
-                stopped, stopped_at = "time", time.monotonic()
-            elif stopped is None and running and self._written(running) > headroom:
-                stopped, stopped_at = "size", time.monotonic()
-            if stopped and running:
-                with contextlib.suppress(docker.errors.APIError):
-                    self.client.api.kill(running)
-            if stopped and time.monotonic() - stopped_at > GIVE_UP_S:
-                break  # the engine did not end the build; report it stopped all the same
-        self._relay(progress)
-        return stopped
+        status: int | None = None
+        while status is None:
+            with contextlib.suppress(requests.exceptions.RequestException):
+                status = int(api.wait(container.id, timeout=POLL_S)["StatusCode"])
+            self._relay(lines)
+            if status is None and stopped is None:
+                stopped = self._over(container.id)
+                if stopped:
+                    with contextlib.suppress(docker.errors.APIError):
+                        api.kill(container.id)
+        reader.join(timeout=5)
+        self._relay(lines)
+        if stopped == "time":
+            raise BuildTimedOut(
+                f"the build ran longer than {self.policy.max_build_s} s, this host's build-time "
+                f"cap, and was stopped at {self.current}; make the build do less (install "
+                "prebuilt wheels, drop steps the job does not need)",
+                build_log=self.log.text(),
+            )
+        if stopped == "size":
+            raise ByoTooLarge(
+                f"{self.current} wrote more than {self.headroom / MiB:.1f} MiB while building, "
+                f"more than this host's image-size cap ({self.policy.max_image_bytes / MiB:.1f}"
+                " MiB) leaves room for, and was stopped; leave out what the job does not need",
+                build_log=self.log.text(),
+            )
+        if status != 0:
+            oom = bool(api.inspect_container(container.id)["State"].get("OOMKilled"))
+            raise self._failed(status, oom)
 
-    def _relay(self, progress: Progress) -> None:
-        while not self.lines.empty():
-            progress(self.lines.get())
+    def _over(self, container_id: str) -> str | None:
+        if time.monotonic() >= self.deadline:
+            return "time"
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            found = self.client.api.containers(all=True, size=True, filters={"id": container_id})
+            if found and int(found[0].get("SizeRw") or 0) > self.headroom:
+                return "size"
+        return None
+
+    def _read_log(self, container_id: str, lines: queue.SimpleQueue[str]) -> None:
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            for chunk in self.client.api.logs(container_id, stream=True, follow=True):
+                text = chunk.decode("utf-8", "replace")
+                self.log.write(text)
+                if text.strip():
+                    lines.put(text.rstrip())
+
+    def _relay(self, lines: queue.SimpleQueue[str]) -> None:
+        while not lines.empty():
+            self.progress(lines.get())
+
+    def _failed(self, status: int, oom: bool) -> BuildFailed:
+        if oom:
+            why = (
+                f"it ran out of memory (each build step may use "
+                f"{self.policy.build_memory_bytes / MiB:.0f} MiB)"
+            )
+        else:
+            why = f"the command returned exit code {status}"
+        reason = f"the build failed at {self.current}: {why}"
+        if network_trouble(self.log.text()):
+            reason += (
+                f"; the step could not reach the network or a package index: {NO_NETWORK_HINT}"
+            )
+        else:
+            reason += (
+                f" (if the step downloads anything, note that {NO_NETWORK_HINT}; steps run "
+                "without capabilities, so chown and useradd fail: use COPY --chown)"
+            )
+        return BuildFailed(reason + "\n" + self.log.tail_lines(12), build_log=self.log.text())
 
 
-def _failure(build: _Build, stopped: str | None, policy: ByoPolicy, headroom: int) -> RunnerError:
-    log = build.log
-    step = build.facts.step or "the start"
-    if stopped == "time":
-        return BuildTimedOut(
-            f"the build ran longer than {policy.max_build_s} s, this host's build-time cap, and "
-            f"was stopped at {step}; make the build do less (install prebuilt wheels, drop "
-            "steps the job does not need)",
-            build_log=log.text(),
+def _configured(step: Step, config: ImageConfig) -> ImageConfig:
+    """The config after ``step`` (unchanged for RUN and COPY)."""
+    keyword, args = step.keyword, step.args
+    if keyword == "ENV":
+        return config.with_env(dict(zip(args[::2], args[1::2], strict=True)))
+    if keyword == "LABEL":
+        return config.with_labels(dict(zip(args[::2], args[1::2], strict=True)))
+    if keyword == "USER":
+        return replace(config, user=args[0])
+    if keyword == "WORKDIR":
+        return replace(
+            config, workdir=posixpath.normpath(posixpath.join(config.workdir or "/", args[0]))
         )
-    if stopped == "size":
-        return ByoTooLarge(
-            f"{step} wrote more than {headroom / MiB:.1f} MiB while building, more than this "
-            f"host's image-size cap ({policy.max_image_bytes / MiB:.1f} MiB) leaves room for, "
-            "and was stopped; leave out what the job does not need",
-            build_log=log.text(),
+    if keyword == "SHELL":
+        return replace(config, shell=tuple(args))
+    if keyword == "CMD":
+        return replace(config, cmd=tuple(exec_form(step, config.shell)))
+    if keyword == "ENTRYPOINT":
+        return replace(config, entrypoint=tuple(exec_form(step, config.shell)))
+    return config
+
+
+def _digest(tar: IO[bytes]) -> str:
+    hasher = hashlib.sha256()
+    while chunk := tar.read(1024 * 1024):
+        hasher.update(chunk)
+    tar.seek(0)
+    return "sha256:" + hasher.hexdigest()
+
+
+def _check_history(client: docker.DockerClient, image: str, base: str, comments: list[str]) -> None:
+    """The image's history is the base's plus one entry per step, each naming its step."""
+    history = client.api.history(image)
+    ours = [str(h.get("Comment") or "") for h in history[: len(comments)]][::-1]
+    rest = [(h.get("CreatedBy"), h.get("Comment")) for h in history[len(comments) :]]
+    expected = [(h.get("CreatedBy"), h.get("Comment")) for h in client.api.history(base)]
+    if ours != ["c2d: " + c for c in comments] or rest != expected:
+        raise ByoRefused(
+            f"image {image[:19]}'s history does not match its Dockerfile's steps; it was not "
+            "kept (report this to the host's administrator)"
         )
-    if isinstance(build.failure, requests.exceptions.ConnectionError):
-        return ServiceUnavailable(
-            "the Docker engine does not answer; start it (`make services`) and retry"
-        )
-    error = build.facts.error
-    if error is None and isinstance(build.failure, docker.errors.APIError):
-        error = str(build.failure.explanation or build.failure)
-    elif error is None:
-        error = repr(build.failure) if build.failure else "the engine reported no image"
-    reason = f"the build failed at {step}: {error}"
-    if network_trouble(log.text()):
-        reason += f"; the step could not reach the network or a package index: {NO_NETWORK_HINT}"
-    elif " RUN " in step:
-        reason += f" (if the step downloads anything, note that {NO_NETWORK_HINT})"
-    return BuildFailed(reason + "\n" + log.tail_lines(12), build_log=log.text())
 
 
 def build_from_dockerfile(
@@ -180,6 +383,7 @@ def build_from_dockerfile(
     policy: ByoPolicy | None = None,
     *,
     labels: Mapping[str, str] | None = None,
+    cache: BuildCache | None = None,
     use_cache: bool = True,
     progress: Progress = _quiet,
 ) -> BuiltImage:
@@ -187,60 +391,59 @@ def build_from_dockerfile(
 
     ``context`` is the job folder (packed with the bundle's rules) or its bundle tar.
     ``labels`` are added to the image (they are part of its ID: pass only values that are the
-    same every time the same job is built). ``use_cache=False`` rebuilds every step; the image
-    ID then differs from the first build's (timestamps), which is why a job is pinned to the ID
-    built at submission.
+    same every time the same job is built). ``cache`` remembers step results, so the same
+    folder rebuilds to the same ID; ``use_cache=False`` ignores it (the ID then differs: each
+    step's config records when it ran).
 
     Raises ByoRefused (policy), ByoInvalid (unreadable input), ByoTooLarge (caps),
     BuildFailed / BuildTimedOut (the build itself), each with the build log when one ran.
     """
     policy = policy or ByoPolicy()
-    log = BuildLog(policy.max_log_bytes)
     data = context_bytes(context, policy.max_context_bytes)
     name = dockerfile_path(dockerfile)
     hint = allowed_text(policy)
     plan = read_plan(read_dockerfile(data, name), hint)
-    bases = resolve_bases(client, policy)
-    pins = _pin_bases(client, plan, bases, hint)
-    for ref, pinned_id in pins.items():
-        log.write(f"[c2d: {ref} is pinned to {pinned_id}]\n")
-    used = [b for b in bases if b.image_id in pins.values()]
-    headroom = policy.max_image_bytes - min(b.size for b in used)
-    before = {str(i)[7:19] for i in client.api.images(all=True, quiet=True)}
-    kwargs: dict[str, object] = {
-        "fileobj": io.BytesIO(_with_dockerfile(data, name, pinned(plan, pins))),
-        "custom_context": True,
-        "dockerfile": name,
-        "rm": True,
-        "forcerm": True,
-        "pull": False,
-        "nocache": not use_cache,
-        "network_mode": "none",
-        "labels": {LABEL_BYO: "dockerfile", **dict(labels or {})},
-        "container_limits": {
-            "memory": policy.build_memory_bytes,
-            "memswap": policy.build_memory_bytes,
-        },
-        "use_config_proxy": False,
-        "decode": True,
-        "timeout": policy.max_build_s + GIVE_UP_S,
-    }
-    progress(f"building {name} (no network; bases {', '.join(pins) or 'none'})")
-    build = _Build(client, policy, log)
-    stopped = build.run(kwargs, headroom, progress)
-    made = [m for m in build.facts.made if m[:12] not in before]
-    image_id = build.facts.image_id
-    if stopped or build.failure or build.facts.error or image_id is None:
-        remove_images(client, made)
-        raise _failure(build, stopped, policy, headroom)
-    facts = facts_of(inspect(client, image_id), bases)
     try:
+        bases = resolve_bases(client, policy)
+        pins = _pin_bases(client, plan, bases, hint)
+        remove_leftovers(client, 2 * policy.max_build_s + 60, time.time())
+    except requests.exceptions.ConnectionError as exc:
+        raise ServiceUnavailable(
+            "the Docker engine does not answer; start it (`make services`) and retry"
+        ) from exc
+    builder = _Builder(
+        client, policy, progress, cache, use_cache, {LABEL_BYO: "dockerfile", **(labels or {})}
+    )
+    for ref, pinned_id in pins.items():
+        builder.say(f"[c2d: {ref} is pinned to {pinned_id}]")
+    used = [b for b in bases if b.image_id in pins.values()]
+    builder.headroom = policy.max_image_bytes - min(b.size for b in used)
+    builder.total = plan.step_count
+    progress(
+        f"building {name} (no network, each step sandboxed; bases {', '.join(pins) or 'none'})"
+    )
+    index = context_index(data)
+    images: list[str] = []
+    try:
+        for stage in plan.stages:
+            image, comments = builder.stage(stage, index, images, pins)  # type: ignore[arg-type]
+            images.append(image)
+        builder.say(f"Successfully built {images[-1][7:19]}")
+        final = plan.stages[-1]
+        base = pins[final.base] if isinstance(final.base, str) else images[final.base]
+        _check_history(client, images[-1], base, comments)
+        facts = facts_of(inspect(client, images[-1]), bases)
         check_image(facts, policy)
-    except ByoError as exc:
-        if image_id[7:19] not in before:
-            remove_images(client, [*made, image_id])
-        exc.build_log = log.text()
+    except requests.exceptions.ConnectionError as exc:
+        remove_images(client, builder.made)
+        raise ServiceUnavailable(
+            "the Docker engine does not answer; start it (`make services`) and retry"
+        ) from exc
+    except BaseException as exc:
+        remove_images(client, builder.made)
+        if hasattr(exc, "build_log") and not getattr(exc, "build_log", ""):
+            exc.build_log = builder.log.text()
         raise
-    client.api.tag(image_id, *pin_tag(image_id))
-    progress(f"built {image_id[:19]} ({facts.size / MiB:.0f} MiB, {facts.layers} layers)")
-    return BuiltImage(source="dockerfile", facts=facts, pins=pins, build_log=log.text())
+    client.api.tag(images[-1], *pin_tag(images[-1]))
+    progress(f"built {images[-1][:19]} ({facts.size / MiB:.0f} MiB, {facts.layers} layers)")
+    return BuiltImage(source="dockerfile", facts=facts, pins=pins, build_log=builder.log.text())

@@ -102,7 +102,7 @@ class BuiltImage(BaseModel):
 
 
 def _words(value: Any) -> tuple[str, ...] | None:
-    if value is None:
+    if not value or list(value) == [""]:  # [""] is how c2d's builder writes "none"
         return None
     if isinstance(value, str):
         return (value,)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import docker
 import docker.errors
@@ -64,6 +65,9 @@ class ByoPolicy(BaseModel):
     max_archive_bytes: int = Field(default=4 * GiB, ge=1, description="`docker save` archive")
     max_context_bytes: int = Field(default=256 * MiB, ge=1, description="build context (tar)")
     build_memory_bytes: int = Field(default=2 * GiB, ge=6 * MiB, description="per build step")
+    build_cpus: float = Field(default=1.0, gt=0, le=64, description="CPU share of a build step")
+    build_pids: int = Field(default=512, ge=16, description="processes of a build step")
+    runtime: Literal["runc", "runsc"] = Field(default="runc", description="as jobs run")
     max_log_bytes: int = Field(default=256 * KiB, ge=1024, description="build log kept")
 
     @field_validator("allowed_bases")

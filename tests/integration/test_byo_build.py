@@ -20,7 +20,7 @@ import pytest
 
 from jobs.bundle import pack
 from runner.artifacts import ArtifactStore
-from runner.byo import ByoPolicy, build_from_dockerfile, describe_image
+from runner.byo import BuildCache, ByoPolicy, build_from_dockerfile, describe_image
 from runner.byo.policy import lookup
 from runner.errors import BuildFailed, BuildTimedOut, ByoRefused, ByoTooLarge
 from runner.sandbox import Limits, RunResult, SandboxSpec
@@ -199,13 +199,30 @@ def test_size_cap_refuses_a_large_image_and_removes_it(
     docker_client: docker.DockerClient, labels: dict[str, str], tmp_path: Path, job_image: str
 ) -> None:
     base_size = docker_client.images.get(job_image).attrs["Size"]
+    # Each COPY fits in the room the cap leaves; together they do not.
+    folder = job_folder(
+        tmp_path,
+        "FROM c2d/python-ml:latest\nCOPY a /opt/a\nCOPY b /opt/b\n",
+        {"a": b"x" * (3 * MiB // 4), "b": b"y" * (3 * MiB // 4)},
+    )
+    policy = ByoPolicy(max_image_bytes=base_size + MiB)
+    with pytest.raises(ByoTooLarge) as caught:
+        build_from_dockerfile(docker_client, folder, policy=policy, labels=labels)
+    assert "larger than the" in str(caught.value)
+    assert docker_client.api.images(filters={"label": f"c2d.test={labels[TEST_LABEL]}"}) == []
+
+
+def test_a_copy_past_the_size_cap_is_refused_before_it_reaches_the_engine(
+    docker_client: docker.DockerClient, labels: dict[str, str], tmp_path: Path, job_image: str
+) -> None:
+    base_size = docker_client.images.get(job_image).attrs["Size"]
     folder = job_folder(
         tmp_path, "FROM c2d/python-ml:latest\nCOPY blob /opt/blob\n", {"blob": b"x" * 3 * MiB}
     )
     policy = ByoPolicy(max_image_bytes=base_size + MiB)
     with pytest.raises(ByoTooLarge) as caught:
         build_from_dockerfile(docker_client, folder, policy=policy, labels=labels)
-    assert "larger than the" in str(caught.value)
+    assert "line 2: COPY copies more than the 1 MiB" in str(caught.value)
     assert docker_client.api.images(filters={"label": f"c2d.test={labels[TEST_LABEL]}"}) == []
 
 
@@ -246,12 +263,16 @@ def test_rebuild_from_cache_gives_the_same_id_and_without_cache_a_new_one(
         "RUN cp /opt/data.txt /opt/copy.txt\nUSER 65534\n",
         {"data.txt": uuid.uuid4().hex.encode()},
     )
-    first = build_from_dockerfile(docker_client, folder, labels=labels)
-    again = build_from_dockerfile(docker_client, folder, labels=labels)
+    cache = BuildCache(tmp_path / "cache")
+    first = build_from_dockerfile(docker_client, folder, labels=labels, cache=cache)
+    again = build_from_dockerfile(docker_client, folder, labels=labels, cache=cache)
     assert again.image_id == first.image_id
+    assert again.build_log.count("Using cache") == 4
     # Not reproducible without the cache: every step's config records when it ran. This is
     # why a job is pinned to the ID built at submission, never rebuilt for the run.
-    fresh = build_from_dockerfile(docker_client, folder, labels=labels, use_cache=False)
+    fresh = build_from_dockerfile(
+        docker_client, folder, labels=labels, cache=cache, use_cache=False
+    )
     assert fresh.image_id != first.image_id
 
 
