@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from recorder import Recorder
 
 if TYPE_CHECKING:
     from conftest import Stack
@@ -193,6 +194,35 @@ def test_a_build_that_tries_the_network_fails_with_the_reason_and_nothing_is_sto
     assert stack.json("jobs", token=researcher) == []
     assert _blobs(stack) == blobs
     assert _byo_images(docker_client) == images
+
+
+def test_the_attack_that_fetched_a_host_url_before_approval_is_refused_at_submit(
+    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
+) -> None:
+    # Reproduced end to end before the fix: the engine fetched the URL from the data host's
+    # loopback at submit, the dry run printed the secret and `c2d status` showed it to the
+    # researcher, with no approval at all.
+    stack = c2d_stack
+    _, researcher, dataset = people
+    recorder = Recorder()
+    try:
+        url = recorder.urls()[0]
+        folder = _job_folder(
+            tmp_path,
+            "# foo=bar\n# escape=`\nFROM c2d/python-ml:latest\nUSER root\nRUN true # `\n"
+            f"ADD {url} /opt/secret.txt\nRUN chmod 644 /opt/secret.txt\n",
+            train="print(open('/opt/secret.txt').read())\n",
+        )
+        blobs, images = _blobs(stack), _byo_images(docker_client)
+        refused = stack.c2d("submit", str(folder), "--dataset", dataset, token=researcher)
+        assert refused.returncode == 4, refused.stderr  # not allowed
+        assert "parser directive `foo` is not allowed" in refused.stderr
+        assert recorder.seen == []
+        assert stack.json("jobs", token=researcher) == []
+        assert _blobs(stack) == blobs
+        assert _byo_images(docker_client) == images
+    finally:
+        recorder.close()
 
 
 def _tiny_image(docker_client: Any) -> str:

@@ -8,7 +8,6 @@ executor labels its containers ``c2d.job``; the kit removes them by job id).
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from recorder import interface_addresses
 
 from runner.artifacts import ArtifactStore
 from runner.sandbox import Limits, RunResult, SandboxSpec
@@ -70,18 +70,7 @@ def pick_runtime(name: str, runsc_available: bool) -> str:
 
 def host_addresses() -> list[str]:
     """The host's non-loopback IPv4 addresses, Docker's bridge excluded."""
-    out = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", "scope", "global"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = []
-    for line in out.splitlines():
-        parts = line.split()
-        if parts[1] != "docker0":
-            found.append(parts[3].split("/")[0])
-    return found
+    return [address for device, address in interface_addresses() if device != "docker0"]
 
 
 @dataclass

@@ -11,16 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from sandbox_kit import RUNTIMES, host_addresses, pick_runtime
+from recorder import Recorder
+from sandbox_kit import RUNTIMES, pick_runtime
 from test_byo_build import TEST_LABEL, job_folder, remove_labelled
 
 from runner.byo import ByoPolicy, build_from_dockerfile
@@ -28,38 +27,6 @@ from runner.errors import BuildFailed, ByoError
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 PROBE = "C2D-BUILD-PROBE "
-
-
-class Recorder:
-    """An HTTP server on 0.0.0.0 that writes down every request it gets."""
-
-    def __init__(self) -> None:
-        seen: list[str] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                seen.append(self.path)
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"c2d-host-secret\n")
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.seen = seen
-        self.server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def urls(self) -> list[str]:
-        """The recorder on loopback, the Docker bridge and every other host address."""
-        hosts = ["127.0.0.1", "172.17.0.1", *host_addresses()]
-        return [f"http://{h}:{self.port}/secret.txt" for h in hosts]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -116,7 +83,11 @@ def test_no_spelling_of_a_dockerfile_makes_the_host_fetch_a_url(
     # The recorder itself answers, so its silence above means something.
     docker_client.containers.run(
         "c2d/python-ml:latest",
-        ["python3", "-c", f"import urllib.request; urllib.request.urlopen('{recorder.urls()[1]}')"],
+        [
+            "python3",
+            "-c",
+            f"import urllib.request; urllib.request.urlopen('{recorder.bridge_url()}')",
+        ],
         network_mode="bridge",
         remove=True,
     )
