@@ -8,6 +8,10 @@
 - Whoever sees a job (its researcher, its dataset's owner, admins) may cancel it.
 - The researcher reads logs when the policy says ``logs_visible: researcher``, or once the
   outputs are released.
+- What a run on the private data produced (metrics, output names, sizes and digests, exit
+  code, reason, duration) is the owner's alone until release, where the dataset holds outputs
+  for review. A run refused before its container started says why to its researcher: that
+  reason is c2d's own, not the data's.
 """
 
 from __future__ import annotations
@@ -43,3 +47,12 @@ def can_read_logs(actor: User, job: Job, dataset: Dataset) -> bool:
 def may_register(actor: User) -> bool:
     """Only owners and admins register datasets."""
     return actor.role in (Role.OWNER, Role.ADMIN)
+
+
+def sees_results(actor: User, job: Job, dataset: Dataset) -> bool:
+    """Whether ``actor`` may see what the job's run produced (see the module docstring)."""
+    if governs(actor, dataset) or job.state is JobState.RELEASED:
+        return True
+    if job.outcome is not None and not job.outcome.ran:
+        return True
+    return not dataset.policy.review_outputs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import rfc8785
@@ -39,3 +40,18 @@ def canonical_digest(value: Any) -> str:
 def is_digest(text: str) -> bool:
     """Tell whether ``text`` is a well-formed ``sha256:<hex>`` digest."""
     return bool(_DIGEST_RE.match(text))
+
+
+def outputs_digest(outputs: Iterable[Mapping[str, Any]]) -> str:
+    """The digest the ledger records for a run's outputs, instead of their names and sizes.
+
+    ``outputs`` are ``{"name", "sha256", "bytes"}`` rows (other keys are ignored); the digest
+    is of those rows, sorted by name, as RFC 8785 JSON. Names and sizes are derived from the
+    private data, so the public log holds only this; whoever holds the released list (the
+    researcher after release, an auditor given it) checks it against the log with this.
+    """
+    rows = sorted(
+        ({"name": o["name"], "sha256": o["sha256"], "bytes": o["bytes"]} for o in outputs),
+        key=lambda row: str(row["name"]),
+    )
+    return canonical_digest(rows)

@@ -4,9 +4,10 @@ A dry run is not a state change: the job stays ``pending`` (or wherever the owne
 meanwhile) and nothing it produced leaves. It is still a fact worth keeping, so recording one is
 a transaction with its ledger entry ``job.dryrun`` (subject: the job id; actor: the worker):
 
-- for a dataset whose schema researchers may see, the entry has the outcome (ok, reason, exit
-  code, duration, outputs declared, produced and missing), the mock data's digest, level, seed
-  and row cap, and the digests of the log and metrics;
+- for a dataset whose schema researchers may see, the entry has the outcome (ok, exit code,
+  duration, how many outputs were declared, produced and missing), the mock data's digest,
+  level, seed and row cap, and the digests of the whole result, the log and the metrics; no
+  string the job chose (its reason, its file names) goes into the public log;
 - for a hidden schema, the job's code ran on mock data shaped like columns nobody but the owner
   may know, so what it printed, named or measured could spell them out. The entry then has only
   the mock data's digest, level, seed and row cap, and the digest of the whole result, which
@@ -42,14 +43,14 @@ def ledger_body(dryrun: DryRun) -> dict[str, Any]:
     return {
         **mock,
         "ok": dryrun.ok,
-        "reason": dryrun.reason,
         "exit_code": dryrun.exit_code,
         "oom": dryrun.oom,
         "timed_out": dryrun.timed_out,
         "duration_s": dryrun.duration_s,
-        "declared": dryrun.declared,
-        "produced": dryrun.produced,
-        "missing": dryrun.missing,
+        "declared": len(dryrun.declared),
+        "produced": len(dryrun.produced),
+        "missing": len(dryrun.missing),
+        "result_digest": canonical_digest(dryrun.model_dump()),
         "log_digest": dryrun.log_digest,
         "metrics_digest": canonical_digest(dryrun.metrics),
     }

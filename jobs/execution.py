@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.digests import canonical_digest
+from jobs.digests import canonical_digest, outputs_digest
 from jobs.errors import Conflict, DigestMismatch, InvalidRequest, LeaseLost
 from jobs.models import Job, Outcome
 from jobs.service_core import ServiceCore, worker_actor
@@ -49,6 +49,30 @@ def _lost(job: Job, fence: int) -> LeaseLost | None:
             f"{fence}); stop it"
         )
     return None
+
+
+def finished_body(
+    state: JobState, worker: str | None, fence: int, outcome: Outcome
+) -> dict[str, Any]:
+    """The body of ``job.finished``: digests and counts, never what the job chose.
+
+    Every signed-in user reads the ledger, and a run's reason, exit code, duration, output
+    names, sizes and metrics are derived from the private data, so the entry holds the digest of
+    the whole outcome, the digest and count of the outputs (``jobs.digests.outputs_digest``),
+    the metrics' and the log's digests. A released job's researcher checks the outputs and
+    metrics they are given against these; the owner, against the outcome they read.
+    """
+    return {
+        "state": state.value,
+        "worker": worker,
+        "fence": fence,
+        "ran": outcome.ran,
+        "outcome_digest": canonical_digest(outcome.model_dump(mode="json")),
+        "outputs": len(outcome.outputs),
+        "outputs_digest": outputs_digest(o.model_dump() for o in outcome.outputs),
+        "metrics_digest": canonical_digest(outcome.metrics),
+        "log_digest": outcome.log_digest,
+    }
 
 
 class Execution(ServiceCore):
@@ -147,8 +171,8 @@ class Execution(ServiceCore):
     def finish(self, job_id: str, fence: int, outcome: Outcome) -> Job:
         """Record how the run ended: running -> succeeded or failed, exactly once.
 
-        Entry ``job.finished`` (exit code, OOM, timeout, reason, duration, output digests,
-        metrics digest, log digest). If it succeeded and the dataset's policy does not review
+        Entry ``job.finished`` (``finished_body``: digests and counts only). If it succeeded
+        and the dataset's policy does not review
         outputs, also released in the same transaction (``job.released``, ``by_policy: true``).
         Raises ``LeaseLost`` (stale fence, cancelled or already finished), ``NotFound``.
         """
@@ -170,20 +194,7 @@ class Execution(ServiceCore):
                 finished=now,
                 updated=now,
             )
-            body = {
-                "state": to.value,
-                "worker": job.lease_owner,
-                "fence": fence,
-                "exit_code": outcome.exit_code,
-                "oom": outcome.oom,
-                "timed_out": outcome.timed_out,
-                "reason": outcome.reason,
-                "duration_s": outcome.duration_s,
-                "outputs": [o.model_dump() for o in outcome.outputs],
-                "metrics_digest": canonical_digest(outcome.metrics),
-                "log_digest": outcome.log_digest,
-                "log_truncated": outcome.log_truncated,
-            }
+            body = finished_body(to, job.lease_owner, fence, outcome)
             actor = worker_actor(job.lease_owner or "unknown")
             self._record(conn, "job.finished", actor, job_id, body)
             if to is S.SUCCEEDED and not self._dataset(job.dataset).policy.review_outputs:
@@ -229,12 +240,8 @@ class Execution(ServiceCore):
                 updated=now,
             )
             body = {
-                "state": S.FAILED.value,
-                "worker": job.lease_owner,
-                "fence": fence,
-                "reason": reason,
+                **finished_body(S.FAILED, job.lease_owner, fence, outcome),
                 "lease_expired": True,
-                "duration_s": outcome.duration_s,
             }
             self._record(conn, "job.finished", actor, job_id, body)
             return self._job(job_id)

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 MAX_METRICS = 1000
+DEFAULT_MAX_METRICS = 100
+MAX_REASON_CHARS = 2000
 
 
 class Role(StrEnum):
@@ -87,6 +89,7 @@ class DatasetPolicy(BaseModel):
     - ``public_values``: columns whose real values the owner publishes (in the schema and in
       mock data), ``{file path or "*": [column, ...]}``; see ``jobs.profile``.
     - ``host``: the data host (and Celery queue) whose worker runs the jobs.
+    - ``max_metrics``: most keys a job's ``metrics.json`` may hold (each a short identifier).
     """
 
     model_config = ConfigDict(
@@ -106,6 +109,7 @@ class DatasetPolicy(BaseModel):
     caps: Caps = Field(default_factory=Caps)
     host: Name = "default"
     public_values: dict[str, list[str]] = Field(default_factory=dict)
+    max_metrics: int = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
 
     def public_dump(self) -> dict[str, Any]:
         """The policy as every user and the public ledger see it.
@@ -181,7 +185,11 @@ class Outcome(BaseModel):
     """How a run ended, as reported by the worker to ``Service.finish``.
 
     ``succeeded`` is the worker's verdict; it requires exit code 0, no OOM and no timeout.
-    ``reason`` is for people (``exited with code 3``, ``killed: timed out after 600 s``).
+    ``reason`` is for people (``exited with code 3``, ``killed: timed out after 600 s``): a
+    fixed sentence with bounded, escaped details. ``ran`` says whether the job's code ran on the
+    private data: if it did, everything here is derived from that data and stays with the
+    dataset's owner until release (``jobs.access.sees_results``); if the run was refused before
+    the container started, the reason is c2d's own.
     """
 
     model_config = FROZEN
@@ -191,12 +199,13 @@ class Outcome(BaseModel):
     exit_code: int | None
     oom: bool = False
     timed_out: bool = False
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
     duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     outputs: list[OutputFile] = Field(default_factory=list)
     metrics: dict[Annotated[str, Field(min_length=1)], float] = Field(default_factory=dict)
     log_digest: Digest | None = None
     log_truncated: bool = False
+    ran: bool = True
 
     @field_validator("metrics")
     @classmethod
@@ -223,7 +232,9 @@ class Job(BaseModel):
 
     ``spec.params`` are the effective parameters (job.yaml merged with command-line ones);
     ``params_digest`` is their canonical digest. ``fence`` grows by one on every claim, so a
-    worker holding an older fence knows it lost the job.
+    worker holding an older fence knows it lost the job. ``withheld`` marks a copy made for a
+    reader who may not see the outcome yet (``jobs.queries``): its outcome is gone and its
+    reason says why.
     """
 
     model_config = FROZEN
@@ -251,3 +262,4 @@ class Job(BaseModel):
     updated: float
     started: float | None = None
     finished: float | None = None
+    withheld: bool = False  # never stored: set when the reader may not see the outcome yet

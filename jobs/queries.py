@@ -5,30 +5,49 @@ from __future__ import annotations
 from jobs import access
 from jobs.errors import Conflict, NotAllowed
 from jobs.images import ImageRecord
-from jobs.models import Job, User
+from jobs.models import Dataset, Job, User
 from jobs.service_core import ServiceCore
 from jobs.states import JobState
+
+WITHHELD = (
+    "the run's result (reason, exit code, metrics, outputs) stays with the data owner until "
+    "they release it"
+)
+
+
+def as_seen_by(actor: User, job: Job, dataset: Dataset) -> Job:
+    """``job`` as ``actor`` may read it: without its outcome until the owner releases it."""
+    if job.outcome is None or access.sees_results(actor, job, dataset):
+        return job
+    return job.model_copy(update={"outcome": None, "reason": WITHHELD, "withheld": True})
 
 
 class Queries(ServiceCore):
     """Read-only views, filtered by who asks."""
 
     def get_job(self, actor: User, job_id: str) -> Job:
-        """The job, if ``actor`` is its researcher, its dataset's owner or an admin.
+        """The job, if ``actor`` is its researcher, its dataset's owner or an admin, as they
+        may read it (``as_seen_by``).
 
         Raises ``NotFound`` otherwise (also for jobs that exist), so ids do not leak.
         """
-        return self._visible(actor, job_id)[0]
+        return as_seen_by(actor, *self._visible(actor, job_id))
 
     def list_jobs(self, actor: User, state: JobState | None = None) -> list[Job]:
-        """The jobs ``actor`` may see, oldest first: admins all, owners those on their datasets
-        and their own, researchers their own."""
+        """The jobs ``actor`` may see, oldest first, as they may read them: admins all, owners
+        those on their datasets and their own, researchers their own."""
         if access.is_admin(actor):
             return self._store.list_jobs(state=state)
         mine = self._store.list_jobs(state=state, researcher=actor.name)
         governed = self._store.list_jobs(state=state, owner=actor.name)
         unique = {job.id: job for job in [*mine, *governed]}
-        return sorted(unique.values(), key=lambda job: (job.created, job.id))
+        datasets: dict[str, Dataset] = {}
+        shown = []
+        for job in sorted(unique.values(), key=lambda job: (job.created, job.id)):
+            dataset = datasets.get(job.dataset) or self._dataset(job.dataset)
+            datasets[job.dataset] = dataset
+            shown.append(as_seen_by(actor, job, dataset))
+        return shown
 
     def last_approved_for(
         self, researcher: str, dataset: str, exclude: str | None = None

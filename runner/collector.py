@@ -55,6 +55,7 @@ class OutputPolicy:
     max_total_bytes: int
     max_entries: int = 10_000
     max_depth: int = 32
+    max_metrics: int = 100
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,14 @@ def _plain_name(rel: str) -> bool:
     return rel.isprintable()
 
 
+SHOWN_CHARS = 80
+
+
 def _shown(rel: str) -> str:
-    """A name safe to show and store, whatever bytes the job used."""
-    return rel if _plain_name(rel) else ascii(rel.encode("utf-8", "surrogateescape"))[2:-1]
+    """A name safe to show in a reason, whatever bytes the job used: escaped, at most
+    ``SHOWN_CHARS`` characters (the job chose it, and it may be as long as 33 x 255 bytes)."""
+    text = rel if _plain_name(rel) else ascii(rel.encode("utf-8", "surrogateescape"))[2:-1]
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 def _kind(mode: int) -> str:
@@ -153,7 +159,9 @@ class _Walk:
 
     def walk(self, dir_fd: int, prefix: list[str]) -> None:
         if len(prefix) > self.policy.max_depth:
-            raise _reject(f"{'/'.join(prefix)} is nested deeper than {self.policy.max_depth}")
+            raise _reject(
+                f"{_shown('/'.join(prefix))} is nested deeper than {self.policy.max_depth}"
+            )
         for name in self._entries(dir_fd):
             parts = [*prefix, name]
             rel = "/".join(parts)
@@ -161,7 +169,9 @@ class _Walk:
             wanted = self._matches(parts)
             if stat.S_ISDIR(st.st_mode):
                 if wanted:
-                    raise _reject(f"{rel} is a folder; declare the files in it, like {rel}/*")
+                    raise _reject(
+                        f"{_shown(rel)} is a folder; declare the files in it, like {_shown(rel)}/*"
+                    )
                 sub = os.open(name, _OPEN_DIR, dir_fd=dir_fd)
                 try:
                     self.walk(sub, parts)
@@ -170,7 +180,7 @@ class _Walk:
             elif stat.S_ISLNK(st.st_mode) and (
                 wanted or any(_leads_to(parts, p) for p in self.patterns)
             ):
-                raise _reject(f"{rel} is a symlink; only regular files are collected")
+                raise _reject(f"{_shown(rel)} is a symlink; only regular files are collected")
             elif wanted:
                 if not _plain_name(rel):
                     raise _reject(
@@ -184,28 +194,30 @@ class _Walk:
         try:
             fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
         except OSError as exc:
-            raise _reject(f"{rel} cannot be opened ({exc.strerror})") from exc
+            raise _reject(f"{_shown(rel)} cannot be opened ({exc.strerror})") from exc
         with os.fdopen(fd, "rb", buffering=0) as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
-                raise _reject(f"{rel} is {_kind(st.st_mode)}; only regular files are collected")
+                raise _reject(
+                    f"{_shown(rel)} is {_kind(st.st_mode)}; only regular files are collected"
+                )
             if st.st_nlink > 1:
                 raise _reject(
-                    f"{rel} is a hard link (the file has {st.st_nlink} names); "
+                    f"{_shown(rel)} is a hard link (the file has {st.st_nlink} names); "
                     "only files with a single name are collected"
                 )
             if len(self.staged) >= self.policy.max_files:
                 raise _reject(f"more than {self.policy.max_files} output files")
             if st.st_size > self.policy.max_file_bytes:
                 raise _reject(
-                    f"{rel} is {st.st_size} bytes, over the per-file limit of "
+                    f"{_shown(rel)} is {st.st_size} bytes, over the per-file limit of "
                     f"{self.policy.max_file_bytes} bytes"
                 )
             room = self.policy.max_total_bytes - self.total
             if st.st_size > room:
                 raise _reject(
                     f"the outputs together exceed their limit of {self.policy.max_total_bytes} "
-                    f"bytes (at {rel})"
+                    f"bytes (at {_shown(rel)})"
                 )
             if rel == METRICS_FILE:
                 staged = self._take_metrics(f, min(room, MAX_METRICS_BYTES))
@@ -213,21 +225,23 @@ class _Walk:
                 staged = self._stage(f, rel, min(room, self.policy.max_file_bytes))
             self.staged.append((rel, staged))
             if staged.size != st.st_size:
-                raise _reject(f"{rel} changed while it was being collected")
+                raise _reject(f"{_shown(rel)} changed while it was being collected")
             self.total += staged.size
 
     def _stage(self, f: io.RawIOBase, rel: str, cap: int) -> Staged:
         try:
             return self.store.stage(f, cap)  # type: ignore[arg-type]  # raw files read bytes
         except ArtifactTooLarge as exc:
-            raise _reject(f"{rel} grew past its size limit while it was being collected") from exc
+            raise _reject(
+                f"{_shown(rel)} grew past its size limit while it was being collected"
+            ) from exc
 
     def _take_metrics(self, f: io.RawIOBase, cap: int) -> Staged:
         data = f.read(cap + 1) or b""
         if len(data) > cap:
             raise _reject(f"{METRICS_FILE} is larger than {cap} bytes")
         try:
-            self.metrics = parse_metrics(data)
+            self.metrics = parse_metrics(data, self.policy.max_metrics)
         except ValueError as exc:
             raise _reject(f"{METRICS_FILE} {exc}") from exc
         return self._stage(io.BytesIO(data), METRICS_FILE, cap)  # type: ignore[arg-type]
@@ -236,7 +250,7 @@ class _Walk:
         found = {rel for rel, _ in self.staged}
         missing = sorted(self.required - found)
         if missing:
-            raise _reject(f"{missing[0]} was declared but not written")
+            raise _reject(f"{_shown(missing[0])} was declared but not written")
         outputs = []
         for rel, staged in self.staged:
             staged.commit()

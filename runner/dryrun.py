@@ -167,7 +167,7 @@ def _dry_run(
     scratch.mkdir(parents=True, mode=0o700)
     try:
         code = _extract_code(ctx, job, scratch / "code")
-        limits = sandbox_limits(ctx, job)
+        limits = sandbox_limits(ctx, job, dataset)
         cap = parse_duration(settings.dryrun_timeout)
         spec = SandboxSpec(
             job_id=dryrun_id(job.id),

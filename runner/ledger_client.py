@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jobs.digests import is_digest
 from ledger.checkpoint import open_checkpoint
 from ledger.entry import GENESIS_PREV, Entry
 from ledger.errors import LedgerError
@@ -166,15 +167,11 @@ def finished_body(check: ReceiptCheck, job_id: str) -> dict[str, Any]:
     return dict(finished[0].body)
 
 
-def finished_outputs(check: ReceiptCheck, job_id: str) -> dict[str, str]:
-    """The output digests (name -> `sha256:<hex>`) the receipt's `job.finished` entry records."""
-    outputs = finished_body(check, job_id).get("outputs")
-    if not isinstance(outputs, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("name"), str) and isinstance(o.get("sha256"), str)
-        for o in outputs
-    ):
+def finished_outputs_digest(check: ReceiptCheck, job_id: str) -> str:
+    """The outputs digest (``jobs.digests.outputs_digest``) the receipt's `job.finished` records."""
+    recorded = finished_body(check, job_id).get("outputs_digest")
+    if not isinstance(recorded, str) or not is_digest(recorded):
         raise IntegrityError(
-            f"the {FINISHED} entry of job {job_id} records no list of output digests; "
-            "nothing was saved"
+            f"the {FINISHED} entry of job {job_id} records no outputs digest; nothing was saved"
         )
-    return {o["name"]: o["sha256"] for o in outputs}
+    return recorded

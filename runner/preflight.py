@@ -27,7 +27,7 @@ from pathlib import Path
 from jobs.bundle import extract
 from jobs.digests import canonical_digest
 from jobs.images import image_code_digest
-from jobs.models import Job
+from jobs.models import Dataset, Job
 from jobs.units import parse_size
 from runner.context import Context
 from runner.errors import ImageGone
@@ -78,8 +78,9 @@ def _extract_once(ctx: Context, job: Job, bundle: Path) -> Path:
     return dest
 
 
-def sandbox_limits(ctx: Context, job: Job) -> Limits:
-    """The sandbox limits of a job: its (already capped) resources plus the host's /tmp."""
+def sandbox_limits(ctx: Context, job: Job, dataset: Dataset) -> Limits:
+    """The sandbox limits of a job: its (already capped) resources, the host's /tmp and the
+    dataset's cap on metrics."""
     resources = job.spec.resources
     return Limits(
         cpus=resources.cpus,
@@ -87,6 +88,7 @@ def sandbox_limits(ctx: Context, job: Job) -> Limits:
         timeout_s=resources.timeout,
         outputs_bytes=resources.outputs,
         tmp_bytes=min(parse_size(ctx.settings.tmp_size), resources.memory),
+        max_metrics=dataset.policy.max_metrics,
     )
 
 
@@ -141,7 +143,7 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
         datasets={dataset.name: Path(dataset.path)},
         params=job.spec.params,
         outputs=tuple(job.spec.outputs),
-        limits=sandbox_limits(ctx, job),
+        limits=sandbox_limits(ctx, job, dataset),
         runtime=settings.runtime,
         uid=settings.sandbox_uid,
         gid=settings.sandbox_gid,

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from jobs.errors import Conflict, JobsError, LeaseLost, NotFound
 from jobs.execution import Claim
-from jobs.models import Outcome, OutputFile
+from jobs.models import MAX_REASON_CHARS, Outcome, OutputFile
 from ledger import LedgerError
 from runner.context import Context
 from runner.errors import RunnerError, SandboxError, ServiceUnavailable, TryLater
@@ -98,7 +98,7 @@ def _run_claimed(
         raise TryLater(f"job {job.id} cannot be checked now: {exc}") from exc
     except (JobsError, RunnerError, LedgerError) as exc:
         log.warning("job %s refused before start: %s", job.id, exc)
-        return _finish(ctx, claim, _failed(str(exc)))
+        return _finish(ctx, claim, _failed(str(exc), ran=False))
     try:
         executor = ctx.executor()
         result = _watch(ctx, executor, spec, beat, stop, poll_s)
@@ -106,7 +106,7 @@ def _run_claimed(
         raise TryLater(f"job {job.id} cannot be watched now: {exc}") from exc
     except SandboxError as exc:
         log.warning("job %s: sandbox failed: %s", job.id, exc)
-        return _finish(ctx, claim, _failed(f"the sandbox failed: {exc}"))
+        return _finish(ctx, claim, _failed(f"the sandbox failed: {exc}", ran=True))
     if isinstance(result, Ending):
         return result
     return _finish(ctx, claim, outcome_of(ctx, result))
@@ -141,8 +141,15 @@ def _watch(
             )
 
 
-def _failed(reason: str) -> Outcome:
-    return Outcome(succeeded=False, exit_code=None, reason=reason, duration_s=0.0)
+def _bounded(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 3] + "..."
+
+
+def _failed(reason: str, *, ran: bool) -> Outcome:
+    """A failed outcome; ``ran`` says whether the job's code may have run on the data."""
+    return Outcome(
+        succeeded=False, exit_code=None, reason=_bounded(reason), duration_s=0.0, ran=ran
+    )
 
 
 def outcome_of(ctx: Context, result: RunResult) -> Outcome:
@@ -154,7 +161,7 @@ def outcome_of(ctx: Context, result: RunResult) -> Outcome:
             exit_code=result.exit_code,
             oom=result.oom,
             timed_out=result.timed_out,
-            reason=result.reason or ("succeeded" if result.succeeded else "failed"),
+            reason=_bounded(result.reason or ("succeeded" if result.succeeded else "failed")),
             duration_s=max(result.duration_s, 0.0),
             outputs=[
                 OutputFile(name=o.name, sha256=o.sha256, bytes=o.bytes) for o in result.outputs
@@ -170,7 +177,7 @@ def outcome_of(ctx: Context, result: RunResult) -> Outcome:
             exit_code=result.exit_code,
             oom=result.oom,
             timed_out=result.timed_out,
-            reason=f"the run's result cannot be recorded: {problems}",
+            reason=_bounded(f"the run's result cannot be recorded: {problems}"),
             duration_s=max(result.duration_s, 0.0),
             log_digest=log_digest,
             log_truncated=result.log_truncated,

@@ -94,4 +94,6 @@ def job_view(job: Job) -> dict[str, Any]:
         "finished": rfc3339(job.finished),
         "approval": approval_view(job.approval),
         "outcome": outcome_view(job.outcome),
+        # True while the run's result is the data owner's alone (outcome is then null).
+        "withheld": job.withheld,
     }

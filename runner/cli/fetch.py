@@ -1,11 +1,11 @@
 """`c2d fetch`: download a released job's outputs and prove they are what the ledger recorded.
 
 The order matters: nothing reaches a final file name until the receipt has been verified
-offline against the log's key, the three records of the outputs agree (the job's outcome,
-the artifact list, the receipt's `job.finished` entry) and the outcome's metrics hash to the
-digest that entry recorded. Then each artifact downloads to a hidden
-part file, must hash to that agreed digest, and only then is renamed into place; the receipt
-is saved last, byte for byte as the server sent it, so it can be verified again later.
+offline against the log's key, the three records of the outputs agree (the job's outcome hashes
+to the outputs digest of the receipt's `job.finished` entry, and the artifact list names the
+same files) and the outcome's metrics hash to the digest that entry recorded. Then each artifact
+downloads to a hidden part file, must hash to that agreed digest, and only then is renamed into
+place; the receipt is saved last, byte for byte as the server sent it, so it can be verified again later.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from jobs.digests import canonical_digest
+from jobs.digests import canonical_digest, outputs_digest
 from ledger import LedgerError, verify_receipt
 from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
@@ -25,7 +25,7 @@ from runner.cli.session import connect, connection
 from runner.client import Client
 from runner.client_download import Downloaded, hex_digest, save_atomic
 from runner.errors import IntegrityError, NotReady
-from runner.ledger_client import finished_body, finished_outputs, read_public_key
+from runner.ledger_client import finished_body, finished_outputs_digest, read_public_key
 
 METRICS = "metrics.json"
 RECEIPT = "receipt.json"
@@ -37,22 +37,33 @@ def _digest_map(rows: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def agreed_outputs(
-    job_id: str, outcome: dict[str, str], listed: dict[str, str], receipt: dict[str, str]
+    job_id: str, outcome: list[dict[str, Any]], listed: list[dict[str, Any]], recorded: str
 ) -> dict[str, str]:
-    """The output digests (name -> hex) if all three records agree; else IntegrityError."""
-    receipt = {k: hex_digest(v) for k, v in receipt.items()}
-    outcome = {k: hex_digest(v) for k, v in outcome.items()}
-    listed = {k: hex_digest(v) for k, v in listed.items()}
-    for label, other in (("the artifact list", listed), ("the receipt's job.finished", receipt)):
-        if other != outcome:
-            names = sorted(
-                n for n in outcome.keys() | other.keys() if outcome.get(n) != other.get(n)
-            )
-            raise IntegrityError(
-                f"job {job_id}: {label} disagrees with the job's outcome about "
-                f"{', '.join(names)}; nothing was saved; tell the operator"
-            )
-    return outcome
+    """The output digests (name -> hex) if all three records agree; else IntegrityError.
+
+    The job's outcome (names, digests, sizes) must hash to the outputs digest the receipt's
+    ``job.finished`` recorded, and the artifact list must name the same files and digests.
+    """
+    try:
+        digest = outputs_digest(outcome)
+    except (KeyError, TypeError) as exc:
+        raise IntegrityError(
+            f"job {job_id}: the server's outcome does not list outputs with names, digests and "
+            "sizes; nothing was saved; tell the operator"
+        ) from exc
+    if digest != recorded:
+        raise IntegrityError(
+            f"job {job_id}: the outputs the server lists do not hash to the outputs digest in "
+            f"the receipt's job.finished ({recorded}); nothing was saved; tell the operator"
+        )
+    expected, other = _digest_map(outcome), _digest_map(listed)
+    if other != expected:
+        names = sorted(n for n in expected.keys() | other.keys() if expected.get(n) != other.get(n))
+        raise IntegrityError(
+            f"job {job_id}: the artifact list disagrees with the job's outcome about "
+            f"{', '.join(names)}; nothing was saved; tell the operator"
+        )
+    return expected
 
 
 def check_metrics(job_id: str, metrics: Any, finished: dict[str, Any]) -> None:
@@ -123,9 +134,9 @@ def fetch(
         outcome = job.get("outcome") or {}
         outputs = agreed_outputs(
             job_id,
-            _digest_map(outcome.get("outputs") or []),
-            _digest_map(client.artifacts(job_id)),
-            finished_outputs(check, job_id),
+            outcome.get("outputs") or [],
+            client.artifacts(job_id),
+            finished_outputs_digest(check, job_id),
         )
         check_metrics(job_id, outcome.get("metrics"), finished_body(check, job_id))
         folder.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,7 @@ class Limits:
     nofile: int = 1024  # open files per process
     log_bytes: int = 1 * MiB  # stdout + stderr kept
     max_output_files: int = 100
+    max_metrics: int = 100  # keys of metrics.json (the dataset's policy)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.cpus) and self.cpus > 0):
@@ -80,6 +81,7 @@ class Limits:
             "nofile": 16,
             "log_bytes": 1024,
             "max_output_files": 1,
+            "max_metrics": 1,
         }
         for name, floor in floors.items():
             value = getattr(self, name)

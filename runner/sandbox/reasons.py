@@ -58,9 +58,10 @@ def outcome_reason(
     if exit_code is None:
         return "ended without an exit code; the container was lost"
     reason = exit_reason(exit_code, fsize_limit=fsize_limit)
-    if outputs_full and exit_code != 0:
-        reason += (
-            f"; /outputs was full (limit {human_bytes(outputs_bytes)}): the job tried to write "
-            "more than its output limit"
+    if outputs_full:
+        # Even after exit code 0: a file the job was writing when the disk filled is cut short.
+        reason = (
+            f"/outputs was full (limit {human_bytes(outputs_bytes)}): the job tried to write "
+            f"more than its output limit, so its outputs may be cut short ({reason})"
         )
     return reason

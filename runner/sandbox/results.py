@@ -35,6 +35,7 @@ def policy_for(spec: SandboxSpec) -> OutputPolicy:
         max_files=limits.max_output_files,
         max_file_bytes=limits.outputs_bytes,
         max_total_bytes=limits.outputs_bytes,
+        max_metrics=limits.max_metrics,
     )
 
 
@@ -64,6 +65,8 @@ def result_of(
         duration_s=facts.duration_s,
         log=facts.log,
         log_truncated=facts.log_truncated,
+        # A full /outputs fails the run even after exit code 0: a file may be cut short.
+        rejected=facts.outputs_full,
     )
     if not result.succeeded:
         return result

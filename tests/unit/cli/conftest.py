@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cli_ledger_fixture import SmallLog
 
+from jobs.digests import outputs_digest
 from ledger import Ledger
 
 JOB = "job-1"
@@ -26,7 +27,8 @@ def small_log(tmp_path: Path) -> Iterator[SmallLog]:
     ledger.append("job.submitted", "sam", "job-2", {"code_digest": "sha256:" + "d" * 64})
     notes.append(ledger.checkpoint())
     ledger.append("job.approved", "olga", JOB, {"note": "fine"})
-    ledger.append("job.finished", "worker", JOB, {"exit_code": 0, "outputs": OUTPUTS})
+    body = {"outputs": len(OUTPUTS), "outputs_digest": outputs_digest(OUTPUTS)}
+    ledger.append("job.finished", "worker", JOB, body)
     notes.append(ledger.checkpoint())
     ledger.append("job.released", "olga", JOB, {})
     notes.append(ledger.checkpoint())

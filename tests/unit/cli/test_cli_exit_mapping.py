@@ -165,7 +165,7 @@ def test_a_tampered_receipt_exits_1(small_log: SmallLog, tmp_path: Path, how: st
     document = json.loads(receipt.read_text())
     if how == "edit-entry":
         entry = json.loads(base64.b64decode(document["entries"][2]["entry"]))
-        entry["body"]["outputs"][0]["sha256"] = "sha256:" + "f" * 64
+        entry["body"]["outputs_digest"] = "sha256:" + "f" * 64
         document["entries"][2]["entry"] = base64.b64encode(rfc8785.dumps(entry)).decode()
         receipt.write_text(json.dumps(document))
     elif how == "not-json":

@@ -47,7 +47,7 @@ def test_a_dry_run_is_recorded_once_and_leaves_the_job_pending(world):
     assert entry.actor == "worker:host-1"
     assert entry.body["mock_digest"] == MOCK
     assert entry.body["ok"] is False
-    assert entry.body["missing"] == ["model.skops"]
+    assert entry.body["missing"] == 1
     assert "log_tail" not in entry.body
     assert world.service.dryrun_of(job.id).reason == "exited with code 1"
 

@@ -22,7 +22,7 @@ CONTRACT = {
 JOB_KEYS = {
     "id", "name", "researcher", "dataset", "state", "reason", "code_digest", "image_id",
     "dataset_digest", "params_digest", "spec", "created", "updated", "started", "finished",
-    "approval", "outcome",
+    "approval", "outcome", "withheld",
 }  # fmt: skip
 
 

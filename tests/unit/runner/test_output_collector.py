@@ -5,6 +5,7 @@ These run on a plain folder (no Docker): the rules are the collector's, whatever
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -204,9 +205,12 @@ BAD_METRICS: dict[str, tuple[str | bytes, str]] = {
     "not JSON": ("accuracy=0.9", "is not valid JSON"),
     "not UTF-8": (b'{"a": 1, "\xff": 2}', "is not UTF-8 text"),
     "duplicate key": ('{"a": 1, "a": 2}', "repeats the key 'a'"),
-    "empty key": ('{"": 1}', "keys must be 1-200 printable characters"),
-    "long key": (json.dumps({"k" * 201: 1}), "keys must be 1-200 printable characters"),
-    "too many keys": (json.dumps({f"m{i}": i for i in range(1001)}), "has 1001 keys; at most 1000"),
+    "empty key": ('{"": 1}', "keys must be 1-64 letters, digits"),
+    "long key": (json.dumps({"k" * 65: 1}), "keys must be 1-64 letters, digits"),
+    # A key that is a row of the data: the attack the rule is for.
+    "row as key": (json.dumps({"Jane Roe,123-45-6789": 1.0}), "not a short name"),
+    "escape in key": (json.dumps({"a\u001b[2Kb": 1.0}), "not a short name"),
+    "too many keys": (json.dumps({f"m{i}": i for i in range(101)}), "has 101 keys; at most 100"),
     "deep": ("[" * 100_000 + "]" * 100_000, "is nested too deeply"),
 }
 
@@ -224,10 +228,20 @@ def test_malformed_metrics_fail_with_a_clear_reason(
 
 
 def test_metrics_at_the_key_limit_pass(out: Path, store: ArtifactStore) -> None:
-    (out / "metrics.json").write_text(json.dumps({f"m{i}": i / 7 for i in range(1000)}))
+    (out / "metrics.json").write_text(json.dumps({f"m.{i}-x_{i}": i / 7 for i in range(100)}))
     got = collect_outputs(out, policy(), store)
     assert got.metrics is not None
+    assert len(got.metrics) == 100
+
+
+def test_the_owner_may_allow_more_metrics_up_to_1000(out: Path, store: ArtifactStore) -> None:
+    (out / "metrics.json").write_text(json.dumps({f"m{i}": i for i in range(1000)}))
+    got = collect_outputs(out, dataclasses.replace(policy(), max_metrics=1000), store)
+    assert got.metrics is not None
     assert len(got.metrics) == 1000
+    (out / "metrics.json").write_text(json.dumps({f"m{i}": i for i in range(1001)}))
+    with pytest.raises(OutputRejected, match="at most 1000"):
+        collect_outputs(out, dataclasses.replace(policy(), max_metrics=5000), store)
 
 
 def test_names_that_are_not_text_are_refused_or_shown_escaped(

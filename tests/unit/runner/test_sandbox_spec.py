@@ -90,8 +90,8 @@ def test_reasons_a_person_can_act_on() -> None:
         exit_code=1, oom=False, timed_out=False, outputs_full=True, outputs_bytes=1024**2, **common
     )
     assert full == (
-        "exited with code 1; /outputs was full (limit 1 MiB): the job tried to write more than "
-        "its output limit"
+        "/outputs was full (limit 1 MiB): the job tried to write more than its output limit, so "
+        "its outputs may be cut short (exited with code 1)"
     )
     assert exit_reason(139) == "exited with code 139 (signal 11, SIGSEGV)"
     assert exit_reason(153, fsize_limit=1024**2) == (
