@@ -5,7 +5,8 @@ offline against the log's key, the three records of the outputs agree (the job's
 to the outputs digest of the receipt's `job.finished` entry, and the artifact list names the
 same files) and the outcome's metrics hash to the digest that entry recorded. Then each artifact
 downloads to a hidden part file, must hash to that agreed digest, and only then is renamed into
-place; the receipt is saved last, byte for byte as the server sent it, so it can be verified again later.
+place; the receipt is saved last, byte for byte as the server sent it, so it can be verified
+again later.
 """
 
 from __future__ import annotations
