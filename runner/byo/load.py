@@ -5,7 +5,9 @@
 2. Before loading: the layer chain in its config begins with the whole chain of an allowed base,
    and it has no more layers than the cap. The engine verifies each layer against that chain
    while loading, so the chain cannot lie about the layers' content.
-3. The engine loads it untagged (the archive's tags are dropped, so no existing tag can move).
+3. The engine never reads the archive itself: it loads a tar c2d rebuilds from the checked
+   members alone (``rebuilt_stream``: c2d's own ``manifest.json`` with no tags, the config,
+   the layers), so nothing in the archive can name a tag or a second image.
 4. After loading, the image found under the expected ID passes ``check_image`` again (allowed
    base, size, layers, no VOLUME) and is tagged ``c2d/byo:<hex>``; if it fails and was not
    here before, it is removed.
@@ -20,7 +22,7 @@ import docker
 import docker.errors
 import requests
 
-from runner.byo.archive import read_archive, untagged_stream
+from runner.byo.archive import read_archive, rebuilt_stream
 from runner.byo.buildlog import BuildLog, StreamFacts
 from runner.byo.facts import BuiltImage, check_image, facts_of, inspect, remove_images
 from runner.byo.policy import ByoPolicy, allowed_text, base_of, lookup, pin_tag, resolve_bases
@@ -91,7 +93,7 @@ def load_archive(
     existed = lookup(client, image.image_id) is not None
     log = BuildLog(policy.max_log_bytes)
     progress(f"loading {path.name} ({size / MiB:.0f} MiB), image {image.image_id[:19]}")
-    _load(client, path, untagged_stream(path, image), log)
+    _load(client, path, rebuilt_stream(path, image), log)
     if lookup(client, image.image_id) is None:
         raise ByoInvalid(
             f"the Docker engine did not load image {image.image_id[:19]} from {path.name}",
