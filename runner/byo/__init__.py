@@ -17,7 +17,9 @@ A job may run in an image of its own instead of a named environment, made one of
 
   (``--break-system-packages`` because Debian's Python refuses system-wide pip installs.)
 - ``load_archive``: a ``docker save`` archive of exactly one image whose layers start with an
-  allowed base's, loaded untagged so it can never move a tag that exists here.
+  allowed base's. The engine loads a tar c2d rebuilds from the archive's checked config and
+  layers, with a manifest c2d writes and no tags, and a load that moved a tag all the same is
+  undone and refused: an archive can never move a tag that exists here.
 
 Either way the image passes one gate (``check_image``), is tagged ``c2d/byo:<hex of its ID>``
 and is described by ``ImageFacts`` for review. Whatever its ``USER`` or ``ENTRYPOINT`` say, the

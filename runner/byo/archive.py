@@ -1,17 +1,23 @@
-"""Reading a ``docker save`` archive without trusting it, before the engine sees a byte of it.
+"""Reading a ``docker save`` archive without trusting it, and rebuilding it for the engine.
 
 ``receive_archive`` writes an upload to disk and stops at the size cap. ``read_archive`` checks
 the tar's headers (relative names, no ``..``, only files, folders and links that stay inside;
 ``docker save`` links a repeated layer to its first copy) and its ``manifest.json``: exactly one
 image, a config and a layer list that agree. The image's ID is the sha256 of its config, so it
-is known, and pinned, before loading. ``untagged_stream`` replays the archive with the image's
-tags removed, so loading it can never move a tag that already exists here (``c2d/python-ml`` or
-anyone's); c2d then tags it in its own namespace.
+is known, and pinned, before loading.
+
+``rebuilt_stream`` is the only thing the engine ever reads: a new tar that c2d writes from the
+checked members alone, never a replay of the archive's own headers (a header copied from the
+archive can make the engine read bytes c2d wrote as data as a header of its own, such as a
+second ``manifest.json`` naming tags). It holds exactly three kinds of regular file, under names
+c2d chooses and with fixed mode, owner and time: a ``manifest.json`` c2d writes (the config and
+the layers, no tags, nothing else), the config, whose bytes hash to the pinned ID, and each
+layer, copied in chunks. Nothing else from the archive reaches the engine: no ``repositories``,
+``index.json`` or ``oci-layout`` (all can name tags), no blob the manifest does not name.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import posixpath
@@ -34,14 +40,18 @@ _SAVE_HINT = "send the output of `docker save IMAGE -o IMAGE.tar` for exactly on
 
 @dataclass(frozen=True)
 class ArchiveImage:
-    """The one image an archive holds, as its manifest and config describe it."""
+    """The one image an archive holds, as its manifest and config describe it.
+
+    ``config`` and ``layers`` are the archive's regular files the manifest's names lead to
+    (links followed), in the config's layer order; ``repo_tags`` are the tags the archive asked
+    for, shown to reviewers and never applied.
+    """
 
     image_id: str
     config: str
     layers: tuple[str, ...]
     diff_ids: tuple[str, ...]
     repo_tags: tuple[str, ...]
-    manifest: dict[str, object]
 
 
 def receive_archive(chunks: Iterable[bytes], dest: Path, max_bytes: int) -> int:
@@ -106,11 +116,15 @@ def _file(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) 
     return info
 
 
-def _json(tar: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[bytes, object]:
+def _small(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     if info.size > MAX_JSON_BYTES:
         raise ByoInvalid(f"{info.name} is larger than {MAX_JSON_BYTES // MiB} MiB; {_SAVE_HINT}")
     handle = tar.extractfile(info)
-    raw = handle.read() if handle else b""
+    return handle.read() if handle else b""
+
+
+def _json(tar: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[bytes, object]:
+    raw = _small(tar, info)
     try:
         return raw, json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -150,7 +164,8 @@ def read_archive(path: Path) -> ArchiveImage:
         config_path, layers, tags = entry.get("Config"), entry.get("Layers"), entry.get("RepoTags")
         if not isinstance(config_path, str) or not isinstance(layers, list):
             raise ByoInvalid(f"the archive's manifest lacks Config or Layers; {_SAVE_HINT}")
-        raw, config = _json(tar, _file(tar, members, config_path))
+        config_info = _file(tar, members, config_path)
+        raw, config = _json(tar, config_info)
         rootfs = config.get("rootfs") if isinstance(config, dict) else None
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         if not isinstance(diff_ids, list) or not all(
@@ -159,15 +174,13 @@ def read_archive(path: Path) -> ArchiveImage:
             raise ByoInvalid(f"the image's config has no valid layer list; {_SAVE_HINT}")
         if len(diff_ids) != len(layers):
             raise ByoInvalid("the archive's manifest and the image's config disagree on layers")
-        for layer in layers:
-            _file(tar, members, str(layer))
+        files = tuple(_name(_file(tar, members, str(layer))) for layer in layers)
     return ArchiveImage(
         image_id="sha256:" + hashlib.sha256(raw).hexdigest(),
-        config=config_path,
-        layers=tuple(str(x) for x in layers),
+        config=_name(config_info),
+        layers=files,
         diff_ids=tuple(diff_ids),
-        repo_tags=tuple(str(t) for t in tags or ()),
-        manifest=dict(entry),
+        repo_tags=tuple(str(t) for t in tags or ()) if isinstance(tags, list) else (),
     )
 
 
@@ -175,29 +188,61 @@ def _padded(size: int) -> bytes:
     return b"\0" * (-size % tarfile.BLOCKSIZE)
 
 
-def untagged_stream(path: Path, image: ArchiveImage) -> Iterator[bytes]:
-    """The archive's bytes as a tar stream with the image's tags removed, read in chunks.
+def _header(name: str, size: int) -> bytes:
+    """A fresh header for a regular file: c2d's name, fixed mode, owner and time."""
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.REGTYPE
+    info.size = size
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    # PAX only adds an extended header when a value does not fit ustar (a layer past 8 GiB).
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
 
-    ``manifest.json`` is replaced by the checked manifest without ``RepoTags``; the legacy
-    ``repositories`` file (tags again) is left out; every other member is copied as it is.
+
+def _small_file(name: str, data: bytes) -> Iterator[bytes]:
+    yield _header(name, len(data))
+    yield data + _padded(len(data))
+
+
+def rebuilt_stream(path: Path, image: ArchiveImage) -> Iterator[bytes]:
+    """A new tar of the checked image alone, as the engine should load it, read in chunks.
+
+    Members, all regular files with fresh headers: ``manifest.json`` (written here: the config
+    and layers below, ``RepoTags`` null, no other key), ``<image ID hex>.json`` (the config)
+    and ``layers/<n>.tar`` (each distinct layer file once; a repeated layer is named twice in
+    the manifest). Raises ByoInvalid if the archive no longer matches what ``read_archive``
+    found (the config does not hash to the image ID, a layer is gone or short).
     """
-    manifest = json.dumps([{**image.manifest, "RepoTags": None}]).encode()
+    config_name = image.image_id.removeprefix("sha256:") + ".json"
+    layer_names: dict[str, str] = {}
+    for layer in image.layers:
+        layer_names.setdefault(layer, f"layers/{len(layer_names)}.tar")
+    manifest = [
+        {"Config": config_name, "RepoTags": None, "Layers": [layer_names[x] for x in image.layers]}
+    ]
+    changed = f"the archive changed while it was being loaded; {_SAVE_HINT}"
     with _open(path) as tar:
-        for info in tar:
-            name = _name(info)
-            if name == "repositories":
-                continue
-            if name == "manifest.json":
-                header = copy.copy(info)
-                header.size = len(manifest)
-                yield header.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-                yield manifest + _padded(len(manifest))
-                continue
-            yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-            if info.isreg():
+        try:
+            members = _members(tar)
+            config = _small(tar, _file(tar, members, image.config))
+            if "sha256:" + hashlib.sha256(config).hexdigest() != image.image_id:
+                raise ByoInvalid(changed)
+            yield from _small_file("manifest.json", json.dumps(manifest).encode())
+            yield from _small_file(config_name, config)
+            for layer, name in layer_names.items():
+                info = _file(tar, members, layer)
                 handle = tar.extractfile(info)
-                assert handle is not None
+                assert handle is not None  # a regular file always has a reader
+                yield _header(name, info.size)
+                copied = 0
                 while chunk := handle.read(CHUNK):
+                    copied += len(chunk)
                     yield chunk
+                if copied != info.size:
+                    raise ByoInvalid(changed)
                 yield _padded(info.size)
+        except tarfile.TarError as exc:
+            raise ByoInvalid(f"{changed} ({exc})") from exc
     yield b"\0" * (2 * tarfile.BLOCKSIZE)

@@ -5,10 +5,16 @@
 2. Before loading: the layer chain in its config begins with the whole chain of an allowed base,
    and it has no more layers than the cap. The engine verifies each layer against that chain
    while loading, so the chain cannot lie about the layers' content.
-3. The engine loads it untagged (the archive's tags are dropped, so no existing tag can move).
-4. After loading, the image found under the expected ID passes ``check_image`` again (allowed
-   base, size, layers, no VOLUME) and is tagged ``c2d/byo:<hex>``; if it fails and was not
-   here before, it is removed.
+3. The engine never reads the archive itself: it loads a tar c2d rebuilds from the checked
+   members alone (``rebuilt_stream``: c2d's own ``manifest.json`` with no tags, the config,
+   the layers), so nothing in the archive can name a tag or a second image.
+4. After loading, no tag moved (``runner.byo.tags``): none names the loaded image that did not
+   before, no ``c2d/*`` tag names another image, every allowed base resolves to the ID it had
+   before. Otherwise each moved tag is put back, the image is removed unless it was here
+   before, and the archive is refused.
+5. The image found under the expected ID passes ``check_image`` again (allowed base, size,
+   layers, no VOLUME) and is tagged ``c2d/byo:<hex>``; if it fails and was not here before,
+   it is removed.
 """
 
 from __future__ import annotations
@@ -20,10 +26,19 @@ import docker
 import docker.errors
 import requests
 
-from runner.byo.archive import read_archive, untagged_stream
+from runner.byo import tags
+from runner.byo.archive import ArchiveImage, read_archive, rebuilt_stream
 from runner.byo.buildlog import BuildLog, StreamFacts
 from runner.byo.facts import BuiltImage, check_image, facts_of, inspect, remove_images
-from runner.byo.policy import ByoPolicy, allowed_text, base_of, lookup, pin_tag, resolve_bases
+from runner.byo.policy import (
+    AllowedBase,
+    ByoPolicy,
+    allowed_text,
+    base_of,
+    lookup,
+    pin_tag,
+    resolve_bases,
+)
 from runner.environments import Progress
 from runner.errors import ByoError, ByoInvalid, ByoRefused, ByoTooLarge, ServiceUnavailable
 from runner.sandbox.interface import MiB
@@ -55,6 +70,29 @@ def _load(client: docker.DockerClient, path: Path, stream: object, log: BuildLog
         )
 
 
+def _refuse_moved_tags(
+    client: docker.DockerClient,
+    before: dict[str, str],
+    bases: tuple[AllowedBase, ...],
+    image: ArchiveImage,
+    existed: bool,
+    log: BuildLog,
+) -> None:
+    """Undo and refuse a load that moved a tag (see ``runner.byo.tags``); nothing if none did."""
+    moved = tags.moved_tags(client, before, bases, image.image_id)
+    if not moved:
+        return
+    tags.put_back(client, moved)
+    if not existed:
+        remove_images(client, [image.image_id])
+    raise ByoRefused(
+        f"the archive tried to retag an image: loading it moved {tags.describe(moved)}; "
+        "every tag was put back and nothing was kept. Send the output of `docker save` for "
+        "your one image, unchanged",
+        build_log=log.text(),
+    )
+
+
 def load_archive(
     client: docker.DockerClient,
     path: Path,
@@ -66,7 +104,8 @@ def load_archive(
 
     Raises ByoTooLarge (archive size, layers, image size), ByoInvalid (not one image, not a
     plain ``docker save`` tar, the engine refused it), ByoRefused (not built on an allowed base,
-    declares a VOLUME). Nothing stays loaded after a refusal.
+    declares a VOLUME, the load moved a tag). Nothing stays loaded after a refusal, and no tag
+    stays moved.
     """
     policy = policy or ByoPolicy()
     path = Path(path)
@@ -91,7 +130,13 @@ def load_archive(
     existed = lookup(client, image.image_id) is not None
     log = BuildLog(policy.max_log_bytes)
     progress(f"loading {path.name} ({size / MiB:.0f} MiB), image {image.image_id[:19]}")
-    _load(client, path, untagged_stream(path, image), log)
+    before = tags.snapshot(client)
+    try:
+        _load(client, path, rebuilt_stream(path, image), log)
+    except ByoError:
+        _refuse_moved_tags(client, before, bases, image, existed, log)
+        raise
+    _refuse_moved_tags(client, before, bases, image, existed, log)
     if lookup(client, image.image_id) is None:
         raise ByoInvalid(
             f"the Docker engine did not load image {image.image_id[:19]} from {path.name}",

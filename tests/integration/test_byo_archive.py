@@ -3,6 +3,10 @@
 Most archives here are built on a tiny base image imported for the test (a few bytes, so saving
 and loading take no time); one is built on the default environment, as a researcher's would be.
 Every image a test makes carries its ``c2d.test`` label and is removed afterwards.
+
+The hostile archives (tests/archive_kit.py) aim at a tag the test owns, ``c2d-test/base-<hex>``
+on its tiny base, allowed by the test's policy as ``c2d/python-ml:latest`` is by default: the
+engine is shared, so no test ever aims at a real tag.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+from archive_kit import annotated_archive, old_untagged_stream, smuggling_archive
 
+import runner.byo.load
 from runner.byo import ByoPolicy, load_archive
 from runner.byo.policy import lookup
+from runner.byo.tags import snapshot
 from runner.errors import ByoInvalid, ByoRefused, ByoTooLarge
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -213,3 +220,93 @@ def test_archive_size_cap_refuses_before_reading(
     archive = images.save(f"{images.name}:base")
     with pytest.raises(ByoTooLarge, match="larger than"):
         load_archive(docker_client, archive, ByoPolicy(max_archive_bytes=1024))
+
+
+class Target:
+    """A test's own allowed base, tagged ``c2d-test/base-<hex>:latest``, and an image on it."""
+
+    def __init__(self, client: docker.DockerClient, images: Images) -> None:
+        self.client = client
+        self.base = images.base()
+        self.repo = f"c2d-test/base-{images.labels[TEST_LABEL][:12]}"
+        self.ref = f"{self.repo}:latest"
+        client.api.tag(self.base, self.repo, "latest")
+        self.policy = ByoPolicy(allowed_bases=(self.ref,))
+        self.made = images.build(f"FROM {self.ref}\nCOPY f /f\n")
+        self.saved = images.save(self.made, "saved.tar")
+        images.remove(self.made)
+
+    def put_back(self) -> None:
+        self.client.api.tag(self.base, self.repo, "latest")
+
+    def tags(self) -> dict[str, str]:
+        """The engine's tags that name the base or the image (others' tags may change)."""
+        ids = {self.base, self.made}
+        return {ref: image_id for ref, image_id in snapshot(self.client).items() if image_id in ids}
+
+
+@pytest.fixture
+def target(docker_client: docker.DockerClient, images: Images) -> Target:
+    return Target(docker_client, images)
+
+
+def test_a_symlinked_manifest_moved_a_tag_through_the_old_replay_but_not_any_more(
+    docker_client: docker.DockerClient, images: Images, target: Target
+) -> None:
+    attack = smuggling_archive(target.saved, images.root / "attack.tar", target.ref)
+    before = target.tags()
+    assert before[target.ref] == target.base
+
+    # What c2d sent before this fix, straight to the engine: it moves the tag.
+    try:
+        for _ in docker_client.api.load_image(old_untagged_stream(attack)):
+            pass
+        assert lookup(docker_client, target.ref) == target.made
+    finally:
+        target.put_back()
+        images.remove(target.made)
+    assert target.tags() == before
+
+    built = load_archive(docker_client, attack, target.policy)
+
+    assert built.image_id == target.made
+    assert built.base == target.ref
+    assert lookup(docker_client, target.ref) == target.base
+    assert target.tags() == {**before, f"c2d/byo:{target.made[7:]}": target.made}
+
+
+def test_a_load_that_moves_a_tag_anyway_is_undone_and_refused(
+    docker_client: docker.DockerClient,
+    images: Images,
+    target: Target,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check after the load, should an engine ever find a tag in what c2d sends."""
+    attack = smuggling_archive(target.saved, images.root / "attack.tar", target.ref)
+    before = target.tags()
+    monkeypatch.setattr(
+        runner.byo.load, "rebuilt_stream", lambda path, _: old_untagged_stream(path)
+    )
+    try:
+        with pytest.raises(ByoRefused, match="tried to retag an image") as caught:
+            load_archive(docker_client, attack, target.policy)
+    finally:
+        if lookup(docker_client, target.ref) != target.base:
+            target.put_back()  # only if the check failed to
+    assert target.ref in str(caught.value)
+    assert target.tags() == before
+    assert lookup(docker_client, target.made) is None  # loaded by this call, so removed
+
+
+def test_index_json_annotations_naming_a_tag_move_nothing(
+    docker_client: docker.DockerClient, images: Images, target: Target
+) -> None:
+    annotated = annotated_archive(target.saved, images.root / "oci.tar", target.ref)
+    before = target.tags()
+    try:
+        built = load_archive(docker_client, annotated, target.policy)
+    finally:
+        if lookup(docker_client, target.ref) != target.base:
+            target.put_back()
+    assert built.image_id == target.made
+    assert target.tags() == {**before, f"c2d/byo:{target.made[7:]}": target.made}

@@ -1,4 +1,8 @@
-"""Reading `docker save` archives without trusting them (synthetic archives, no engine)."""
+"""Reading `docker save` archives without trusting them, and the tar c2d rebuilds from them.
+
+Synthetic archives, no engine: the same hostile archives against a real engine are in
+tests/integration/test_byo_archive.py.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from archive_kit import (
+    annotated_archive,
+    first_json,
+    old_untagged_stream,
+    read_back,
+    smuggling_archive,
+)
 
-from runner.byo.archive import read_archive, receive_archive, untagged_stream
+from runner.byo.archive import read_archive, rebuilt_stream, receive_archive
 from runner.errors import ByoInvalid, ByoTooLarge
 
 
@@ -136,20 +147,106 @@ def test_compressed_archives_are_refused(tmp_path: Path) -> None:
         read_archive(path)
 
 
-def test_untagged_stream_drops_every_tag_and_keeps_every_layer(tmp_path: Path) -> None:
+def rebuilt(path: Path) -> list[tuple[str, bytes, bytes]]:
+    """The members of the tar c2d would send the engine for the archive at ``path``."""
+    return read_back(b"".join(rebuilt_stream(path, read_archive(path))))
+
+
+def only_c2d_files(members: list[tuple[str, bytes, bytes]], config_hex: str, layers: int) -> None:
+    names = [name for name, _, _ in members]
+    assert names == ["manifest.json", f"{config_hex}.json"] + [
+        f"layers/{n}.tar" for n in range(layers)
+    ]
+    assert {kind for _, kind, _ in members} == {tarfile.REGTYPE}
+
+
+def test_the_rebuilt_tar_holds_only_the_manifest_config_and_layers_c2d_names(
+    tmp_path: Path,
+) -> None:
     files, entry = image_files("a", [b"one", b"two" * 1000], ["c2d/python-ml:latest"])
+    files["other/layer.tar"] = layer_tar(b"not named by the manifest")
     path = archive(tmp_path, (files, entry))
     image = read_archive(path)
+    stream = b"".join(rebuilt_stream(path, image))
+    members = read_back(stream)
+
+    only_c2d_files(members, image.image_id[7:], 2)
+    with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+        for info in tar:
+            assert (info.mode, info.uid, info.gid, info.mtime) == (0o644, 0, 0, 0)
+            assert (info.uname, info.gname, info.linkname, info.pax_headers) == ("", "", "", {})
+    data = {name: body for name, _, body in members}
+    assert json.loads(data["manifest.json"]) == [
+        {
+            "Config": f"{image.image_id[7:]}.json",
+            "RepoTags": None,
+            "Layers": ["layers/0.tar", "layers/1.tar"],
+        }
+    ]
+    config = data[f"{image.image_id[7:]}.json"]
+    assert config == files[entry["Config"]]
+    assert "sha256:" + hashlib.sha256(config).hexdigest() == image.image_id
+    assert data["layers/1.tar"] == files[entry["Layers"][1]]
     replay = tmp_path / "replay.tar"
-    replay.write_bytes(b"".join(untagged_stream(path, image)))
-    with tarfile.open(replay) as tar:
-        names = tar.getnames()
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        layer = tar.extractfile(entry["Layers"][1]).read()  # type: ignore[union-attr]
-    assert "repositories" not in names
-    assert manifest == [{**entry, "RepoTags": None}]
-    assert layer == files[entry["Layers"][1]]
+    replay.write_bytes(stream)
     assert read_archive(replay).image_id == image.image_id
+    assert read_archive(replay).repo_tags == ()
+
+
+def test_a_repeated_layer_is_written_once_and_named_twice(tmp_path: Path) -> None:
+    files, entry = image_files("a", [b"same"], None)
+    first = entry["Layers"][0]
+    entry["Layers"].append("b/layer.tar")
+    config = json.loads(files.pop(entry["Config"]))
+    config["rootfs"]["diff_ids"] *= 2
+    entry["Config"] = "config.json"
+    files["config.json"] = json.dumps(config).encode()
+    files["manifest.json"] = json.dumps([entry]).encode()
+    path = write_tar(tmp_path / "x.tar", files, links={"b/layer.tar": f"../{first}"})
+    members = rebuilt(path)
+    only_c2d_files(members, read_archive(path).image_id[7:], 1)
+    manifest = json.loads(members[0][2])
+    assert manifest[0]["Layers"] == ["layers/0.tar", "layers/0.tar"]
+    assert members[2][2] == files[first]
+
+
+def test_a_symlinked_manifest_smuggles_a_second_one_past_the_old_replay_but_not_the_rebuild(
+    tmp_path: Path,
+) -> None:
+    files, entry = image_files("a", [b"one"], None)
+    victim = "c2d/python-ml:latest"
+    path = smuggling_archive(archive(tmp_path, (files, entry)), tmp_path / "attack.tar", victim)
+    image = read_archive(path)  # the archive passes every check of the reader
+
+    # What the finding showed: re-read, the old replay holds a second, regular manifest.json.
+    before = [(name, kind, data) for name, kind, data in read_back(old_untagged_stream(path))]
+    manifests = [(kind, data) for name, kind, data in before if name == "manifest.json"]
+    assert [kind for kind, _ in manifests] == [tarfile.SYMTYPE, tarfile.REGTYPE]
+    assert first_json(manifests[1][1])[0]["RepoTags"] == [victim]
+
+    members = rebuilt(path)
+    only_c2d_files(members, image.image_id[7:], 1)
+    assert json.loads(members[0][2]) == [
+        {"Config": f"{image.image_id[7:]}.json", "RepoTags": None, "Layers": ["layers/0.tar"]}
+    ]
+
+
+def test_index_oci_layout_and_repositories_are_not_copied(tmp_path: Path) -> None:
+    files, entry = image_files("a", [b"one"], ["c2d/python-ml:latest"])
+    path = annotated_archive(archive(tmp_path, (files, entry)), tmp_path / "oci.tar", "c2d/x:y")
+    with tarfile.open(path) as tar:
+        assert {"index.json", "oci-layout", "repositories"} <= set(tar.getnames())
+    only_c2d_files(rebuilt(path), read_archive(path).image_id[7:], 1)
+
+
+def test_an_archive_changed_after_reading_is_refused(tmp_path: Path) -> None:
+    files, entry = image_files("a", [b"one"], None)
+    path = archive(tmp_path, (files, entry))
+    image = read_archive(path)
+    files[entry["Config"]] = files[entry["Config"]].replace(b"layers", b"LAYERS")
+    archive(tmp_path, (files, entry))
+    with pytest.raises(ByoInvalid, match="changed"):
+        b"".join(rebuilt_stream(path, image))
 
 
 def test_receive_archive_stops_at_the_cap_and_leaves_nothing(tmp_path: Path) -> None:
