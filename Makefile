@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev services image test test-fast lint format demo bench clean
+.PHONY: help dev services image test attacks test-fast lint format demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: dev ## ruff and mypy
 
 test: lint image ## The whole suite, with real Docker, Redis and Celery workers
 	@$(VENV)/bin/pytest
+
+attacks: lint image ## Only the attack tests: every attack found so far must fail
+	@$(VENV)/bin/pytest -m attack
 
 test-fast: dev ## Unit tests only (no services)
 	@$(VENV)/bin/pytest tests/unit

@@ -74,7 +74,8 @@ as alice c2d approve "$job" --note "reviewed train.py: reads patients.csv, write
 step "The job runs in the sandbox beside the data (no network, read-only data, limits)"
 as bob c2d status "$job" --wait
 
-step "Data owner (alice): outputs wait for her release"
+step "Data owner (alice): the result is hers alone until she releases it (bob saw only the state)"
+as alice c2d status "$job"
 as alice c2d logs "$job"
 as alice c2d release "$job"
 

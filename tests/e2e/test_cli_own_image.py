@@ -196,6 +196,7 @@ def test_a_build_that_tries_the_network_fails_with_the_reason_and_nothing_is_sto
     assert _byo_images(docker_client) == images
 
 
+@pytest.mark.attack
 def test_the_attack_that_fetched_a_host_url_before_approval_is_refused_at_submit(
     c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
 ) -> None:

@@ -21,7 +21,13 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Stack
 
-pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.redis,
+    pytest.mark.slow,
+    pytest.mark.attack,
+    pytest.mark.timeout(600),
+]
 
 ROW = "Jane Roe,123-45-6789"
 SECRETS = ("jane", "roe", "123-45", "6789")

@@ -250,6 +250,7 @@ def target(docker_client: docker.DockerClient, images: Images) -> Target:
     return Target(docker_client, images)
 
 
+@pytest.mark.attack
 def test_a_symlinked_manifest_moved_a_tag_through_the_old_replay_but_not_any_more(
     docker_client: docker.DockerClient, images: Images, target: Target
 ) -> None:
@@ -275,6 +276,7 @@ def test_a_symlinked_manifest_moved_a_tag_through_the_old_replay_but_not_any_mor
     assert target.tags() == {**before, f"c2d/byo:{target.made[7:]}": target.made}
 
 
+@pytest.mark.attack
 def test_a_load_that_moves_a_tag_anyway_is_undone_and_refused(
     docker_client: docker.DockerClient,
     images: Images,
@@ -298,6 +300,7 @@ def test_a_load_that_moves_a_tag_anyway_is_undone_and_refused(
     assert lookup(docker_client, target.made) is None  # loaded by this call, so removed
 
 
+@pytest.mark.attack
 def test_index_json_annotations_naming_a_tag_move_nothing(
     docker_client: docker.DockerClient, images: Images, target: Target
 ) -> None:

@@ -25,7 +25,7 @@ from test_byo_build import TEST_LABEL, job_folder, remove_labelled
 from runner.byo import ByoPolicy, build_from_dockerfile
 from runner.errors import BuildFailed, ByoError
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.docker, pytest.mark.attack, pytest.mark.timeout(600)]
 PROBE = "C2D-BUILD-PROBE "
 
 
