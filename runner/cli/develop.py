@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from jobs.safe_text import one_line
 from runner.cli.output import JsonFlag, Output
 from runner.cli.owner import dataset_app
 from runner.cli.session import connect
@@ -104,9 +105,9 @@ def show_file(out: Output, entry: dict[str, Any]) -> None:
     """One file of a schema: a header line and, for a table, its columns."""
     rows = entry.get("rows")
     counted = "" if rows is None else f", {rows} rows" + ("" if entry.get("rows_exact") else "+")
-    out.say(f"{entry['path']}  ({entry['format']}, {entry['bytes']} bytes{counted})")
+    out.say(f"{one_line(entry['path'])}  ({entry['format']}, {entry['bytes']} bytes{counted})")
     if entry.get("problem"):
-        out.say(f"  could not be read: {entry['problem']}")
+        out.say(f"  could not be read: {one_line(entry['problem'])}")
     columns = entry.get("columns")
     if not columns:
         return
@@ -166,7 +167,7 @@ def dataset_mock(
     result = mock_from_schema(doc, out_dir, rows=rows, seed=seed)
     for f in result.files:
         counted = f", {f.rows} rows" if f.rows is not None else ""
-        out.say(f"wrote {out_dir / f.path} ({f.bytes} bytes{counted})")
+        out.say(f"wrote {one_line(out_dir / f.path)} ({f.bytes} bytes{counted})")
     out.say(
         f"mock data for {name} at level {result.level}, seed {result.seed}: {result.digest} "
         "(made from the schema alone: nothing of the data beyond what the schema shows)"

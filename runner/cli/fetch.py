@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from jobs.digests import canonical_digest, outputs_digest
+from jobs.safe_text import one_line
 from ledger import LedgerError, verify_receipt
 from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
@@ -114,7 +115,7 @@ def fetch(
     with connect(ctx, out) as client:
         job = client.job(job_id)
         if job["state"] in ENDED_WITHOUT_OUTPUTS:
-            reason = f" ({job['reason']})" if job.get("reason") else ""
+            reason = f" ({one_line(job['reason'])})" if job.get("reason") else ""
             raise NotReady(
                 f"job {job_id} is {job['state']}{reason}: it has no outputs to fetch; "
                 f"`c2d logs {job_id}` may say why"

@@ -4,6 +4,13 @@ With `--json` a command prints exactly one JSON document on stdout and nothing e
 without it, stdout carries only the command's primary value (a job id, a token, log text) so
 that `JOB=$(c2d submit ...)` works. Tables, progress, hints and errors always go to stderr, drawn
 with rich only when stderr is a terminal and `--json` is off, and as plain text otherwise.
+
+Much of what is shown comes from a job or a researcher: code, diffs, file names, logs, reasons.
+So every string passes through `jobs.safe_text.escape` on its way out (control characters, bidi
+overrides and invisible characters shown as `\\x1b`, `\\u202e`), and rich draws it as a `Text`,
+never parsing it as markup (`[red]` stays `[red]`). Cells and fields are one line each (their
+newlines and tabs escaped too); messages, text blocks and the primary value keep their lines.
+With `--json` the document is written as it is: JSON escapes every control character itself.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,6 +33,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
+
+from jobs.safe_text import escape, one_line
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout (people text on stderr).")
@@ -82,16 +91,18 @@ class Output:
             self.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
             self.emitted = True
         elif primary is not None:
+            primary = escape(primary, multiline=True)
             self.stdout.write(primary if primary.endswith("\n") or not primary else primary + "\n")
         self.stdout.flush()
 
     # -- stderr ----------------------------------------------------------------------------
 
     def say(self, text: str, style: str | None = None) -> None:
-        """A line for people."""
+        """A message for people (its own newlines kept, everything else that hides escaped)."""
+        text = escape(text, multiline=True)
         if self.console:
             # soft_wrap: long digests and paths wrap in the terminal, not as inserted newlines.
-            self.console.print(escape(text), style=style, soft_wrap=True)
+            self.console.print(Text(text, style=style or ""), soft_wrap=True)
         else:
             self.stderr.write(text + "\n")
             self.stderr.flush()
@@ -109,29 +120,28 @@ class Output:
         self.say(f"error: {text}", style="bold red")
 
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
-        """Aligned `key: value` lines."""
+        """Aligned `key: value` lines, each value on its one line."""
         width = max((len(k) for k, _ in pairs), default=0)
         for key, value in pairs:
-            shown = "-" if value is None or value == "" else str(value)
+            shown = "-" if value is None or value == "" else one_line(value)
+            label = one_line(key).ljust(width)
             if self.console:
-                self.console.print(
-                    f"[bold]{escape(key.ljust(width))}[/bold]  {escape(shown)}", soft_wrap=True
-                )
+                self.console.print(Text.assemble((label, "bold"), "  ", shown), soft_wrap=True)
             else:
-                self.say(f"{key.ljust(width)}  {shown}")
+                self.say(f"{label}  {shown}")
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> None:
         """A table of `rows`, or the sentence `empty` when there are none."""
         if not rows:
             self.say(empty)
             return
-        cells = [["-" if v is None or v == "" else str(v) for v in row] for row in rows]
+        cells = [["-" if v is None or v == "" else one_line(v) for v in row] for row in rows]
         if self.console:
             table = Table(header_style="bold", box=None, pad_edge=False)
             for column in columns:
-                table.add_column(column, overflow="fold")
+                table.add_column(Text(column), overflow="fold")
             for row in cells:
-                table.add_row(*(escape(c) for c in row))
+                table.add_row(*(Text(c) for c in row))
             self.console.print(table)
             return
         widths = [max(len(c) for c in col) for col in zip(columns, *cells, strict=False)]
@@ -139,7 +149,8 @@ class Output:
             self.say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
     def text_block(self, text: str, syntax: str | None = None) -> None:
-        """A block of text such as a diff (highlighted when rich)."""
+        """A block of text such as a diff or a log (highlighted when rich), lines kept."""
+        text = escape(text, multiline=True)
         if self.console and syntax:
             from rich.syntax import Syntax
 
@@ -152,8 +163,8 @@ class Output:
     def status(self, text: str) -> Iterator[Callable[[str], None]]:
         """A live status line; yields `update(text)`. Plain mode prints each new text once."""
         if self.console:
-            with self.console.status(escape(text)) as live:
-                yield lambda t: live.update(escape(t))
+            with self.console.status(Text(one_line(text))) as live:
+                yield lambda t: live.update(Text(one_line(t)))
             return
         self.say(text)
         last = [text]
@@ -182,7 +193,7 @@ class DownloadBars:
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -199,7 +210,7 @@ class DownloadBars:
         self.progress.stop()
 
     def start(self, name: str, total: int) -> None:
-        self.task = self.progress.add_task(escape(name), total=total)
+        self.task = self.progress.add_task(one_line(name), total=total)
 
     def advance(self, nbytes: int) -> None:
         if self.task is not None:
@@ -229,4 +240,4 @@ class DownloadLines:
         pass
 
     def finish(self, name: str) -> None:
-        self.out.say(f"downloaded {name} ({self.total} bytes)")
+        self.out.say(f"downloaded {one_line(name)} ({self.total} bytes)")

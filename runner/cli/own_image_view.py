@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs.safe_text import one_line
 from jobs.units import describe_size
 from runner.cli.output import Output
 
@@ -28,7 +29,7 @@ def show_own_image(out: Output, image: dict[str, Any]) -> None:
     layers, base_layers = facts.get("layers", 0), facts.get("base_layers", 0)
     how = image.get("source")
     out.say("")
-    out.say(f"the job brings its own image ({how}):")
+    out.say(f"the job brings its own image ({one_line(how)}):")
     out.fields(
         [
             ("image", facts.get("image_id")),
@@ -48,7 +49,7 @@ def show_own_image(out: Output, image: dict[str, Any]) -> None:
     out.say(SANDBOX_NOTE)
     if image.get("dockerfile"):
         out.say("")
-        out.say(f"{image['dockerfile']}:")
+        out.say(f"{one_line(image['dockerfile'])}:")
         out.text_block(image.get("dockerfile_text") or "", syntax="docker")
         out.say("its changes since the previous approved job's:")
         out.text_block(image.get("dockerfile_diff") or "(unchanged)\n", syntax="diff")

@@ -14,6 +14,7 @@ from jobs.bundle import pack
 from jobs.errors import SpecError
 from jobs.images import image_code_digest
 from jobs.models import JobSpec
+from jobs.safe_text import one_line
 from jobs.units import parse_size
 from runner.cli.app import ExitCode, app
 from runner.cli.dryrun_view import show_dryrun
@@ -183,7 +184,7 @@ def image(
 
 
 def _report_end(out: Output, job: dict[str, Any]) -> None:
-    reason = f": {job['reason']}" if job.get("reason") else ""
+    reason = f": {one_line(job['reason'])}" if job.get("reason") else ""
     out.say(f"job {job['id']} {job['state']}{reason}")
     if job["state"] == "released":
         out.hint(f"fetch the outputs with `c2d fetch {job['id']}`")

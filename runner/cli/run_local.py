@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from jobs.fields import NAME_PATTERN
+from jobs.safe_text import one_line
 from runner.cli.app import ExitCode, app
 from runner.cli.develop import mock_from_schema
 from runner.cli.output import JsonFlag, Output
@@ -59,7 +60,7 @@ def _show(out: Output, doc: dict[str, Any]) -> None:
     out.text_block(doc["log"] or "(empty)\n")
     out.say("--- end of log ---")
     verdict = "succeeded" if doc["ok"] else "failed"
-    out.say(f"{verdict}: {doc['reason']} ({doc['duration_s']:.1f} s)")
+    out.say(f"{verdict}: {one_line(doc['reason'])} ({doc['duration_s']:.1f} s)")
     outputs = ", ".join(f"{o['name']} ({o['bytes']} bytes)" for o in doc["outputs"])
     kept = f"; kept in {doc['kept']}" if doc["kept"] else ""
     out.fields(

@@ -79,3 +79,74 @@ def test_the_rich_path_draws_tables_fields_diffs_and_bars_on_stderr() -> None:
     for expected in ("j1", "[bold]pending", "sha256:abc", "new line", "model.skops"):
         assert expected in text
     assert stdout.getvalue() == ""
+
+
+ATTACK = "ok\x1b[1A\x1b[2K\u202eevil\x9b2J [red]x[/red] :smile:"
+
+
+def _printed(out: Output, text: str) -> None:
+    """Every way the CLI prints people text, each handed `text`."""
+    out.say(text)
+    out.warn(text)
+    out.fields([("reason", text)])
+    out.table(["file"], [[text]], empty="none")
+    out.text_block(text + "\n", syntax="diff")
+    out.text_block(text)
+
+
+def _live(out: Output, text: str) -> None:
+    """The status line and the download bars (rich redraws them with its own ESC[1A ESC[2K)."""
+    with out.status(text) as update:
+        update(text + "!")
+    with out.downloads() as observer:
+        observer.start(text, 1)
+        observer.advance(1)
+        observer.finish(text)
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["plain", "rich"])
+def test_job_text_is_shown_escaped_and_markup_literally(terminal: bool) -> None:
+    stdout = io.StringIO()
+    stderr: io.StringIO = Terminal() if terminal else io.StringIO()
+    out = Output(False, stdout=stdout, stderr=stderr)
+    assert out.rich is terminal
+    _printed(out, ATTACK)
+    out.result({"log": ATTACK}, ATTACK)
+    shown = "ok\\x1b[1A\\x1b[2K\\u202eevil\\x9b2J [red]x[/red] :smile:"
+    for stream in (stdout.getvalue(), stderr.getvalue()):
+        assert "\u202e" not in stream
+        assert "\x9b" not in stream
+        assert "\x1b[1A" not in stream
+        assert "\x1b[2K" not in stream
+        assert shown in stream
+    # rich markup and emoji codes in job text are printed as they are, never interpreted
+    assert stderr.getvalue().count(shown) >= 6
+    assert stdout.getvalue() == shown + "\n"
+    live = Terminal() if terminal else io.StringIO()
+    _live(Output(False, stdout=io.StringIO(), stderr=live), ATTACK)
+    assert shown in live.getvalue()
+    assert "\u202e" not in live.getvalue()
+    assert "ok\x1b" not in live.getvalue()
+
+
+def test_json_output_is_the_raw_document_with_json_escapes() -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(True, stdout=stdout, stderr=stderr)
+    out.say(ATTACK)
+    out.result({"log": ATTACK}, ATTACK)
+    assert "\x1b" not in stdout.getvalue()
+    assert "\u202e" not in stdout.getvalue()
+    assert "\\u001b[1A" in stdout.getvalue()
+    assert "\\u202e" in stdout.getvalue()
+    assert json.loads(stdout.getvalue()) == {"log": ATTACK}  # nothing lost for scripts
+    assert "\x1b" not in stderr.getvalue()
+
+
+def test_a_field_or_cell_cannot_forge_a_line_of_its_own() -> None:
+    stderr = io.StringIO()
+    out = Output(False, stdout=io.StringIO(), stderr=stderr)
+    out.fields([("reason", "failed\nstate   approved"), ("name", "x")])
+    out.table(["file", "bytes"], [["a.py\n b.py", 3]], empty="none")
+    lines = stderr.getvalue().splitlines()
+    assert lines[0] == "reason  failed\\x0astate   approved"
+    assert len(lines) == 4
