@@ -1,10 +1,15 @@
 """Reading untrusted tar archives without trusting them.
 
 ``read_members`` checks every header before anything touches the disk: only regular files and
-folders, relative names without ``..``, no duplicates, no file used as a folder, and at most
-``max_files`` members and ``max_bytes`` of file content. ``extract`` then writes exactly what
-was checked, with fixed modes (files 0o644, folders 0o755) so that the sandbox's non-root user
-can read them, and never follows or creates a link.
+folders, relative names without ``..``, at most ``max_files`` members and ``max_bytes`` of file
+content, and one rule for the tree: **every member creates something new**. A name may not
+appear twice, nor name a path that an earlier member already made a folder (``a/b`` then
+``a``, file or folder entry), nor lie inside a file. That is exactly what writing the members
+in order into an empty folder needs, so the upload check (``jobs.bundle.file_list``) and
+``extract`` accept the same archives. ``extract`` then writes what was checked, with fixed
+modes (files 0o644, folders 0o755) so that the sandbox's non-root user can read them, and never
+follows or creates a link; if the disk still refuses a member, that is a ``BundleError``
+naming it, so a dry run or a run ends instead of being retried.
 """
 
 from __future__ import annotations
@@ -74,7 +79,9 @@ def _normalize(name: str) -> str:
 def read_members(tar: tarfile.TarFile, *, max_files: int, max_bytes: int) -> list[Member]:
     """Check every header of ``tar`` and return the members in archive order."""
     members: list[Member] = []
-    kinds: dict[str, bool] = {}  # path -> is_dir, for duplicate and file-as-folder checks
+    # Every path the members made so far -> whether it is a folder. A member's parents are
+    # folders from then on, whether or not a folder entry named them.
+    made: dict[str, bool] = {}
     total = 0
     while True:
         try:
@@ -95,16 +102,8 @@ def read_members(tar: tarfile.TarFile, *, max_files: int, max_bytes: int) -> lis
                 f"bundle member {path!r} has unsupported type {info.type!r}", member=path
             )
         is_dir = info.type == tarfile.DIRTYPE
-        if path in kinds:
-            raise BundleError(f"bundle member {path!r} appears more than once", member=path)
-        parents = path.split("/")[:-1]
-        for depth in range(1, len(parents) + 1):
-            parent = "/".join(parents[:depth])
-            if kinds.get(parent) is False:
-                raise BundleError(
-                    f"bundle member {path!r} is inside {parent!r}, which is a file", member=path
-                )
-        kinds[path] = is_dir
+        _check_new(path, made)
+        made[path] = is_dir
         if len(members) + 1 > max_files:
             raise BundleError(
                 f"bundle has more than {max_files} members (stopped at {path!r})", member=path
@@ -116,6 +115,27 @@ def read_members(tar: tarfile.TarFile, *, max_files: int, max_bytes: int) -> lis
                 member=path,
             )
         members.append(Member(path, is_dir, 0 if is_dir else info.size, info))
+
+
+def _check_new(path: str, made: dict[str, bool]) -> None:
+    """The tree rule: ``path`` must create something new, inside folders only; its parents
+    are recorded in ``made`` as folders."""
+    if path in made:
+        if made[path] and any(p.startswith(path + "/") for p in made):
+            raise BundleError(
+                f"bundle member {path!r} comes after members inside it (or twice); a folder "
+                "must come before what it holds, and only once",
+                member=path,
+            )
+        raise BundleError(f"bundle member {path!r} appears more than once", member=path)
+    parents = path.split("/")[:-1]
+    for depth in range(1, len(parents) + 1):
+        parent = "/".join(parents[:depth])
+        if made.get(parent) is False:
+            raise BundleError(
+                f"bundle member {path!r} is inside {parent!r}, which is a file", member=path
+            )
+        made[parent] = True
 
 
 def read_files(source: bytes | Path, *, max_files: int, max_bytes: int) -> dict[str, bytes]:
@@ -161,10 +181,16 @@ def extract(source: bytes | Path, dest: Path, max_files: int, max_bytes: int) ->
             dest.mkdir(mode=0o755, parents=True, exist_ok=True)
             os.chmod(dest, 0o755)  # noqa: S103  (see _mkdirs)
             for member in members:
-                if member.is_dir:
-                    _mkdirs(dest, member.path)
-                else:
-                    _write_file(tar, member, dest)
+                try:
+                    if member.is_dir:
+                        _mkdirs(dest, member.path)
+                    else:
+                        _write_file(tar, member, dest)
+                except OSError as exc:
+                    raise BundleError(
+                        f"cannot extract bundle member {member.path!r}: {exc.strerror or exc}",
+                        member=member.path,
+                    ) from exc
         except BaseException:
             if created:
                 shutil.rmtree(dest, ignore_errors=True)

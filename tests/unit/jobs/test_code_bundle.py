@@ -211,6 +211,23 @@ CRAFTED = {
     "duplicate": ([("a", REG, b"1"), ("./a", REG, b"2")], "more than once", "a"),
     "duplicate folder": ([("d", DIR, None), ("d/", DIR, None)], "more than once", "d"),
     "file as folder": ([("a", REG, b"1"), ("a/b", REG, b"2")], "which is a file", "a/b"),
+    # A path an earlier member made a folder cannot be a member of its own afterwards:
+    # extraction would meet a folder where it creates the file (FileExistsError).
+    "file after files inside it": (
+        [("a/b", REG, b"1"), ("a", REG, b"2")],
+        "after members inside it",
+        "a",
+    ),
+    "folder after files inside it": (
+        [("a/b/c", REG, b"1"), ("a/b", DIR, None)],
+        "after members inside it",
+        "a/b",
+    ),
+    "folder after its own folder entry's files": (
+        [("d", DIR, None), ("d/x", REG, b"1"), ("d/", DIR, None)],
+        "after members inside it",
+        "d",
+    ),
     "too many files": ([(f"f{i}", REG, b"") for i in range(101)], "more than 100", "f100"),
     "too many bytes": ([("big", REG, b"x" * ((1 << 20) + 1))], "more than", "big"),
 }
@@ -229,6 +246,37 @@ def test_crafted_archives_are_refused_and_nothing_is_written(tmp_path, case):
     assert not (tmp_path / "x").exists()
     with pytest.raises(BundleError):
         file_list(data, **CAPS)
+
+
+def test_the_upload_check_accepts_exactly_what_extraction_writes(tmp_path):
+    """Implicit parents, folder entries first, and deep trees pass both; see CRAFTED for the
+    shapes both refuse."""
+    data = craft(
+        ("a/b/c.py", REG, b"1"),
+        ("a/b/d.py", REG, b"2"),
+        ("e", DIR, None),
+        ("e/f.py", REG, b"3"),
+        ("a/g.py", REG, b"4"),
+    )
+    listed = file_list(data, **CAPS)
+    assert sorted(extract(data, tmp_path / "out", **CAPS)) == listed
+    assert (tmp_path / "out/a/b/c.py").read_bytes() == b"1"
+
+
+def test_a_member_the_disk_refuses_is_a_bundle_error_naming_it(tmp_path, monkeypatch):
+    """Whatever the disk says while extracting, the caller gets a BundleError (a dry run or a
+    run records it and ends) rather than a bare OSError that would be retried forever."""
+    import jobs.tarsafe
+
+    def refuse(*args, **kwargs):
+        raise FileExistsError(17, "File exists")
+
+    monkeypatch.setattr(jobs.tarsafe, "_write_file", refuse)
+    with pytest.raises(
+        BundleError, match=r"cannot extract bundle member 'data/notes\.txt': File exists"
+    ):
+        extract(pack(make(tmp_path / "a")), tmp_path / "out", **CAPS)
+    assert not (tmp_path / "out").exists()
 
 
 def test_not_a_tar_is_a_bundle_error(tmp_path):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.bundle import pack
+from jobs.bundle import Bundle, pack
+from jobs.digests import sha256_digest
 from jobs.models import DatasetPolicy, Job, Role, User
 from jobs.spec import JobSpec
 from runner.context import Context, open_context
@@ -53,11 +54,21 @@ class ControlWorld:
     def service(self):  # type: ignore[no-untyped-def]
         return self.ctx.service
 
-    def submit(self, *, command: str = "train.py", params: dict[str, Any] | None = None) -> Job:
+    def submit(
+        self,
+        *,
+        command: str = "train.py",
+        params: dict[str, Any] | None = None,
+        bundle_data: bytes | None = None,
+    ) -> Job:
+        """Submit a job of ``train.py``, or of ``bundle_data`` stored as it is (unchecked, as
+        an upload accepted by an earlier server would be)."""
         folder = self.tmp / "job"
         folder.mkdir(exist_ok=True)
         (folder / "train.py").write_text("print('hello')\n")
         bundle = pack(folder)
+        if bundle_data is not None:
+            bundle = Bundle(bundle_data, sha256_digest(bundle_data), ("train.py",))
         self.ctx.artifacts.put_bytes(bundle.data)
         spec = JobSpec(
             name="train",

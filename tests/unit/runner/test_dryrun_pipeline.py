@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from control_world import ControlWorld, build_control_world
+from control_world import ControlWorld, build_control_world, tar_with
 
 from jobs.models import DatasetPolicy
 from jobs.states import JobState
@@ -186,3 +186,18 @@ def test_a_dataset_without_a_schema_gets_a_dry_run_that_says_so(world) -> None:
     assert "has no schema" in dryrun.reason
     assert dryrun.mock_digest is None
     assert recorder.specs == []
+
+
+def test_a_bundle_extraction_refuses_gets_a_failed_dry_run_not_endless_retries(world) -> None:
+    """`a/b` before `a`: an earlier server's upload check let it in, extraction cannot write it.
+    The dry run is recorded as not run, once, so the reconciler does not send it again."""
+    w, recorder = world
+    job = w.submit(bundle_data=tar_with({"a/b": b"1", "a": b"2"}))
+    assert execute_dryrun(w.ctx, job.id, "host-1") == RECORDED
+    dryrun = w.service.dryrun_of(job.id)
+    assert dryrun is not None
+    assert not dryrun.ok
+    assert "'a' comes after members inside it" in dryrun.reason
+    assert recorder.specs == []
+    assert not list(w.ctx.settings.dryrun_dir.iterdir())
+    assert execute_dryrun(w.ctx, job.id, "host-2") == SKIPPED

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from control_world import ControlWorld, build_control_world
+from control_world import ControlWorld, build_control_world, tar_with
 
 from jobs.states import JobState
 from runner.errors import TryLater
@@ -48,6 +48,19 @@ def test_a_job_runs_finishes_once_and_leaves_nothing_on_the_host(world):
     assert job.id not in world.host.containers
     assert not (world.ctx.settings.work_dir / job.id).exists()
     assert not (world.ctx.settings.code_dir / job.id).exists()
+
+
+def test_a_bundle_extraction_refuses_fails_the_job_before_it_starts(world):
+    """`a/b` before `a` (let in by an earlier upload check) ends as a failed job, not as an
+    exception that leaves it running until the reconciler sends it again, forever."""
+    job = world.approved(bundle_data=tar_with({"a/b": b"1", "a": b"2"}))
+    assert execute_job(world.ctx, job.id, W1, poll_s=0.05) is Ending.FINISHED
+    done = world.service.load_job(job.id)
+    assert done.state is JobState.FAILED
+    assert "'a' comes after members inside it" in (done.reason or "")
+    assert world.host.created == {}
+    assert not (world.ctx.settings.code_dir / job.id).exists()
+    assert not [p for p in world.ctx.settings.code_dir.iterdir() if p.name.startswith(".")]
 
 
 def test_a_second_delivery_of_a_finished_job_does_nothing(world):
