@@ -3,8 +3,10 @@
 The same folder always gives the same bytes, whatever the files' mtimes, permissions, owners or
 creation order: entries are sorted, every header has mtime 0, uid/gid 0, empty user and group
 names, mode 0o644 for files and 0o755 for folders. Only regular files and folders go in; a
-symlink, fifo, socket or device in the folder is an error naming it. ``.git``, ``__pycache__``
-and what ``.c2dignore`` lists are left out (see ``jobs.ignore``).
+symlink, fifo, socket or device in the folder is an error naming it, and so is a name that is
+not UTF-8 or holds a control, bidi or invisible character (it would hide on the reviewer's
+screen; the server refuses such a bundle too). ``.git``, ``__pycache__`` and what
+``.c2dignore`` lists are left out (see ``jobs.ignore``).
 
 The code digest is ``sha256:`` over the tar bytes. Reading a bundle someone else made (the
 server on upload, the worker before a run, ``c2d review``) goes through ``jobs.tarsafe``.
@@ -24,6 +26,7 @@ from jobs import tarsafe
 from jobs.digests import sha256_digest
 from jobs.errors import BundleError, TooLarge
 from jobs.ignore import IgnoreRules
+from jobs.safe_text import escape, escaped_char, unsafe_name
 from jobs.units import format_size
 
 DEFAULT_MAX_FILES = 10_000
@@ -105,6 +108,14 @@ class _Packer:
             is_dir = stat.S_ISDIR(mode)
             if self.rules.ignored(rel, is_dir):
                 continue
+            hidden = unsafe_name(entry.name)
+            if hidden is not None:
+                raise BundleError(
+                    f"{escape(rel)}: the name holds a control or invisible character "
+                    f"({escaped_char(hidden)}), which would hide on the reviewer's screen; "
+                    "rename it, or list it in .c2dignore",
+                    member=rel,
+                )
             if is_dir:
                 self.entries.append((rel, None))
                 self.walk(Path(entry.path), rel + "/")

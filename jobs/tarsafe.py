@@ -1,15 +1,16 @@
 """Reading untrusted tar archives without trusting them.
 
 ``read_members`` checks every header before anything touches the disk: only regular files and
-folders, relative names without ``..``, at most ``max_files`` members and ``max_bytes`` of file
-content, and one rule for the tree: **every member creates something new**. A name may not
-appear twice, nor name a path that an earlier member already made a folder (``a/b`` then
-``a``, file or folder entry), nor lie inside a file. That is exactly what writing the members
-in order into an empty folder needs, so the upload check (``jobs.bundle.file_list``) and
-``extract`` accept the same archives. ``extract`` then writes what was checked, with fixed
-modes (files 0o644, folders 0o755) so that the sandbox's non-root user can read them, and never
-follows or creates a link; if the disk still refuses a member, that is a ``BundleError``
-naming it, so a dry run or a run ends instead of being retried.
+folders, relative names without ``..`` and without a control, bidi or invisible character
+(``jobs.safe_text``: such a name would hide on the reviewer's screen), at most ``max_files``
+members and ``max_bytes`` of file content, and one rule for the tree: **every member creates
+something new**. A name may not appear twice, nor name a path that an earlier member already
+made a folder (``a/b`` then ``a``, file or folder entry), nor lie inside a file. That is exactly
+what writing the members in order into an empty folder needs, so the upload check
+(``jobs.bundle.file_list``) and ``extract`` accept the same archives. ``extract`` then writes
+what was checked, with fixed modes (files 0o644, folders 0o755) so that the sandbox's non-root
+user can read them, and never follows or creates a link; if the disk still refuses a member,
+that is a ``BundleError`` naming it, so a dry run or a run ends instead of being retried.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.errors import BundleError
+from jobs.safe_text import escape, escaped_char, unsafe_name
 
 _CHUNK = 1024 * 1024
 _KINDS = {
@@ -63,6 +65,14 @@ def open_tar(source: bytes | Path) -> Iterator[tarfile.TarFile]:
 
 
 def _normalize(name: str) -> str:
+    hidden = unsafe_name(name)  # undecodable bytes arrive as surrogates, which count too
+    if hidden is not None:
+        raise BundleError(
+            f"bundle member '{escape(name)}' has a control or invisible character "
+            f"({escaped_char(hidden)}) in its name; rename the file (names must be printable "
+            "UTF-8 text)",
+            member=name,
+        )
     if name.startswith("/"):
         raise BundleError(f"bundle member {name!r} has an absolute path", member=name)
     parts = name.split("/")

@@ -248,6 +248,42 @@ def test_crafted_archives_are_refused_and_nothing_is_written(tmp_path, case):
         file_list(data, **CAPS)
 
 
+HIDING_NAMES = {
+    "escape": "run\x1b[1A\x1b[2K.py",
+    "bidi override": "train\u202eyp.sh",
+    "c1 csi": "a\x9bb.py",
+    "newline": "a\nb.py",
+    "zero-width": "tra\u200bin.py",
+    "not utf-8": "caf\udce9.py",
+}
+
+
+@pytest.mark.parametrize("case", HIDING_NAMES)
+def test_a_member_name_that_hides_is_refused_and_named_escaped(tmp_path, case):
+    name = HIDING_NAMES[case]
+    data = craft(("ok.py", REG, b"1"), (f"src/{name}", REG, b"2"))
+    with pytest.raises(BundleError, match="control or invisible character") as info:
+        file_list(data, **CAPS)
+    message = str(info.value)
+    assert info.value.member == f"src/{name}"
+    assert all(ch.isprintable() for ch in message), message
+    assert "\\" in message  # the character is named as an escape
+    with pytest.raises(BundleError):
+        extract(data, tmp_path / "out", **CAPS)
+    assert not (tmp_path / "out").exists()
+
+
+def test_pack_refuses_a_file_name_that_hides_unless_it_is_ignored(tmp_path):
+    folder = make(tmp_path / "job")
+    (folder / "lib" / "x\x1b[2K\u202e.py").write_bytes(b"evil = 1\n")
+    with pytest.raises(BundleError, match="control or invisible") as info:
+        pack(folder)
+    assert "lib/x\\x1b[2K\\u202e.py" in str(info.value)
+    assert "\x1b" not in str(info.value)
+    (folder / ".c2dignore").write_text("x*.py\n")
+    assert "lib/util.py" in pack(folder).files
+
+
 def test_the_upload_check_accepts_exactly_what_extraction_writes(tmp_path):
     """Implicit parents, folder entries first, and deep trees pass both; see CRAFTED for the
     shapes both refuse."""
