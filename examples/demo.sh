@@ -80,7 +80,7 @@ as alice c2d logs "$job"
 as alice c2d release "$job"
 
 step "Researcher (bob): fetch the model; every digest and the receipt are checked first"
-as bob c2d fetch "$job" -o "$work/fetched"
+as bob c2d fetch "$job" -o "$work/fetched" --key "$C2D_HOME/ledger.key.pub"
 show "python: load model.skops and predict"
 python - "$work/fetched" <<'PY'
 import json, sys

@@ -7,6 +7,11 @@ same files) and the outcome's metrics hash to the digest that entry recorded. Th
 downloads to a hidden part file, must hash to that agreed digest, and only then is renamed into
 place; the receipt is saved last, byte for byte as the server sent it, so it can be verified
 again later.
+
+The receipt proves something against the operator only when checked against a key the
+researcher holds independently: one given with ``--key`` or pinned by ``c2d login``. Without
+either, fetch checks it against the key the server sent in the same breath, and says so
+plainly: that catches a corrupted download, not a dishonest server.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ from runner.ledger_client import finished_body, finished_outputs_digest, read_pu
 METRICS = "metrics.json"
 RECEIPT = "receipt.json"
 ENDED_WITHOUT_OUTPUTS = frozenset({"failed", "rejected", "cancelled"})
+UNPINNED = (
+    "the receipt was checked only against the ledger key this server sent, which proves "
+    "nothing if the server itself is not honest; pin the log's key once with "
+    "`c2d login URL TOKEN --key FILE` (or pass --key FILE), FILE being the public key the "
+    "operator publishes ($C2D_HOME/ledger.key.pub)"
+)
 
 
 def _digest_map(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -110,8 +121,10 @@ def fetch(
     folder = output or Path(job_id)
     conn = connection(ctx, out)
     pinned = read_public_key(key) if key else None
+    trusted_by = "given with --key" if key else None
     if pinned is None and conn.public_key:
         pinned = base64.b64decode(conn.public_key)
+        trusted_by = "pinned at login"
     with connect(ctx, out) as client:
         job = client.job(job_id)
         if job["state"] in ENDED_WITHOUT_OUTPUTS:
@@ -154,10 +167,16 @@ def fetch(
     metrics = (job.get("outcome") or {}).get("metrics")
     if METRICS in outputs:
         metrics = json.loads((folder / METRICS).read_bytes())
+    if trusted_by is not None:
+        proof = f"the receipt verifies against the log key {trusted_by}"
+    else:
+        proof = "the receipt verifies against the key the server sent (see the warning)"
     out.say(
         f"fetched {len(files)} files into {folder}; every digest matches the outcome and the "
-        f"receipt, and the receipt verifies against the log key (log size {check.size})"
+        f"receipt, and {proof} (log size {check.size})"
     )
+    if trusted_by is None:
+        out.warn(UNPINNED)
     out.result(
         {
             "id": job_id,
@@ -166,6 +185,8 @@ def fetch(
             "metrics": metrics,
             "receipt": str(folder / RECEIPT),
             "verified": True,
+            # "served": checked against the key the server sent, not one the caller holds.
+            "key": "given" if key else "pinned" if trusted_by else "served",
         },
         str(folder),
     )
