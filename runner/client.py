@@ -20,7 +20,7 @@ import httpx
 
 from runner.client_download import Downloaded, DownloadObserver, Silent, download
 from runner.client_http import api_error, unavailable
-from runner.client_upload import ProgressReader, check_archive
+from runner.client_upload import ARCHIVE_HEADER, ProgressReader, check_archive
 from runner.errors import ApiError, IntegrityError
 
 API = "/v1"
@@ -155,6 +155,7 @@ class Client:
         not capped.
         """
         files: dict[str, Any] = {"bundle": ("bundle.tar", bundle, "application/x-tar")}
+        headers: dict[str, str] = {}
         watch = observer or Silent()
         with contextlib.ExitStack() as stack:
             if image_archive is not None:
@@ -162,12 +163,14 @@ class Client:
                 handle = stack.enter_context(image_archive.open("rb"))
                 reader = ProgressReader(handle, watch)
                 files["image_archive"] = ("image.tar", reader, "application/x-tar")
+                headers[ARCHIVE_HEADER] = str(size)  # the server allows this much more
                 watch.start(image_archive.name, size)
             job = self._json(
                 "POST",
                 "/jobs",
                 data={"spec": json.dumps(spec)},
                 files=files,
+                headers=headers,
                 timeout=httpx.Timeout(self._http.timeout.connect, read=None),
             )
             if image_archive is not None:

@@ -1,4 +1,5 @@
-"""Uploading an image archive with ``c2d submit --image-archive``: size cap and progress.
+"""Uploading an image archive with ``c2d submit --image-archive``: size cap, declared size and
+progress.
 
 The archive is never read into memory: httpx reads the file object in chunks while it sends
 the multipart body, and ``ProgressReader`` tells a ``DownloadObserver`` (the CLI's progress
@@ -12,6 +13,10 @@ from typing import IO
 
 from runner.client_download import DownloadObserver
 from runner.errors import ByoInvalid, ByoTooLarge
+
+ARCHIVE_HEADER = "X-C2D-Archive-Bytes"
+"""Declares the size of a submission's ``image_archive`` part. The server caps a request
+without it at the bundle cap, so only a request that declares an archive may be that large."""
 
 
 class ProgressReader:

@@ -4,8 +4,14 @@ Nothing is stored unless everything passes:
 
 1. The request body is capped while it streams in (``Content-Length`` is checked first, then
    every chunk is counted), so an oversized upload is refused with 413 before it is all read.
-2. The multipart form holds one field (``spec``), the ``bundle`` file and, optionally, an
-   ``image_archive`` file (a ``docker save`` archive the job runs in).
+   The cap is the bundle cap plus room for the spec and the form, and grows by an image
+   archive only when the request declares one: ``X-C2D-Archive-Bytes: N`` (``c2d submit
+   --image-archive`` sends it), N at most the host's archive cap. So a bundle-only request
+   can never make the server take in gigabytes.
+2. The multipart form holds one field (``spec``), the ``bundle`` file and, only when declared,
+   one ``image_archive`` file (a ``docker save`` archive the job runs in). Each file part is
+   capped while it is parsed (the bundle at the bundle cap, the archive at its declared size)
+   and spooled past 1 MiB into the state folder's upload folder, never the system's ``/tmp``.
 3. The bundle is copied into a private temporary file under a cap, and every tar header is
    checked as extraction would check it (``jobs.bundle.file_list``) before the job exists.
 4. The environment is resolved to a local image ID (never pulled), or the job's own image is
@@ -27,7 +33,7 @@ from typing import IO, Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from jobs.bundle import file_list
@@ -38,6 +44,7 @@ from runner.api.deps import Actor, State
 from runner.api.own_image import own_image, wants_own_image
 from runner.api.views import job_view
 from runner.byo import receive_archive
+from runner.client_upload import ARCHIVE_HEADER
 from runner.context import Context, byo_policy_from
 
 router = APIRouter(prefix="/v1")
@@ -82,35 +89,126 @@ def _too_large(cap: int) -> TooLarge:
     )
 
 
+def _request_too_large(cap: int, archive: int) -> TooLarge:
+    if archive:
+        return TooLarge(
+            f"the upload is larger than the code bundle cap ({format_size(cap)}) and the "
+            f"image archive it declared ({archive} bytes) allow"
+        )
+    return TooLarge(
+        f"the upload is larger than the {format_size(cap)} code bundle this server accepts "
+        f"(an image archive must be declared in the {ARCHIVE_HEADER} header, as `c2d submit "
+        "--image-archive` does); leave data, models and build output out of the job folder "
+        "(.c2dignore)"
+    )
+
+
 async def _capped(
-    stream: AsyncIterator[bytes], limit: int, cap: int
+    stream: AsyncIterator[bytes], limit: int, refusal: TooLarge
 ) -> AsyncGenerator[bytes, None]:
     total = 0
     async for chunk in stream:
         total += len(chunk)
         if total > limit:
-            raise _too_large(cap)
+            raise refusal
         yield chunk
 
 
-async def read_form(request: Request, cap: int, archive_cap: int = 0) -> FormData:
-    """Parse the upload's form, refusing (413) a body larger than the bundle cap (plus the
-    image archive cap, when the host accepts archives) allows."""
-    limit = cap + archive_cap + SPEC_MAX + FORM_OVERHEAD
+def declared_archive(headers: Headers, archive_cap: int) -> int:
+    """The image archive size the request declares (0: none); 413 past the host's cap."""
+    raw = headers.get(ARCHIVE_HEADER)
+    if raw is None:
+        return 0
+    if not raw.strip().isdigit():
+        raise InvalidRequest(f"{ARCHIVE_HEADER} must be the image archive's size in bytes")
+    size = int(raw)
+    if size > archive_cap:
+        raise TooLarge(
+            f"the image archive is {format_size(size)}, more than the {format_size(archive_cap)} "
+            "this server accepts; slim the image down"
+        )
+    return size
+
+
+class _UploadParser(MultiPartParser):
+    """Starlette's multipart parser with a cap per file part and its spool in ``spool_dir``.
+
+    It reaches into the part being parsed (``_current_part``) and the list of files to close
+    on error, as Starlette's own callbacks do: Starlette offers no hook for either.
+    """
+
+    def __init__(
+        self,
+        headers: Headers,
+        stream: AsyncGenerator[bytes, None],
+        *,
+        caps: dict[str, int],
+        spool_dir: Path,
+    ) -> None:
+        super().__init__(headers, stream, max_files=2, max_fields=1, max_part_size=SPEC_MAX)
+        self.caps = caps
+        self.spool_dir = spool_dir
+        self.received: dict[str, int] = {}
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        part = self._current_part
+        if part.file is None:
+            return
+        name = part.field_name
+        if name == "image_archive" and name not in self.caps:
+            raise MultiPartException(
+                f"an `image_archive` part must be declared in the {ARCHIVE_HEADER} header "
+                "(its size in bytes), as `c2d submit --image-archive` does"
+            )
+        if name not in self.caps:
+            allowed = " and ".join(f"`{n}`" for n in self.caps)
+            raise MultiPartException(
+                f"unexpected file part `{name}` (this request may hold {allowed})"
+            )
+        if name in self.received:
+            raise MultiPartException(f"more than one `{name}` file")
+        self.received[name] = 0
+        # Starlette spools a file past 1 MiB to the system's temp folder; ours stays in the
+        # state folder, whose disk the operator sized for uploads. Closed with the form, or
+        # by Starlette when parsing fails, as its own spool would be.
+        spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=self.spool_max_size, dir=str(self.spool_dir)
+        )
+        self._files_to_close_on_error[-1].close()
+        self._files_to_close_on_error[-1] = spool
+        part.file.file = spool  # type: ignore[assignment]  # as Starlette's own spool
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self._current_part
+        if part.file is not None:
+            name = part.field_name
+            self.received[name] += end - start
+            cap = self.caps[name]
+            if self.received[name] > cap and name == "bundle":
+                raise _too_large(cap)
+            if self.received[name] > cap:
+                raise TooLarge(f"the `{name}` part is larger than the {cap} bytes declared")
+        super().on_part_data(data, start, end)
+
+
+async def read_form(
+    request: Request, cap: int, archive_cap: int = 0, *, spool_dir: Path
+) -> FormData:
+    """Parse the upload's form, refusing (413) a body larger than the bundle cap allows, plus
+    the image archive the request declares (``ARCHIVE_HEADER``, at most ``archive_cap``)."""
+    archive = declared_archive(request.headers, archive_cap)
+    limit = cap + archive + SPEC_MAX + FORM_OVERHEAD
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise _too_large(cap)
+        raise _request_too_large(cap, archive)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest(
             "send the job as multipart/form-data with a `spec` field (JSON) and a `bundle` file"
         )
-    parser = MultiPartParser(
-        request.headers,
-        _capped(request.stream(), limit, cap),
-        max_files=2,
-        max_fields=1,
-        max_part_size=SPEC_MAX,
-    )
+    caps = {"bundle": cap, **({"image_archive": archive} if archive else {})}
+    stream = _capped(request.stream(), limit, _request_too_large(cap, archive))
+    parser = _UploadParser(request.headers, stream, caps=caps, spool_dir=spool_dir)
     try:
         return await parser.parse()
     except MultiPartException as exc:
@@ -182,8 +280,11 @@ async def submit(
     request: Request, actor: Actor, state: State, background: BackgroundTasks
 ) -> dict[str, Any]:
     """Submit a job: the spec and the code bundle. Pending, or approved at once by policy."""
-    archive_cap = byo_policy_from(state.ctx.settings).max_archive_bytes
-    form = await read_form(request, state.ctx.limits.max_bundle_bytes, archive_cap)
+    settings = state.ctx.settings
+    archive_cap = byo_policy_from(settings).max_archive_bytes
+    form = await read_form(
+        request, state.ctx.limits.max_bundle_bytes, archive_cap, spool_dir=settings.uploads_dir
+    )
     try:
         spec = form.get("spec")
         bundle = form.get("bundle")

@@ -174,6 +174,88 @@ def test_a_bundle_just_over_the_cap_inside_the_body_allowance_is_refused(install
     assert snapshot(install) == before
 
 
+def test_a_huge_bundle_only_upload_is_refused_before_it_is_read_whole(install, people, job_dir):
+    """The body allowance of a request that declares no image archive is the bundle cap plus
+    the form, not the bundle cap plus the host's 4 GiB archive cap: a 256 MiB bundle-only
+    upload is refused on its Content-Length, with almost none of it sent."""
+    before = snapshot(install)
+    boundary = "c2dboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="spec"\r\n\r\n{spec_of(job_dir)}'
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="bundle"; '
+        'filename="b.tar"\r\nContent-Type: application/x-tar\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    chunk, chunks = b"\0" * (1024 * 1024), 256
+    sent = [0]
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for _ in range(chunks):
+            sent[0] += len(chunk)
+            yield chunk
+        yield tail
+
+    length = len(head) + len(chunk) * chunks + len(tail)
+    response = post(
+        install,
+        people["token"],
+        content=body(),
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(length),
+        },
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["kind"] == "too_large"
+    assert "X-C2D-Archive-Bytes" in response.json()["error"]["message"]
+    assert sent[0] < length // 4, f"{sent[0]} of {length} bytes were sent before the refusal"
+    assert snapshot(install) == before
+
+
+def archive_upload(job_dir: Path, archive: bytes) -> dict[str, Any]:
+    return {
+        "data": {"spec": spec_of(job_dir)},
+        "files": {
+            "bundle": ("b.tar", pack(job_dir).data, "application/x-tar"),
+            "image_archive": ("image.tar", archive, "application/x-tar"),
+        },
+    }
+
+
+def test_an_image_archive_the_request_did_not_declare_is_refused(install, people, job_dir):
+    before = snapshot(install)
+    response = post(install, people["token"], **archive_upload(job_dir, b"\0" * 4096))
+    assert response.status_code == 422, response.text
+    assert "X-C2D-Archive-Bytes" in response.json()["error"]["message"]
+    assert snapshot(install) == before
+
+
+def test_an_image_archive_over_the_host_cap_is_refused_on_its_declaration(install, people, job_dir):
+    before = snapshot(install)
+    response = post(
+        install,
+        people["token"],
+        headers={"X-C2D-Archive-Bytes": str(5 * 2**30)},
+        **archive_upload(job_dir, b"\0" * 4096),
+    )
+    assert response.status_code == 413, response.text
+    assert "more than the 4GiB" in response.json()["error"]["message"]
+    assert snapshot(install) == before
+
+
+def test_an_image_archive_larger_than_declared_is_cut_off(install, people, job_dir):
+    before = snapshot(install)
+    response = post(
+        install,
+        people["token"],
+        headers={"X-C2D-Archive-Bytes": "1024"},
+        **archive_upload(job_dir, b"\0" * 4096),
+    )
+    assert response.status_code == 413, response.text
+    assert snapshot(install) == before
+
+
 MALFORMED = {
     "not a tar": lambda d: (spec_of(d), b"this is not a tar archive" * 40),
     "absolute path": lambda d: (spec_of(d), one_file("/etc/cron.d/x")),

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from runner.client import Client
+from runner.client_upload import ARCHIVE_HEADER
 from runner.errors import ByoInvalid, ByoTooLarge
 
 
@@ -35,6 +36,7 @@ def _client(received: dict[str, bytes]) -> Client:
     def handler(request: httpx.Request) -> httpx.Response:
         received["body"] = request.read()
         received["type"] = request.headers["content-type"].encode()
+        received["declared"] = request.headers.get(ARCHIVE_HEADER, "").encode()
         return httpx.Response(201, json={"id": "j1", "state": "pending"})
 
     return Client("http://api.test", "tok", 5, transport=httpx.MockTransport(handler))
@@ -56,6 +58,15 @@ def test_the_archive_is_sent_as_its_own_part_and_every_byte_is_reported(tmp_path
     assert b'name="image_archive"; filename="image.tar"' in body
     assert data in body
     assert json.dumps({"name": "t"}).encode() in body
+    # The server allows a request this much more than the bundle cap only when declared.
+    assert received["declared"] == str(len(data)).encode()
+
+
+def test_a_submission_without_an_archive_declares_none() -> None:
+    received: dict[str, bytes] = {}
+    with _client(received) as client:
+        client.submit({"name": "t"}, b"bundle-bytes")
+    assert received["declared"] == b""
 
 
 def test_an_archive_over_the_cap_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
