@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Prepare this host for docker-compose.yml, or undo that. Needs root.
 #
-#   compose_host.sh prepare   make C2D_STATE_DIR (0700) and C2D_DATASETS_DIR; make the state
-#                             folder a shared mount unless the mount holding it is shared
-#                             already (systemd hosts). Idempotent; run it again after a reboot.
+#   compose_host.sh prepare   make C2D_STATE_DIR (0700) and C2D_DATASETS_DIR; write a random
+#                             Redis password to C2D_STATE_DIR/redis.env (0600) unless it is
+#                             there; make the state folder a shared mount unless the mount
+#                             holding it is shared already (systemd hosts). Idempotent; run it
+#                             again after a reboot.
 #   compose_host.sh release   after `docker-compose down`: unmount job filesystems left under
 #                             the state folder and the shared bind `prepare` made. Files stay.
 #
@@ -27,6 +29,25 @@ die() { printf 'compose-host: error: %s\n' "$*" >&2; exit 1; }
 
 marker() { printf '%s/%s.bind' "$marker_dir" "$(printf '%s' "$1" | sha256sum | cut -c1-16)"; }
 
+# docker-compose.yml reads this file as every service's environment: the password for
+# redis-server (as configuration on its stdin), for redis-cli, and inside C2D_REDIS_URL.
+redis_env() {
+  local file="$1/redis.env" password
+  if [ ! -s "$file" ]; then
+    password="$(od -An -vtx1 -N32 /dev/urandom | tr -d ' \n')"
+    [ "${#password}" = 64 ] || die "could not read 32 random bytes for the Redis password"
+    (
+      umask 077
+      printf 'C2D_REDIS_PASSWORD=%s\nREDISCLI_AUTH=%s\nC2D_REDIS_URL=redis://:%s@redis:6379/0\n' \
+        "$password" "$password" "$password" >"$file.tmp"
+      mv -f "$file.tmp" "$file"
+    )
+    say "wrote a new Redis password to $file (mode 0600)"
+  fi
+  chown root:root "$file"
+  chmod 0600 "$file"
+}
+
 prepare() {
   [ "$(id -u)" = 0 ] || die "run as root: it makes folders under / and mounts"
   case "$state$datasets" in *' '*) die "folder names with spaces are not supported" ;; esac
@@ -35,6 +56,7 @@ prepare() {
   mkdir -p "$state" "$datasets"
   chmod 0700 "$state"
   state="$(realpath "$state")"
+  redis_env "$state"
   if findmnt -n -o PROPAGATION --target "$state" | grep -q shared; then
     say "$state is on a shared mount"
   else

@@ -280,6 +280,25 @@ def test_the_stack_comes_up_initialised_with_the_api_on_loopback_only(
     assert not any(stack.container("redis").attrs["NetworkSettings"]["Ports"].values())
 
 
+def test_redis_asks_for_the_password_that_prepare_wrote(stack: ComposeStack) -> None:
+    env_file = stack.state / "redis.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    password = values["C2D_REDIS_PASSWORD"]
+    assert len(password) == 64
+    assert values["C2D_REDIS_URL"] == f"redis://:{password}@redis:6379/0"
+    # Without the password Redis answers nothing; with it (REDISCLI_AUTH, from the file) PONG.
+    anonymous = stack.compose(
+        "exec", "-T", "-e", "REDISCLI_AUTH=", "redis", "redis-cli", "ping", check=False
+    )
+    assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+    assert stack.compose("exec", "-T", "redis", "redis-cli", "ping").stdout.strip() == "PONG"
+    # The password is in no process's arguments, where `ps` on the host would show it.
+    for service in ("redis", "api", "worker"):
+        top = stack.container(service).top(ps_args="-o pid,args")
+        assert not any(password in " ".join(p) for p in top["Processes"]), service
+
+
 def test_a_job_goes_from_the_host_cli_through_the_stack_to_a_loadable_model(
     stack: ComposeStack, tmp_path: Path
 ) -> None:
