@@ -23,6 +23,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING
 
+from jobs.safe_text import escape
 from jobs.service import Service
 from jobs.store import Store
 from ledger import Ledger
@@ -39,11 +40,19 @@ ADMIN = "admin"
 SERVER_START_S = 30.0
 
 
+class SafeFormatter(logging.Formatter):
+    """Log lines quote job-controlled text (reasons, names, errors); like the CLI, they show
+    its control and invisible characters escaped, so a job cannot redraw the operator's
+    terminal under `c2d up`. Line breaks stay (tracebacks)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape(super().format(record), multiline=True)
+
+
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def init_home(settings: Settings) -> str:

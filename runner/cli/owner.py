@@ -249,7 +249,8 @@ def trust(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> Non
 
 @app.command(rich_help_panel=PANEL)
 def logs(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
-    """Print a job's container log (stdout and stderr of the job)."""
+    """Print a job's container log (its stdout and stderr), control characters escaped."""
+    # Escaped so that the log cannot redraw the reader's terminal; --json has the raw text.
     out = Output.start(json_out)
     with connect(ctx, out) as client:
         text, truncated = client.logs(job_id)

@@ -63,8 +63,7 @@ RLO = "\u202e"  # right-to-left override: the rest of the line reads backwards
 def _job_folder(folder: Path, dataset: str, files: dict[str, str]) -> Path:
     folder.mkdir(parents=True)
     (folder / "job.yaml").write_text(
-        f"name: sneaky\nenvironment: python-ml\ncommand: [python3, sneaky.py]\n"
-        f"dataset: {dataset}\n"
+        f"name: sneaky\nenvironment: python-ml\ncommand: [python3, sneaky.py]\ndataset: {dataset}\n"
     )
     for name, text in files.items():
         (folder / name).write_text(text)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import stat
+import sys
 
 import pytest
 from control_world import settings_for
@@ -11,7 +13,7 @@ from jobs.models import Role
 from jobs.service import token_hash
 from runner.context import open_context
 from runner.errors import HomeExists, HomeNotInitialized
-from runner.processes import init_home
+from runner.processes import SafeFormatter, init_home
 
 
 def test_init_makes_a_private_home_whose_token_is_the_admins(tmp_path):
@@ -57,3 +59,19 @@ def test_init_refuses_a_folder_with_only_a_key(tmp_path):
 def test_opening_a_home_that_was_never_initialized_says_to_run_init(tmp_path):
     with pytest.raises(HomeNotInitialized, match="c2d init"):
         open_context(settings_for(tmp_path))
+
+
+def test_log_lines_show_job_text_escaped_but_keep_tracebacks_lines() -> None:
+    record = logging.LogRecord(
+        "runner.worker", logging.WARNING, __file__, 1, "job %s: %s", ("j1", "\x1b[2K\u202eok"), None
+    )
+    line = SafeFormatter("%(name)s: %(message)s").format(record)
+    assert line == "runner.worker: job j1: \\x1b[2K\\u202eok"
+    try:
+        raise ValueError("bad\x9b")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    record.exc_text = None
+    shown = SafeFormatter("%(message)s").format(record)
+    assert "\nTraceback" in shown
+    assert "ValueError: bad\\x9b" in shown
