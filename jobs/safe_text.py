@@ -28,8 +28,9 @@ _INVISIBLE = frozenset(
         *range(0xE0100, 0xE01F0),  # variation selectors supplement
     ]
 )
-_CANDIDATE = re.compile(r"[^\x20-\x7e]")  # printable ASCII is always safe: the fast path
-_LINE_BREAKS = frozenset("\n\t")
+# Printable ASCII is always safe: only the rest is looked at (the fast path for logs).
+_CANDIDATE = re.compile(r"[^\x20-\x7e]")
+_CANDIDATE_MULTILINE = re.compile(r"[^\x20-\x7e\n\t]")
 
 
 def _hides(char: str) -> bool:
@@ -55,11 +56,9 @@ def escape(text: str, *, multiline: bool = False) -> str:
 
     def shown(match: re.Match[str]) -> str:
         char = match.group()
-        if multiline and char in _LINE_BREAKS:
-            return char
         return escaped_char(char) if _hides(char) else char
 
-    return _CANDIDATE.sub(shown, text)
+    return (_CANDIDATE_MULTILINE if multiline else _CANDIDATE).sub(shown, text)
 
 
 def one_line(value: object) -> str:
