@@ -144,6 +144,9 @@ def stack(root: Path, workers: int = 1, concurrency: int = 1, **settings: str) -
                 "C2D_BIND": "127.0.0.1",
                 "C2D_REDIS_URL": redis_url,
                 "C2D_ORIGIN": f"c2d.bench/{uuid.uuid4().hex[:8]}",
+                # Benchmark datasets live under the cache folder (cached sizes and each run's
+                # own data); the run's state folder inside it is never one.
+                "C2D_DATASET_ROOTS": str(CACHE),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -20,6 +20,8 @@ as() { # as alice|bob|admin COMMAND... : run a c2d command as that person, showi
 
 work=$(mktemp -d /tmp/c2d-demo.XXXXXX)
 export C2D_HOME="$work/home"
+# The host's administrator says where datasets may live; owners register folders inside it only.
+export C2D_DATASET_ROOTS="$work/private"
 C2D_PORT=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export C2D_PORT C2D_URL="http://127.0.0.1:$C2D_PORT"
 declare -A tokens
@@ -31,6 +33,7 @@ trap cleanup EXIT
 started=$(date +%s)
 
 step "Operator: create an installation and start c2d (API + one worker)"
+show "export C2D_DATASET_ROOTS=$C2D_DATASET_ROOTS   ${dim}(the only folder datasets may be registered in)"
 show "c2d init"
 tokens[admin]=$(c2d init)
 show "c2d up &   ${dim}(log: $work/c2d.log)"
@@ -116,7 +119,7 @@ printf '\n%sDemo finished in %d s.%s Everything is in %s (the API is stopped now
 cat >&2 <<EOT
 
 Try next, in this folder (the first two lines start the demo's installation again):
-  export PATH="$PWD/.venv/bin:\$PATH" C2D_HOME=$C2D_HOME C2D_PORT=$C2D_PORT C2D_URL=$C2D_URL
+  export PATH="$PWD/.venv/bin:\$PATH" C2D_HOME=$C2D_HOME C2D_PORT=$C2D_PORT C2D_URL=$C2D_URL C2D_DATASET_ROOTS=$C2D_DATASET_ROOTS
   c2d up &
   C2D_TOKEN=${tokens[bob]} c2d submit examples/jobs/bp-regression --dataset patients --param alpha=0.5
   C2D_TOKEN=${tokens[alice]} c2d trust $job     # later jobs with this exact code run without review

@@ -8,8 +8,9 @@ import secrets
 from pathlib import Path
 
 from jobs import access
+from jobs.dataset_roots import overlaps
 from jobs.datasets import readable_hint, scan
-from jobs.errors import DatasetError, NotAllowed, NotFound, Unauthenticated
+from jobs.errors import DatasetError, InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from jobs.fields import NAME_HELP
 from jobs.models import Dataset, DatasetPolicy, Job, Role, User
 from jobs.schemas import profile_scanned, rescanner
@@ -75,7 +76,13 @@ class Accounts(ServiceCore):
         ``dataset:NAME``; the host path is not written to the public log, nor the public
         columns of a hidden schema).
 
-        Raises ``NotAllowed``, ``InvalidRequest`` (bad name), ``NotFound`` (unknown owner),
+        The folder's real path must lie inside one of the host's dataset roots, outside the
+        state folder (``jobs.dataset_roots``), and must not be, lie inside or contain a folder
+        registered by another owner (the same owner may register overlapping folders, and
+        replaces her own datasets as before).
+
+        Raises ``NotAllowed`` (role, owner, a folder outside the roots or another owner's),
+        ``InvalidRequest`` (bad name, relative path), ``NotFound`` (unknown owner),
         ``DatasetError`` (missing, empty, a link or device inside, or files the sandbox user
         cannot read unless ``allow_unreadable``).
         """
@@ -88,9 +95,11 @@ class Accounts(ServiceCore):
         if owner is None or owner.role is Role.RESEARCHER:
             raise NotFound(f"{policy.owner!r} is not a registered data owner or admin")
         self._check_may_replace(actor, name)
-        root = str(Path(path).resolve())
+        folder = self.dataset_roots.check(path)
+        self._check_not_taken(folder, name, policy.owner, path)
+        root = str(folder)
         # Hash outside the transaction: it can take long and must not hold the write lock.
-        result = scan(Path(root), self._store.file_cache(root))
+        result = scan(folder, self._store.file_cache(root))
         if not result.entries:
             raise DatasetError(f"{root} holds no files; pass the folder with the data", path=root)
         if result.unreadable and not allow_unreadable:
@@ -100,6 +109,15 @@ class Accounts(ServiceCore):
         )
         with self._store.transaction() as conn:
             previous = self._check_may_replace(actor, name)
+            # Again under the write lock: the folder may have been swapped for a link while it
+            # was hashed, or another owner may have registered an overlapping one meanwhile.
+            if self.dataset_roots.check(result.root) != folder or result.root != root:
+                raise DatasetError(
+                    f"{path} changed (a link replaced?) while c2d read it; register it again "
+                    "when nothing changes it",
+                    path=str(path),
+                )
+            self._check_not_taken(folder, name, policy.owner, path)
             dataset = Dataset(
                 name=name,
                 path=result.root,
@@ -132,13 +150,39 @@ class Accounts(ServiceCore):
             )
         return existing
 
+    def _check_not_taken(self, folder: Path, name: str, owner: str, shown: Path | str) -> None:
+        """Refuse ``folder`` if it overlaps a dataset of another owner (other than ``name``,
+        which is being replaced). The message names neither that dataset nor its owner."""
+        for other in self._store.list_datasets():
+            if other.name == name or other.owner == owner:
+                continue
+            stored = Path(other.path)
+            if overlaps(folder, stored) or overlaps(folder, stored.resolve()):
+                raise NotAllowed(
+                    f"{shown} is, lies inside or contains a folder that another owner has "
+                    "registered as a dataset; register a folder that holds only your own data"
+                )
+
     def current_dataset_digest(self, name: str) -> str:
         """Re-hash dataset ``name`` where it lives (changed files only) and return its digest.
 
-        For the worker's pre-run check; keeps the refreshed hash cache. Raises ``NotFound``
+        For the worker's pre-run check; keeps the refreshed hash cache. The folder must still
+        be where it was registered and inside the host's dataset roots (the administrator may
+        have narrowed them, or a link may have replaced a folder since). Raises ``NotFound``
         or ``DatasetError``.
         """
         dataset = self._dataset(name)
+        try:
+            still = self.dataset_roots.check(dataset.path) == Path(dataset.path)
+            problem = "it now resolves elsewhere (a link replaced a folder?)"
+        except (NotAllowed, InvalidRequest) as exc:
+            still, problem = False, exc.message
+        if not still:
+            raise DatasetError(
+                f"dataset {name!r} no longer passes this host's dataset roots: {problem}; its "
+                f"owner registers it again (`c2d dataset add {name} PATH`) under a root",
+                path=dataset.path,
+            )
         result = scan(Path(dataset.path), self._store.file_cache(dataset.path))
         with self._store.transaction():
             self._store.save_file_cache(result.root, result.cache)

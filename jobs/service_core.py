@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from jobs import access
+from jobs.dataset_roots import DatasetRoots
 from jobs.errors import InvalidRequest, NotFound
 from jobs.fields import NAME_HELP, NAME_PATTERN
 from jobs.limits import Limits
@@ -73,6 +74,7 @@ class ServiceCore:
         clock: Callable[[], float] = time.time,
         limits: Limits | None = None,
         new_id: Callable[[], str] = new_job_id,
+        dataset_roots: DatasetRoots | None = None,
     ) -> None:
         # A state change and its entry commit together only if both live in one file.
         if Path(store.path).resolve() != Path(ledger.db_path).resolve():
@@ -85,6 +87,8 @@ class ServiceCore:
         self._clock = clock
         self.limits = limits or Limits()
         self._new_id = new_id
+        # Without roots no dataset can be registered (or run): see jobs.dataset_roots.
+        self.dataset_roots = dataset_roots or DatasetRoots()
 
     @property
     def store(self) -> Store:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from jobs.dataset_roots import DatasetRoots
 from jobs.limits import Limits
 from jobs.service import Service
 from jobs.store import Store
@@ -42,6 +43,11 @@ def limits_from(settings: Settings) -> Limits:
         max_outputs=parse_size(settings.max_outputs),
         max_bundle_bytes=bundle,
     )
+
+
+def dataset_roots_from(settings: Settings) -> DatasetRoots:
+    """Where datasets may be registered (and run from) on this host, from the settings."""
+    return DatasetRoots.of(settings.dataset_root_paths, settings.home)
 
 
 def byo_policy_from(settings: Settings) -> ByoPolicy:
@@ -145,10 +151,11 @@ def open_context(
     ledger = Ledger(settings.db_path, settings.key_path, settings.origin)
     store = Store(settings.db_path)
     limits = limits_from(settings)
+    roots = dataset_roots_from(settings)
     service = (
-        Service(store, ledger, limits=limits)
+        Service(store, ledger, limits=limits, dataset_roots=roots)
         if clock is None
-        else Service(store, ledger, clock=clock, limits=limits)
+        else Service(store, ledger, clock=clock, limits=limits, dataset_roots=roots)
     )
     for folder in (settings.work_dir, settings.code_dir, settings.uploads_dir):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -98,9 +98,18 @@ def _server(settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+def _warn_without_roots(settings: Settings) -> None:
+    if not settings.dataset_root_paths:
+        log.warning(
+            "no dataset roots are set, so no dataset can be registered and none runs; set "
+            "C2D_DATASET_ROOTS to the folders that hold datasets (absolute, comma-separated)"
+        )
+
+
 def serve(settings: Settings) -> None:
     """Run the HTTP API in the foreground until SIGINT or SIGTERM."""
     _setup_logging()
+    _warn_without_roots(settings)
     _server(settings).run()
 
 
@@ -158,6 +167,7 @@ def run_worker(settings: Settings, concurrency: int = 1) -> int:
 def up(settings: Settings) -> int:
     """Run the API and one worker in this process, for a single machine."""
     _setup_logging()
+    _warn_without_roots(settings)
     server = _server(settings)
     thread = threading.Thread(target=server.run, name="c2d-api", daemon=True)
     thread.start()

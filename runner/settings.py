@@ -11,8 +11,12 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class Settings(BaseSettings):
@@ -23,6 +27,12 @@ class Settings(BaseSettings):
     home: Path = Field(
         default=Path.home() / ".c2d",
         description="State folder: database and ledger, ledger key, artifacts, job work folders.",
+    )
+    dataset_roots: str = Field(
+        default="",
+        description="Folders under which data owners may register datasets (absolute paths, "
+        "comma-separated; a dataset lies strictly inside one, never a root itself). None set: "
+        "no dataset can be registered, and datasets outside the roots do not run.",
     )
     origin: str = Field(
         default_factory=lambda: f"c2d/{socket.gethostname()}",
@@ -96,6 +106,22 @@ class Settings(BaseSettings):
         default="2m",
         description="Longest a dry run may take (the job's own timeout, if shorter, applies).",
     )
+
+    @field_validator("dataset_roots")
+    @classmethod
+    def _absolute_roots(cls, value: str) -> str:
+        relative = [r for r in _split(value) if not Path(r).is_absolute()]
+        if relative:
+            raise ValueError(
+                "dataset roots must be absolute paths, comma-separated; not absolute: "
+                + ", ".join(relative)
+            )
+        return value
+
+    @property
+    def dataset_root_paths(self) -> tuple[Path, ...]:
+        """The dataset roots, as paths (empty: none set)."""
+        return tuple(Path(r) for r in _split(self.dataset_roots))
 
     @property
     def db_path(self) -> Path:

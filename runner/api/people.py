@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobs import access
-from jobs.errors import InvalidRequest, NotAllowed
+from jobs.errors import NotAllowed
 from jobs.models import Caps, DatasetPolicy
 from jobs.service_core import build
 from runner.api.deps import Actor, State
 from runner.api.views import dataset_view, user_view
 from runner.errors import RunnerError
-from runner.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -84,22 +82,12 @@ def environments(actor: Actor, state: State) -> list[dict[str, Any]]:
     return found
 
 
-def _check_path(settings: Settings, path: str) -> None:
-    """A dataset may not overlap the state folder: jobs would read the ledger's key."""
-    folder = Path(path).resolve()
-    home = settings.home.resolve()
-    if folder == home or home in folder.parents or folder in home.parents:
-        raise InvalidRequest(
-            f"{path} overlaps c2d's state folder; register a folder that holds only the data"
-        )
-
-
 @router.post("/datasets", status_code=201)
 def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
-    """Register (or re-register) a dataset folder with its policy (owners and admins)."""
+    """Register (or re-register) a dataset folder with its policy (owners and admins); the
+    service checks the folder against the host's dataset roots and other owners' datasets."""
     if not access.may_register(actor):
         raise NotAllowed("only data owners and admins register datasets")
-    _check_path(state.ctx.settings, body.path)
     caps = build(Caps, **(body.caps or {}))
     policy = build(
         DatasetPolicy,

@@ -160,12 +160,13 @@ class Stack:
         return "\n".join(f"--- {p.name} log:\n{p.tail()}" for p in self.procs)
 
 
-def stack_env(home: Path, redis: str, port: int) -> dict[str, str]:
+def stack_env(home: Path, redis: str, port: int, dataset_roots: Path) -> dict[str, str]:
     """The environment of the operator's processes: settings only through C2D_ variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("C2D_")}
     env.update(
         {
             "C2D_HOME": str(home),
+            "C2D_DATASET_ROOTS": str(dataset_roots),
             "C2D_PORT": str(port),
             "C2D_BIND": "127.0.0.1",
             "C2D_REDIS_URL": redis,
@@ -178,11 +179,16 @@ def stack_env(home: Path, redis: str, port: int) -> dict[str, str]:
 
 
 def bare_stack(root: Path, redis: str, extra_env: dict[str, str] | None = None) -> Stack:
-    """A Stack under `root` on a free port: not initialised, nothing started."""
+    """A Stack under `root` on a free port: not initialised, nothing started.
+
+    Its dataset root is the folder holding `root` (for the shared stack, the session's
+    temporary folder), so each test's own folders are datasets it may register; the stack's
+    state folder inside it never is.
+    """
     log_dir = root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = stack_env(root / "home", redis, port)
+    env = stack_env(root / "home", redis, port, root.parent)
     env.update(extra_env or {})
     return Stack(home=root / "home", url=f"http://127.0.0.1:{port}", env=env, log_dir=log_dir)
 
@@ -251,8 +257,17 @@ def installation(
         stack.stop()
 
 
+@pytest.fixture
+def patients_dir(patients_source: Path, tmp_path: Path) -> Path:
+    """The test's own copy of the synthetic dataset: a folder one owner may register (another
+    owner may not register a folder someone else registered)."""
+    folder = tmp_path / "patients"
+    shutil.copytree(patients_source, folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
-def patients_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def patients_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic private dataset (examples/make_dataset.py), readable by the job's uid."""
     folder = tmp_path_factory.mktemp("patients")
     subprocess.run(

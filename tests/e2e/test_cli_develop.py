@@ -42,10 +42,10 @@ class People:
 
 
 @pytest.fixture(scope="module")
-def people(c2d_stack: Stack, patients_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def people(c2d_stack: Stack, patients_source: Path, tmp_path_factory: pytest.TempPathFactory):
     stack = c2d_stack
     folder = tmp_path_factory.mktemp("canary-patients")
-    table = pd.read_csv(patients_dir / "patients.csv")
+    table = pd.read_csv(patients_source / "patients.csv")
     table["name"] = [f"Person{n:05d}" for n in range(len(table))]
     table.loc[len(table) // 2, "name"] = CANARY
     table.to_csv(folder / "patients.csv", index=False)

@@ -268,6 +268,8 @@ def fault_stack(
         "bind": "127.0.0.1",
         "redis_url": redis.url,
         "origin": f"c2d.faults/{uuid.uuid4().hex[:8]}",
+        # Datasets are made beside ``root`` (or in it); the state folder root/home never is one.
+        "dataset_roots": str(root.parent),
         **FAST_LEASES,
         **SHORT_DRYRUNS,
         **settings,

@@ -152,7 +152,11 @@ class Install:
 
 @contextmanager
 def installation(root: Path, redis_url: str, **settings: Any) -> Iterator[Install]:
-    """A fresh installation under ``root``; its processes are stopped at the end."""
+    """A fresh installation under ``root``; its processes are stopped at the end.
+
+    Its dataset root is the folder holding ``root`` (pytest's temporary folders), so the
+    datasets tests make beside it may be registered; its state folder ``root/home`` never.
+    """
     home = root / "home"
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -163,6 +167,7 @@ def installation(root: Path, redis_url: str, **settings: Any) -> Iterator[Instal
         "port": free_port(),
         "bind": "127.0.0.1",
         "reconcile_s": 1.0,
+        "dataset_roots": str(root.parent),
     }
     values.update(settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("C2D_")}

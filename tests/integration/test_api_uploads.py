@@ -339,14 +339,22 @@ def test_no_token_no_upload(install, job_dir):
 
 def test_a_dataset_path_overlapping_the_state_folder_is_refused(install):
     owner_token = install.user("owner", "otto")[1]
-    for path in (str(install.settings.home), str(install.settings.home / "artifacts"), "/"):
+    home = install.settings.home
+    refusals = {
+        str(home): "state folder",
+        str(home / "artifacts"): "state folder",
+        str(home.parent): "state folder",  # it holds the state folder
+        "/": "not inside a dataset root",
+    }
+    for path, why in refusals.items():
         response = httpx.post(
             f"{install.url}/v1/datasets",
             headers={"Authorization": f"Bearer {owner_token}"},
             json={"name": "sneaky", "path": path},
             timeout=30,
         )
-        assert response.status_code == 422, path
+        assert response.status_code == 403, path
+        assert why in response.json()["error"]["message"], path
     assert install.ctx.store.get_dataset("sneaky") is None
 
 

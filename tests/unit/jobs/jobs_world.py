@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jobs.bundle import pack
 from jobs.models import DatasetPolicy, Outcome, Role, User
-from jobs.service import Limits, Service
+from jobs.service import DatasetRoots, Limits, Service
 from jobs.spec import JobSpec
 from jobs.store import Store
 from ledger import Ledger
@@ -97,6 +97,8 @@ def make_service(tmp: Path, clock: Clock, ledger_cls: type[Ledger] = Ledger, **k
     ledger = ledger_cls(tmp / "c2d.db", tmp / "ledger.key", "c2d.test/ledger")
     store = Store(tmp / "c2d.db")
     ids = (f"job{n:04d}" for n in itertools.count(1))
+    # Datasets are folders under tmp; the database and key sit beside them, so no state folder.
+    kw.setdefault("dataset_roots", DatasetRoots.of([tmp], None))
     service = Service(store, ledger, clock=clock, new_id=lambda: next(ids), **kw)
     return service, store, ledger
 

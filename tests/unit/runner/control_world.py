@@ -101,6 +101,8 @@ class ControlWorld:
 def settings_for(tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "home": tmp / "home",
+        # Datasets live under tmp (the state folder, tmp/home, never counts as one).
+        "dataset_roots": str(tmp),
         "origin": "c2d.test/unit",
         "redis_url": "redis://127.0.0.1:1/0",
         "lease_s": 5.0,
