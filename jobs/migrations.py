@@ -136,6 +136,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " worker TEXT NOT NULL,"
         " expires REAL NOT NULL)",
     ),
+    # 5: trust is scoped. A trusted code digest approves by policy only jobs of the researcher
+    # it was trusted for, with the params digest it was trusted with (NULL: any params). A row
+    # of before keeps exactly the job it was set on: its researcher and params digest (both
+    # are in that job's `job.submitted` entry, so the ledger shows the scope too). A row whose
+    # job is gone cannot be scoped and is dropped: trust is never widened.
+    (
+        "CREATE TABLE trusted_code_scoped ("
+        " dataset TEXT NOT NULL REFERENCES datasets (name),"
+        " code_digest TEXT NOT NULL,"
+        " researcher TEXT NOT NULL REFERENCES users (name),"
+        " params_digest TEXT,"
+        " trusted_by TEXT NOT NULL,"
+        " job_id TEXT NOT NULL,"
+        " time REAL NOT NULL)",
+        "INSERT INTO trusted_code_scoped (dataset, code_digest, researcher, params_digest,"
+        " trusted_by, job_id, time)"
+        " SELECT t.dataset, t.code_digest, j.researcher, j.params_digest, t.trusted_by,"
+        " t.job_id, t.time FROM trusted_code t JOIN jobs j ON j.id = t.job_id",
+        "DROP TABLE trusted_code",
+        "ALTER TABLE trusted_code_scoped RENAME TO trusted_code",
+        "CREATE UNIQUE INDEX trusted_code_scope ON trusted_code"
+        " (dataset, code_digest, researcher, ifnull(params_digest, ''))",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

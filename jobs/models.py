@@ -159,16 +159,33 @@ class Approval(BaseModel):
 
 
 class TrustedCode(BaseModel):
-    """A code digest the owner trusts for one dataset: matching jobs are approved by policy."""
+    """A code digest the owner trusts on one dataset, for one researcher: that researcher's
+    later jobs with this code (and ``params_digest``, unless it is ``None``: any params) are
+    approved by policy, in the name of ``trusted_by``. ``job_id`` is the job it was set on.
+
+    Never for jobs of the dataset's owner or of ``trusted_by`` (``jobs.review``).
+    """
 
     model_config = FROZEN
 
     schema_version: Literal[1] = SCHEMA_VERSION
     dataset: Name
     code_digest: Digest
+    researcher: Name
+    params_digest: Digest | None
     trusted_by: Name
     job_id: str
     time: float
+
+    @property
+    def any_params(self) -> bool:
+        """Whether the trust holds whatever the params."""
+        return self.params_digest is None
+
+    def covers(self, params_digest: str) -> bool:
+        """Whether a job with ``params_digest`` falls under this trust (code and researcher
+        are matched by the store)."""
+        return self.params_digest is None or self.params_digest == params_digest
 
 
 class OutputFile(BaseModel):

@@ -2,6 +2,12 @@
 
 Each is one transaction holding the state change and its ledger entry (two of each when a
 policy acts at once: approval of trusted code on submit).
+
+Trust is narrow, because code digests are public in the ledger: a trusted code digest
+approves a new job by policy only if a trust row on the job's dataset matches its code, its
+researcher and its params digest (or was set for any params), and the researcher is neither
+the dataset's owner nor the person who set the trust (who must still govern the dataset).
+Anyone else submitting the same code waits for review like everyone.
 """
 
 from __future__ import annotations
@@ -66,8 +72,8 @@ class Review(ServiceCore):
         code digest then covers both (``jobs.images``), and the record is stored with the job.
 
         ``dataset_name`` overrides ``spec.dataset``; ``params`` (the effective parameters)
-        replace ``spec.params`` when given. Entries ``job.submitted`` and, for trusted code,
-        ``job.approved`` with ``by_policy: true``.
+        replace ``spec.params`` when given. Entries ``job.submitted`` and, when a trust
+        matches (see the module's docstring), ``job.approved`` with ``by_policy: true``.
 
         Raises ``SpecError`` (no dataset named), ``NotFound`` (unknown dataset),
         ``InvalidRequest`` (bad digest or image id), ``LimitExceeded`` (resources above the
@@ -135,10 +141,24 @@ class Review(ServiceCore):
                 **_image_entry(image),
             }
             self._record(conn, "job.submitted", actor.name, job.id, body)
-            trusted = self._store.trusted(name, code_digest)
+            trusted = self._trust_for(job, dataset)
             if trusted is not None:
                 self._approve_in(conn, job, actor.name, trusted.trusted_by, "", by_policy=True)
             return self._job(job.id)
+
+    def _trust_for(self, job: Job, dataset: Dataset) -> TrustedCode | None:
+        """The trust that approves ``job`` by policy, if one does (the module's rule)."""
+        if job.researcher == dataset.owner:
+            return None  # an owner's own jobs are always reviewed by someone else
+        trusted = self._store.trusted_for(
+            dataset.name, job.code_digest, job.researcher, job.params_digest
+        )
+        if trusted is None or trusted.trusted_by == job.researcher:
+            return None
+        truster = self._store.get_user(trusted.trusted_by)
+        if truster is None or not access.governs(truster, dataset):
+            return None  # set by someone who no longer decides about this dataset
+        return trusted
 
     def _approve_in(
         self,
@@ -206,26 +226,41 @@ class Review(ServiceCore):
             self._record(conn, "job.rejected", actor.name, job_id, {"reason": reason})
             return self._job(job_id)
 
-    def trust(self, actor: User, job_id: str) -> TrustedCode:
-        """Trust this job's code digest for its dataset: later submissions of the same code
-        are approved by policy. Entry ``dataset.trusted`` (subject ``dataset:NAME``).
+    def trust(self, actor: User, job_id: str, *, any_params: bool = False) -> TrustedCode:
+        """Trust this job's code digest on its dataset for this job's researcher: her later
+        submissions of the same code with the same params (any params with ``any_params``)
+        are approved by policy. Entry ``dataset.trusted`` (subject ``dataset:NAME``) with the
+        researcher and the params digest (``"any"``).
 
-        Raises ``NotFound``, ``NotAllowed`` (not the owner, or own job), ``Conflict``
-        (already trusted).
+        Only the dataset's owner or an admin, never for her own job nor for a job of the
+        dataset's owner (those are never approved by policy). Raises ``NotFound``,
+        ``NotAllowed``, ``Conflict`` (a trust already covers it).
         """
         with self._store.transaction() as conn:
             job, dataset = self._governed(actor, job_id, "trust the code of")
             if actor.name == job.researcher:
                 raise NotAllowed("you cannot trust the code of your own job")
+            if job.researcher == dataset.owner:
+                raise NotAllowed(
+                    f"job {job_id} is the dataset owner's own; her jobs are never approved by "
+                    "policy, so someone else reviews each of them"
+                )
             trusted = TrustedCode(
                 dataset=dataset.name,
                 code_digest=job.code_digest,
+                researcher=job.researcher,
+                params_digest=None if any_params else job.params_digest,
                 trusted_by=actor.name,
                 job_id=job_id,
                 time=self._now(),
             )
             self._store.add_trust(trusted)
-            body = {"code_digest": job.code_digest, "job_id": job_id}
+            body = {
+                "code_digest": job.code_digest,
+                "job_id": job_id,
+                "researcher": job.researcher,
+                "params_digest": trusted.params_digest or "any",
+            }
             self._record(conn, "dataset.trusted", actor.name, dataset_subject(dataset.name), body)
             return trusted
 

@@ -14,7 +14,8 @@ register_dataset           new or replaced dataset          dataset.registered (
 submit                     -> pending (-> approved)         job.submitted (+ job.approved)
 approve                    pending -> approved              job.approved
 reject                     pending -> rejected              job.rejected
-trust                      trusted code for a dataset       dataset.trusted (dataset:NAME)
+trust                      trusted code for a dataset,      dataset.trusted (dataset:NAME)
+                           one researcher and params (any)
 claim                      approved -> running (or adopt)   job.started / job.reclaimed
 heartbeat                  lease extended                   (none)
 finish                     running -> succeeded | failed    job.finished (+ job.released)

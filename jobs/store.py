@@ -47,6 +47,7 @@ _APPROVAL_COLUMNS = (
 _UPDATABLE = frozenset(_JOB_COLUMNS) - {
     "id", "name", "researcher", "dataset", "spec", "created", "state",
 }  # fmt: skip
+_TRUST_COLUMNS = "dataset, code_digest, researcher, params_digest, trusted_by, job_id, time"
 _JOB_SELECT = (
     "SELECT "
     + ", ".join(f"j.{c}" for c in _JOB_COLUMNS)
@@ -259,35 +260,53 @@ class Store(SchemaRecords):
         )
 
     def add_trust(self, trusted: TrustedCode) -> None:
-        """Record a trusted code digest for a dataset; ``Conflict`` if already trusted."""
-        try:
-            self._write(
-                "INSERT INTO trusted_code (dataset, code_digest, trusted_by, job_id, time)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    trusted.dataset,
-                    trusted.code_digest,
-                    trusted.trusted_by,
-                    trusted.job_id,
-                    trusted.time,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
+        """Record a trusted code digest for a dataset and researcher; ``Conflict`` if a trust
+        already covers it (the same params, or any params)."""
+        existing = self.trusted_for(
+            trusted.dataset, trusted.code_digest, trusted.researcher, trusted.params_digest
+        )
+        if existing is not None:
+            scope = "any params" if existing.any_params else f"params {existing.params_digest}"
             raise Conflict(
-                f"code {trusted.code_digest} is already trusted for dataset {trusted.dataset!r}"
-            ) from exc
+                f"code {trusted.code_digest} is already trusted on dataset {trusted.dataset!r} "
+                f"for {trusted.researcher} with {scope}"
+            )
+        self._write(
+            f"INSERT INTO trusted_code ({_TRUST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                trusted.dataset,
+                trusted.code_digest,
+                trusted.researcher,
+                trusted.params_digest,
+                trusted.trusted_by,
+                trusted.job_id,
+                trusted.time,
+            ),
+        )
 
-    def trusted(self, dataset: str, code_digest: str) -> TrustedCode | None:
-        """The trust record for this code on this dataset, if any."""
+    def trusted_for(
+        self, dataset: str, code_digest: str, researcher: str, params_digest: str | None
+    ) -> TrustedCode | None:
+        """The oldest trust of this code on this dataset for this researcher that covers
+        ``params_digest`` (one for any params always does; ``None`` asks for such a one)."""
         rows = self._read(
-            "SELECT dataset, code_digest, trusted_by, job_id, time FROM trusted_code"
-            " WHERE dataset = ? AND code_digest = ?",
-            (dataset, code_digest),
+            f"SELECT {_TRUST_COLUMNS} FROM trusted_code"
+            " WHERE dataset = ? AND code_digest = ? AND researcher = ?"
+            " AND (params_digest IS NULL OR params_digest = ?) ORDER BY time, rowid LIMIT 1",
+            (dataset, code_digest, researcher, params_digest),
         )
         if not rows:
             return None
-        d, c, by, job_id, time = rows[0]
-        return TrustedCode(dataset=d, code_digest=c, trusted_by=by, job_id=job_id, time=time)
+        d, c, researcher_, params, by, job_id, time = rows[0]
+        return TrustedCode(
+            dataset=d,
+            code_digest=c,
+            researcher=researcher_,
+            params_digest=params,
+            trusted_by=by,
+            job_id=job_id,
+            time=time,
+        )
 
     # ---- jobs ----------------------------------------------------------------------------
 

@@ -216,9 +216,12 @@ class Client:
         """POST /v1/jobs/{id}/release: succeeded -> released."""
         return dict(self._json("POST", self._job(job_id, "release")))
 
-    def trust(self, job_id: str) -> dict[str, Any]:
-        """POST /v1/jobs/{id}/trust: `{"dataset", "code_digest"}` now approved by policy."""
-        return dict(self._json("POST", self._job(job_id, "trust")))
+    def trust(self, job_id: str, *, any_params: bool = False) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/trust: the job's code, for its researcher, with its params (or
+        any): `{"dataset", "code_digest", "researcher", "params_digest" (null: any),
+        "any_params", "trusted_by", "job_id"}`."""
+        body = {"any_params": True} if any_params else {}
+        return dict(self._json("POST", self._job(job_id, "trust"), json=body))
 
     def logs(self, job_id: str) -> tuple[str, bool]:
         """GET /v1/jobs/{id}/logs: the log text and whether the server truncated it."""

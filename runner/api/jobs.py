@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from jobs import access, tarsafe
 from jobs.bundle import diff
 from jobs.errors import InvalidRequest, NotAllowed, NotFound
+from jobs.models import TrustedCode
 from jobs.states import JobState
 from runner.api.deps import Actor, ApiState, State
 from runner.api.own_image import review_view
@@ -47,6 +48,26 @@ class CancelBody(BaseModel):
 
     model_config = _REQUEST
     reason: str = ""
+
+
+class TrustBody(BaseModel):
+    """``POST /v1/jobs/{id}/trust``: ``any_params`` trusts the code whatever the params."""
+
+    model_config = _REQUEST
+    any_params: bool = False
+
+
+def trust_view(trusted: TrustedCode) -> dict[str, Any]:
+    """What was trusted, and for whom (``params_digest`` null: any params)."""
+    return {
+        "dataset": trusted.dataset,
+        "code_digest": trusted.code_digest,
+        "researcher": trusted.researcher,
+        "params_digest": trusted.params_digest,
+        "any_params": trusted.any_params,
+        "trusted_by": trusted.trusted_by,
+        "job_id": trusted.job_id,
+    }
 
 
 @router.get("")
@@ -175,7 +196,8 @@ def release(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/trust")
-def trust(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
-    """Trust this job's code for its dataset: the same code is approved by policy later."""
-    trusted = state.ctx.service.trust(actor, job_id)
-    return {"dataset": trusted.dataset, "code_digest": trusted.code_digest}
+def trust(job_id: str, actor: Actor, state: State, body: TrustBody | None = None) -> dict[str, Any]:
+    """Trust this job's code on its dataset for its researcher: her later jobs with the same
+    code and params (any params with ``{"any_params": true}``) are approved by policy."""
+    any_params = (body or TrustBody()).any_params
+    return trust_view(state.ctx.service.trust(actor, job_id, any_params=any_params))

@@ -238,12 +238,35 @@ def release(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> N
 
 
 @app.command(rich_help_panel=PANEL)
-def trust(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
-    """Trust this job's code digest on its dataset: later jobs with it are approved by policy."""
+def trust(
+    ctx: typer.Context,
+    job_id: JobArg,
+    any_params: Annotated[
+        bool,
+        typer.Option(
+            "--any-params",
+            help="Trust the code whatever params the researcher passes (default: only the "
+            "params of this job).",
+        ),
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Trust this job's code on its dataset for its researcher: her later jobs with the same
+    code (and params) are approved by policy. Never for your own jobs or the owner's."""
     out = Output.start(json_out)
     with connect(ctx, out) as client:
-        doc = client.trust(job_id)
-    out.say(f"trusted code {doc.get('code_digest')} on dataset {doc.get('dataset')}")
+        doc = client.trust(job_id, any_params=any_params)
+    scope = (
+        "with any params"
+        if doc.get("any_params")
+        else f"with params {doc.get('params_digest')} only"
+    )
+    out.say(
+        f"trusted code {doc.get('code_digest')} on dataset {doc.get('dataset')} for jobs of "
+        f"{doc.get('researcher')} {scope}"
+    )
+    if not doc.get("any_params"):
+        out.hint(f"other params wait for review; `c2d trust {job_id} --any-params` allows any")
     out.result(doc)
 
 

@@ -171,17 +171,20 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
 def test_submit_wait_follows_to_the_end_and_trust_approves_by_policy(
     c2d_stack: Stack, patients_dir: Path, tmp_path: Path, example_job: MakeJob
 ) -> None:
-    """After `c2d trust`, the same code is approved by policy, so `--wait` runs unattended."""
+    """After `c2d trust --any-params`, the researcher's same code is approved by policy, with
+    other params too, so `--wait` runs unattended."""
     stack = c2d_stack
-    _, owner_token = stack.add_user("owner", "olga")
-    _, researcher_token = stack.add_user("researcher", "rita")
+    owner, owner_token = stack.add_user("owner", "olga")
+    researcher, researcher_token = stack.add_user("researcher", "rita")
     dataset = f"patients-{uuid.uuid4().hex[:6]}"
     stack.json("dataset", "add", dataset, str(patients_dir), token=owner_token)
     job_dir = example_job("diabetes-classifier")
     first = stack.json("submit", str(job_dir), "--dataset", dataset, token=researcher_token)
-    trusted = stack.json("trust", first["id"], token=owner_token)
+    trusted = stack.json("trust", first["id"], "--any-params", token=owner_token)
     assert trusted["code_digest"] == first["code_digest"]
     assert trusted["dataset"] == dataset
+    assert (trusted["researcher"], trusted["trusted_by"]) == (researcher, owner)
+    assert (trusted["any_params"], trusted["params_digest"]) == (True, None)
     cancelled = stack.json("cancel", first["id"], token=researcher_token)
     assert cancelled["state"] == "cancelled"
 

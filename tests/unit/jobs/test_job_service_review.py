@@ -191,7 +191,12 @@ def test_trusted_code_is_approved_by_policy_in_the_same_step(world):
     entry = world.ledger.entries_for("dataset:iris")[-1]
     assert (entry.type, entry.body) == (
         "dataset.trusted",
-        {"code_digest": first.code_digest, "job_id": first.id},
+        {
+            "code_digest": first.code_digest,
+            "job_id": first.id,
+            "researcher": "rita",
+            "params_digest": first.params_digest,
+        },
     )
 
     again = world.submit()
