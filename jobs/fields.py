@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstraints
@@ -88,3 +89,32 @@ def check_relative_pattern(pattern: str) -> str:
 
 RelativePattern = Annotated[str, AfterValidator(check_relative_pattern)]
 """A name or glob relative to a folder: no absolute paths, no ``..``."""
+
+
+MAX_NOTE: Final = 2000
+"""Most characters of a note or reason a person writes (approve, reject, cancel)."""
+
+# Bidirectional embeddings, overrides and isolates: they make text read other than it is
+# stored (a reason that shows one thing in a terminal and says another in the ledger).
+_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def check_note(text: str) -> str:
+    """Accept a note or reason of at most ``MAX_NOTE`` characters with no control character
+    other than newline and tab (nor a bidirectional override); raise ``ValueError``."""
+    if len(text) > MAX_NOTE:
+        raise ValueError(f"must be at most {MAX_NOTE} characters (got {len(text)}); shorten it")
+    bad = sorted(
+        {c for c in text if (unicodedata.category(c) == "Cc" and c not in "\n\t") or c in _BIDI}
+    )
+    if bad:
+        raise ValueError(
+            "must hold no control characters other than newline and tab (got "
+            + ", ".join(f"U+{ord(c):04X}" for c in bad)
+            + "); remove them"
+        )
+    return text
+
+
+Note = Annotated[str, AfterValidator(check_note)]
+"""A note or reason people write and read: capped, printable (``check_note``)."""

@@ -18,6 +18,7 @@ from typing import Any
 from jobs import access
 from jobs.digests import canonical_digest, canonical_json, is_digest
 from jobs.errors import InvalidRequest, NotAllowed, SpecError, TooLarge
+from jobs.fields import check_note
 from jobs.images import ImageRecord
 from jobs.limits import check_resources
 from jobs.models import Approval, Dataset, Job, JobSpec, TrustedCode, User
@@ -35,6 +36,14 @@ def _digests(job: Job) -> dict[str, str]:
         "dataset_digest": job.dataset_digest,
         "params_digest": job.params_digest,
     }
+
+
+def _note(text: str, what: str) -> str:
+    """``text`` if it is a note people may write (``check_note``); ``InvalidRequest`` if not."""
+    try:
+        return check_note(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"the {what} {exc}") from None
 
 
 def _image_entry(image: ImageRecord | None) -> dict[str, Any]:
@@ -198,8 +207,10 @@ class Review(ServiceCore):
         """Approve a pending job, binding its code, image, dataset and params digests.
 
         Only the dataset's owner or an admin, and never the job's own researcher. Entry
-        ``job.approved``. Raises ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
+        ``job.approved``. Raises ``InvalidRequest`` (a note longer than ``MAX_NOTE`` or with
+        control characters), ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
         """
+        _note(note, "note")
         with self._store.transaction() as conn:
             job, _ = self._governed(actor, job_id, "approve")
             if actor.name == job.researcher:
@@ -211,11 +222,12 @@ class Review(ServiceCore):
     def reject(self, actor: User, job_id: str, reason: str) -> Job:
         """End a pending job with a reason the researcher will read. Entry ``job.rejected``.
 
-        Raises ``InvalidRequest`` (empty reason), ``NotFound``, ``NotAllowed``,
-        ``InvalidTransition``.
+        Raises ``InvalidRequest`` (empty, too long or with control characters), ``NotFound``,
+        ``NotAllowed``, ``InvalidTransition``.
         """
         if not reason.strip():
             raise InvalidRequest("say why the job is rejected: --reason TEXT")
+        _note(reason, "reason")
         with self._store.transaction() as conn:
             job, _ = self._governed(actor, job_id, "reject")
             check_transition(job.state, S.REJECTED, job_id)
@@ -282,8 +294,10 @@ class Review(ServiceCore):
 
         The job's researcher, the dataset's owner or an admin. A running job's worker learns
         it at its next heartbeat (``LeaseLost`` with ``cancelled``) and stops the container.
-        Raises ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
+        Raises ``InvalidRequest`` (a reason too long or with control characters),
+        ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
         """
+        _note(reason, "reason")
         with self._store.transaction() as conn:
             # Everyone who can see a job (researcher, owner, admin) may cancel it.
             job, _ = self._visible(actor, job_id)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from jobs import access, tarsafe
 from jobs.bundle import diff
 from jobs.errors import InvalidRequest, NotAllowed, NotFound
+from jobs.fields import Note
 from jobs.models import TrustedCode
 from jobs.states import JobState
 from runner.api.deps import Actor, ApiState, State
@@ -30,24 +31,24 @@ _REQUEST = ConfigDict(frozen=True, extra="forbid")
 
 
 class ApproveBody(BaseModel):
-    """``POST /v1/jobs/{id}/approve``."""
+    """``POST /v1/jobs/{id}/approve``; the note is capped (``jobs.fields.Note``)."""
 
     model_config = _REQUEST
-    note: str = ""
+    note: Note = ""
 
 
 class RejectBody(BaseModel):
     """``POST /v1/jobs/{id}/reject``."""
 
     model_config = _REQUEST
-    reason: str
+    reason: Note
 
 
 class CancelBody(BaseModel):
     """``POST /v1/jobs/{id}/cancel``."""
 
     model_config = _REQUEST
-    reason: str = ""
+    reason: Note = ""
 
 
 class TrustBody(BaseModel):

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
+from jobs.fields import MAX_NOTE
 from jobs.spec import Resources
 from runner.cli.app import app
 from runner.cli.dryrun_view import show_dryrun
 from runner.cli.output import JsonFlag, Output
 from runner.cli.own_image_view import show_own_image
-from runner.cli.researcher import show_job
+from runner.cli.researcher import note_option, show_job
 from runner.cli.session import connect
 
 PANEL = "Data owner"
@@ -201,7 +202,14 @@ def review(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> No
 def approve(
     ctx: typer.Context,
     job_id: JobArg,
-    note: Annotated[str | None, typer.Option("--note", help="A note for the ledger.")] = None,
+    note: Annotated[
+        str | None,
+        typer.Option(
+            "--note",
+            help=f"A note for the ledger (at most {MAX_NOTE} characters).",
+            callback=note_option,
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Approve exactly this code, image, dataset and params for a run."""
@@ -216,7 +224,10 @@ def approve(
 def reject(
     ctx: typer.Context,
     job_id: JobArg,
-    reason: Annotated[str, typer.Option("--reason", help="Why, shown to the researcher.")],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", help="Why, shown to the researcher.", callback=note_option),
+    ],
     json_out: JsonFlag = False,
 ) -> None:
     """Reject a pending job; it never runs."""

@@ -12,6 +12,7 @@ import typer
 
 from jobs.bundle import pack
 from jobs.errors import SpecError
+from jobs.fields import check_note
 from jobs.images import image_code_digest
 from jobs.models import JobSpec
 from jobs.safe_text import one_line
@@ -88,6 +89,17 @@ def follow(client: Client, job: dict[str, Any], out: Output) -> dict[str, Any]:
         out.hint(f"stopped following; job {job['id']} goes on (`c2d status {job['id']}`)")
         raise
     return job
+
+
+def note_option(value: str | None) -> str | None:
+    """Typer callback: a note or reason must be short plain text (``jobs.fields.check_note``),
+    refused as a usage error before anything is sent."""
+    if value is not None:
+        try:
+            check_note(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 @app.command(rich_help_panel=PANEL)
@@ -279,7 +291,9 @@ def status(
 def cancel(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
-    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the ledger.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why, for the ledger.", callback=note_option)
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Cancel a job that has not finished (pending, approved or running)."""

@@ -83,6 +83,10 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         ["jobs", "--state"],
         ["dataset", "add", "only-name"],
         ["--timeout", "0", "jobs"],
+        # Notes and reasons are short plain text, refused before anything is sent.
+        ["approve", "abc123", "--note", "x" * 2001],
+        ["reject", "abc123", "--reason", "fine\x1b[2Jreally"],
+        ["cancel", "abc123", "--reason", "x" * 2001],
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

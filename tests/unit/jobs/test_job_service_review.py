@@ -1,5 +1,7 @@
 """Submit, approve, reject, trust, release and cancel: who may, what is recorded."""
 
+import re
+
 import pytest
 from jobs_world import IMAGE, ok_outcome
 
@@ -276,3 +278,35 @@ def test_cancel_by_others_is_not_found_and_finished_jobs_cannot_be_cancelled(wor
     world.service.reject(world.olga, job.id, "no")
     with pytest.raises(InvalidTransition, match="from rejected to cancelled"):
         world.service.cancel(world.rita, job.id)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("x" * 2001, "at most 2000 characters"),
+        ("ok\x1b[2J\x1b[31mapproved by the board", "U+001B"),
+        ("fine\rreally", "U+000D"),
+        ("nul\x00", "U+0000"),
+        ("reads \u202etxt.exe", "U+202E"),  # a bidi override
+    ],
+)
+def test_notes_and_reasons_are_short_plain_text(world, text, why):
+    job = world.submit()
+    size = world.ledger.size()
+    why = re.escape(why)
+    with pytest.raises(InvalidRequest, match=f"note .*{why}"):
+        world.service.approve(world.olga, job.id, text)
+    with pytest.raises(InvalidRequest, match=f"reason .*{why}"):
+        world.service.reject(world.olga, job.id, text)
+    with pytest.raises(InvalidRequest, match=f"reason .*{why}"):
+        world.service.cancel(world.rita, job.id, text)
+    assert world.ledger.size() == size
+    assert world.store.get_job(job.id).state is S.PENDING
+
+
+def test_a_note_of_2000_characters_with_newlines_and_tabs_is_fine(world):
+    note = ("line\twith a tab\n" * 200)[:2000]
+    approved = world.service.approve(world.olga, world.submit().id, note)
+    assert approved.approval.note == note
+    reason = "é" * 2000  # characters, not bytes
+    assert world.service.cancel(world.rita, world.submit().id, reason).state is S.CANCELLED
