@@ -218,3 +218,57 @@ def test_reject_ends_a_job_and_says_why(
     seen = stack.json("status", job["id"], token=researcher_token)
     assert seen["state"] == "rejected"
     assert "too many columns" in (seen["reason"] or "")
+
+
+def test_a_folder_is_one_owners_and_trust_is_one_researchers(
+    c2d_stack: Stack, patients_dir: Path, example_job: MakeJob
+) -> None:
+    """The security issue's attacks, as people type them: a second owner registering the
+    first one's folder, a folder outside the dataset roots, and a trusted code digest reused
+    by another researcher, by the owner herself, or with other params."""
+    stack = c2d_stack
+    olga, olga_token = stack.add_user("owner", "olga")
+    _, otto_token = stack.add_user("owner", "otto")
+    bob, bob_token = stack.add_user("researcher", "bob")
+    _, carol_token = stack.add_user("researcher", "carol")
+    dataset = f"patients-{uuid.uuid4().hex[:6]}"
+    stack.json("dataset", "add", dataset, str(patients_dir), token=olga_token)
+
+    for folder, why in (
+        (patients_dir, "another owner"),
+        (patients_dir.parent, "another owner"),
+        (Path("/etc"), "not inside a dataset root"),
+        (stack.home, "state folder"),
+    ):
+        refused = stack.c2d("dataset", "add", "stolen", str(folder), token=otto_token)
+        assert refused.returncode == 4, refused.stderr
+        assert why in refused.stderr
+        assert olga not in refused.stderr
+    listed = {d["name"] for d in stack.json("dataset", "list", token=otto_token)}
+    assert dataset in listed
+    assert "stolen" not in listed
+
+    job_dir = example_job("diabetes-classifier")
+    submitted = stack.json("submit", str(job_dir), "--dataset", dataset, token=bob_token)
+    first = stack.json("status", submitted["id"], token=bob_token)
+    said = stack.c2d("trust", first["id"], token=olga_token)
+    assert said.returncode == 0, said.stderr
+    told = " ".join(said.stderr.split())
+    assert f"for jobs of {bob} with params {first['params_digest']} only" in told
+    assert "--any-params" in told
+    stack.json("cancel", first["id"], token=bob_token)
+
+    carol = stack.json("submit", str(job_dir), "--dataset", dataset, token=carol_token)
+    own = stack.json("submit", str(job_dir), "--dataset", dataset, token=olga_token)
+    other = stack.json(
+        "submit", str(job_dir), "--dataset", dataset, "--param", "max_depth=3", token=bob_token
+    )
+    for job in (carol, own, other):
+        assert job["code_digest"] == first["code_digest"]
+        assert job["state"] == "pending"
+        stack.json("cancel", job["id"], token=olga_token)
+    same = stack.json("submit", str(job_dir), "--dataset", dataset, token=bob_token)
+    assert same["state"] == "approved"
+    approval = stack.json("status", same["id"], token=bob_token)["approval"]
+    assert (approval["by_policy"], approval["approver"]) == (True, olga)
+    stack.c2d("cancel", same["id"], token=bob_token)  # spares the worker; it may have run already
