@@ -122,7 +122,7 @@ Try next, in this folder (the first two lines start the demo's installation agai
   export PATH="$PWD/.venv/bin:\$PATH" C2D_HOME=$C2D_HOME C2D_PORT=$C2D_PORT C2D_URL=$C2D_URL C2D_DATASET_ROOTS=$C2D_DATASET_ROOTS
   c2d up &
   C2D_TOKEN=${tokens[bob]} c2d submit examples/jobs/bp-regression --dataset patients --param alpha=0.5
-  C2D_TOKEN=${tokens[alice]} c2d trust $job     # later jobs with this exact code run without review
+  C2D_TOKEN=${tokens[alice]} c2d trust $job     # bob's later jobs with this code and params run without review
   C2D_TOKEN=${tokens[bob]} c2d ledger show --job $job
   c2d --help
 EOT

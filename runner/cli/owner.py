@@ -57,7 +57,11 @@ def dataset_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name, used by jobs.")],
     path: Annotated[
         Path,
-        typer.Argument(metavar="PATH", help="Its folder on the data host (relative: from here)."),
+        typer.Argument(
+            metavar="PATH",
+            help="Its folder on the data host, inside one of the host's dataset roots "
+            "(C2D_DATASET_ROOTS; relative: from here).",
+        ),
     ],
     review_outputs: Annotated[
         bool,
@@ -89,7 +93,8 @@ def dataset_add(
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Register the folder PATH as dataset NAME (its files are hashed and profiled; you own it)."""
+    """Register the folder PATH as dataset NAME (its files are hashed and profiled; you own it);
+    PATH must lie inside a dataset root of the host, apart from other owners' datasets."""
     out = Output.start(json_out)
     folder = str(path if path.is_absolute() else path.absolute())
     with connect(ctx, out) as client:
