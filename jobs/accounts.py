@@ -157,7 +157,11 @@ class Accounts(ServiceCore):
             if other.name == name or other.owner == owner:
                 continue
             stored = Path(other.path)
-            if overlaps(folder, stored) or overlaps(folder, stored.resolve()):
+            try:
+                now = stored.resolve()  # where it leads today, if a link replaced a part of it
+            except (OSError, RuntimeError):
+                now = stored
+            if overlaps(folder, stored) or overlaps(folder, now):
                 raise NotAllowed(
                     f"{shown} is, lies inside or contains a folder that another owner has "
                     "registered as a dataset; register a folder that holds only your own data"
@@ -174,13 +178,14 @@ class Accounts(ServiceCore):
         dataset = self._dataset(name)
         try:
             still = self.dataset_roots.check(dataset.path) == Path(dataset.path)
-            problem = "it now resolves elsewhere (a link replaced a folder?)"
-        except (NotAllowed, InvalidRequest) as exc:
-            still, problem = False, exc.message
+        except (NotAllowed, InvalidRequest):
+            still = False
         if not still:
+            # This reason reaches the researcher and the ledger: no host path in it.
             raise DatasetError(
-                f"dataset {name!r} no longer passes this host's dataset roots: {problem}; its "
-                f"owner registers it again (`c2d dataset add {name} PATH`) under a root",
+                f"dataset {name!r} is no longer inside this host's dataset roots, or its folder "
+                "now resolves elsewhere; its owner registers it again under a root "
+                f"(`c2d dataset add {name} PATH`)",
                 path=dataset.path,
             )
         result = scan(Path(dataset.path), self._store.file_cache(dataset.path))

@@ -211,8 +211,9 @@ def test_a_dataset_outside_the_roots_no_longer_runs(world) -> None:
         world.tmp, world.clock, dataset_roots=DatasetRoots.of([world.tmp / "elsewhere"], None)
     )
     try:
-        with pytest.raises(DatasetError, match="no longer passes this host's dataset roots"):
+        with pytest.raises(DatasetError, match="no longer inside this host's dataset roots") as e:
             narrowed.current_dataset_digest("iris")
+        assert str(world.tmp) not in e.value.message  # researchers read it: no host path
     finally:
         store.close()
         ledger.close()
@@ -223,5 +224,6 @@ def test_a_dataset_folder_replaced_by_a_link_no_longer_runs(world) -> None:
     real = world.tmp / "iris"
     real.rename(world.tmp / "iris-real")
     real.symlink_to(world.tmp / "iris-real")
-    with pytest.raises(DatasetError, match="resolves elsewhere"):
+    with pytest.raises(DatasetError, match="resolves elsewhere") as caught:
         world.service.current_dataset_digest("iris")
+    assert str(world.tmp) not in caught.value.message

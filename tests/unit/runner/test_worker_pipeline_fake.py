@@ -204,3 +204,23 @@ def test_a_moved_environment_tag_does_not_stop_an_adopted_run(tmp_path):
         assert world.service.load_job(job.id).state is JobState.RELEASED
     finally:
         world.close()
+
+
+def test_a_dataset_outside_the_roots_the_worker_has_does_not_run(tmp_path):
+    """The administrator narrowed C2D_DATASET_ROOTS after the dataset was registered: the job
+    fails before any container exists, with a reason that names no host path."""
+    from runner.context import dataset_roots_from
+
+    w = build_control_world(tmp_path)
+    try:
+        job = w.approved()
+        narrowed = w.ctx.settings.model_copy(update={"dataset_roots": str(tmp_path / "other")})
+        w.ctx.service.dataset_roots = dataset_roots_from(narrowed)  # as a restarted worker has
+        assert execute_job(w.ctx, job.id, W1, poll_s=0.05) is Ending.FINISHED
+        failed = w.service.load_job(job.id)
+        assert failed.state is JobState.FAILED
+        assert "no longer inside this host's dataset roots" in (failed.reason or "")
+        assert str(tmp_path) not in (failed.reason or "")
+        assert w.host.created == {}
+    finally:
+        w.close()
