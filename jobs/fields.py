@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstraints
 
+from jobs.safe_text import escape
 from jobs.units import format_duration, format_size, parse_duration, parse_size
 
 SCHEMA_VERSION: Final = 1
@@ -94,24 +94,19 @@ RelativePattern = Annotated[str, AfterValidator(check_relative_pattern)]
 MAX_NOTE: Final = 2000
 """Most characters of a note or reason a person writes (approve, reject, cancel)."""
 
-# Bidirectional embeddings, overrides and isolates: they make text read other than it is
-# stored (a reason that shows one thing in a terminal and says another in the ledger).
-_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
-
 
 def check_note(text: str) -> str:
-    """Accept a note or reason of at most ``MAX_NOTE`` characters with no control character
-    other than newline and tab (nor a bidirectional override); raise ``ValueError``."""
+    """Accept a note or reason of at most ``MAX_NOTE`` characters holding nothing that
+    ``jobs.safe_text`` would escape to show it (control, format and invisible characters:
+    escape sequences, bidi overrides, zero-width characters), newlines and tabs apart; such a
+    note reads differently on a screen than it stands in the ledger. Raise ``ValueError``."""
     if len(text) > MAX_NOTE:
         raise ValueError(f"must be at most {MAX_NOTE} characters (got {len(text)}); shorten it")
-    bad = sorted(
-        {c for c in text if (unicodedata.category(c) == "Cc" and c not in "\n\t") or c in _BIDI}
-    )
+    bad = sorted({c for c in text if escape(c, multiline=True) != c})
     if bad:
         raise ValueError(
-            "must hold no control characters other than newline and tab (got "
-            + ", ".join(f"U+{ord(c):04X}" for c in bad)
-            + "); remove them"
+            "must hold no control, format or invisible characters other than newline and tab "
+            "(got " + ", ".join(f"U+{ord(c):04X}" for c in bad) + "); remove them"
         )
     return text
 

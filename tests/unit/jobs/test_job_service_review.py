@@ -288,6 +288,7 @@ def test_cancel_by_others_is_not_found_and_finished_jobs_cannot_be_cancelled(wor
         ("fine\rreally", "U+000D"),
         ("nul\x00", "U+0000"),
         ("reads \u202etxt.exe", "U+202E"),  # a bidi override
+        ("zero\u200bwidth", "U+200B"),  # draws nothing
     ],
 )
 def test_notes_and_reasons_are_short_plain_text(world, text, why):
