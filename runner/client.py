@@ -102,11 +102,13 @@ class Client:
         caps: dict[str, Any] | None = None,
         schema: str | None = None,
         public_values: dict[str, list[str]] | None = None,
+        max_metrics: int | None = None,
     ) -> dict[str, Any]:
         """POST /v1/datasets (owner/admin): register the folder `path` on the data host.
 
         `schema` is how much researchers see (hidden, columns, stats); `public_values` the
-        columns whose values the owner publishes (`{file or "*": [column, ...]}`)."""
+        columns whose values the owner publishes (`{file or "*": [column, ...]}`);
+        `max_metrics` the most keys a job's metrics.json may hold (default 100)."""
         body: dict[str, Any] = {
             "name": name,
             "path": path,
@@ -119,6 +121,8 @@ class Client:
             body["schema"] = schema
         if public_values:
             body["public_values"] = public_values
+        if max_metrics is not None:
+            body["max_metrics"] = max_metrics
         return dict(self._json("POST", "/datasets", json=body))
 
     def datasets(self) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobs import access
 from jobs.errors import NotAllowed
-from jobs.models import Caps, DatasetPolicy
+from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
 from jobs.service_core import build
 from runner.api.deps import Actor, State
 from runner.api.views import dataset_view, user_view
@@ -44,6 +44,7 @@ class NewDataset(BaseModel):
     owner: str | None = None
     schema_: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
     public_values: dict[str, list[str]] | None = None
+    max_metrics: int = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
 
 
 @router.get("/me")
@@ -98,6 +99,7 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
         host=body.host or state.ctx.settings.data_host,
         schema=body.schema_,
         public_values=body.public_values or {},
+        max_metrics=body.max_metrics,
     )
     dataset = state.ctx.service.register_dataset(
         actor,

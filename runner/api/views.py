@@ -71,6 +71,7 @@ def outcome_view(outcome: Outcome | None) -> dict[str, Any] | None:
         "duration_s": outcome.duration_s,
         "outputs": outputs_view(outcome),
         "metrics": dict(outcome.metrics) if has_metrics else None,
+        "log_truncated": outcome.log_truncated,
     }
 
 

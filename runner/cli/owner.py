@@ -91,6 +91,15 @@ def dataset_add(
             "COLUMN alone: in every file).",
         ),
     ] = None,
+    max_metrics: Annotated[
+        int,
+        typer.Option(
+            "--max-metrics",
+            min=1,
+            max=1000,
+            help="Most keys a job's metrics.json may hold (each a short name).",
+        ),
+    ] = 100,
     json_out: JsonFlag = False,
 ) -> None:
     """Register the folder PATH as dataset NAME (its files are hashed and profiled; you own it);
@@ -105,6 +114,7 @@ def dataset_add(
             logs_visible=logs_visible.value,
             schema=schema.value,
             public_values=parse_public(public or []),
+            max_metrics=max_metrics,
         )
     out.say(
         f"registered dataset {dataset['name']}: {dataset.get('files')} files, "

@@ -174,3 +174,29 @@ def test_a_job_chosen_path_in_a_reason_is_bounded_and_escaped(
     assert len(reason) < 200
     assert "\x1b" not in reason
     assert failed["withheld"] is True
+
+
+def test_the_owner_sets_how_many_metrics_a_job_may_report(
+    c2d_stack: Stack, patients_dir: Path, tmp_path: Path
+) -> None:
+    stack = c2d_stack
+    _, owner = stack.add_user("owner", "owen")
+    _, researcher = stack.add_user("researcher", "rhea")
+    dataset = f"few-{uuid.uuid4().hex[:6]}"
+    added = stack.json(
+        "dataset", "add", dataset, str(patients_dir), "--max-metrics", "2", token=owner
+    )
+    assert added["policy"]["max_metrics"] == 2
+    folder = _job(
+        tmp_path,
+        "import json\njson.dump({'a': 1, 'b': 2, 'c': 3}, open('/outputs/metrics.json', 'w'))\n",
+        [],
+    )
+    job = stack.json("submit", str(folder), "--dataset", dataset, token=researcher)
+    stack.json("approve", job["id"], token=owner)
+    failed = _wait(stack, researcher, job["id"], expect=1)
+    assert "has 3 keys; at most 2 are allowed" in failed["reason"]
+    refused = stack.c2d(
+        "dataset", "add", "x", str(patients_dir), "--max-metrics", "1001", token=owner
+    )
+    assert refused.returncode == 2

@@ -82,8 +82,7 @@ def test_a_flood_of_logs_is_capped_and_the_job_still_succeeds(stack, workdir, do
     job = run(stack, job_folder(workdir / "flood", LOG_FLOOD))
 
     assert job["state"] == "released", job
-    finished = [e for e in stack.entries(job["id"]) if e["type"] == "job.finished"]
-    assert finished[0]["body"]["log_truncated"] is True, finished
+    assert job["outcome"]["log_truncated"] is True, job  # the ledger has only its digest
     assert stack.people is not None
     with stack.client(stack.people.owner_token) as owner:
         text, truncated = owner.logs(job["id"])

@@ -113,8 +113,8 @@ with open('/outputs/model.pkl', 'wb') as f:
     sandbox.executor.cleanup(spec.job_id)
     assert not result.succeeded
     assert result.reason == (
-        "exited with code 1; /outputs was full (limit 1 MiB): the job tried to write more than "
-        "its output limit"
+        "/outputs was full (limit 1 MiB): the job tried to write more than its output limit, so "
+        "its outputs may be cut short (exited with code 1)"
     )
     assert list(sandbox.stored_files()) == []
     assert not image.exists()
