@@ -19,7 +19,7 @@ from jobs.digests import is_digest
 from ledger.checkpoint import open_checkpoint
 from ledger.entry import GENESIS_PREV, Entry
 from ledger.errors import LedgerError
-from ledger.keys import parse_public_key
+from ledger.keys import PUBLIC_KEY_SIZE, parse_public_key
 from ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash
 from ledger.receipt import ReceiptCheck
 from ledger.verify import VerifyReport
@@ -41,7 +41,8 @@ def read_public_key(path: Path) -> bytes:
     except OSError as exc:
         raise ClientConfigError(f"cannot read the key file {path}: {exc}") from exc
     stripped = data.strip()
-    if stripped.startswith(b"{"):
+    # 32 raw bytes are the key itself, whatever they look like (one in 256 starts with "{").
+    if len(data) != PUBLIC_KEY_SIZE and stripped.startswith(b"{"):
         try:
             data = str(json.loads(stripped)["public_key"]).encode()
         except (ValueError, KeyError, TypeError) as exc:

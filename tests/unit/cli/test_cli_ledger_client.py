@@ -118,6 +118,10 @@ def test_key_files_in_every_form_people_are_handed(tmp_path: Path, small_log: Sm
         assert read_public_key(tmp_path / name) == small_log.key
     (tmp_path / "raw").write_bytes(small_log.key)
     assert read_public_key(tmp_path / "raw") == parse_public_key(small_log.key)
+    # Raw bytes that happen to look like JSON or whitespace at either end are still the key.
+    for raw in (b"{" + bytes(30) + b"}", b" " + bytes(30) + b"\n"):
+        (tmp_path / "raw").write_bytes(raw)
+        assert read_public_key(tmp_path / "raw") == raw
 
 
 def test_bad_key_files_say_what_is_wrong(tmp_path: Path) -> None:
