@@ -43,7 +43,7 @@ FROM system
 COPY --from=deps /opt/c2d /opt/c2d
 COPY wheels/app/ /tmp/wheels/
 COPY dockerfiles/ /tmp/dockerfiles/
-# The environment recipes (runner/dockerfiles) are not in c2d's wheel: pyproject.toml's
+# The environment recipes (runner/host/images/dockerfiles) are not in c2d's wheel: pyproject.toml's
 # package-data lacks "dockerfiles/*.Dockerfile". Without them the API knows no environment,
 # so they are put where the package looks for them unless the wheel brought them.
 RUN /opt/c2d/bin/pip install --no-index --no-cache-dir --disable-pip-version-check --no-deps \
@@ -51,7 +51,7 @@ RUN /opt/c2d/bin/pip install --no-index --no-cache-dir --disable-pip-version-che
     && dest="$(python3 -c 'import os, runner; print(os.path.dirname(runner.__file__))')" \
     && if [ ! -d "$dest/dockerfiles" ]; then cp -r /tmp/dockerfiles "$dest/dockerfiles"; fi \
     && rm -rf /tmp/wheels /tmp/dockerfiles \
-    && python3 -c "from runner.environments import known_environments as k; assert k(), k()"
+    && python3 -c "from runner.host.images.environments import known_environments as k; assert k(), k()"
 COPY engine_proxy.py /usr/local/lib/c2d/engine_proxy.py
 COPY compose_entrypoint.sh /usr/local/bin/c2d-compose
 RUN chmod 0755 /usr/local/bin/c2d-compose

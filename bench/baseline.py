@@ -1,6 +1,6 @@
 """The baseline of c2d's job benchmarks: the same container run bare with ``docker run --rm``.
 
-``docker_run_args`` mirrors ``runner.sandbox.hardening.create_kwargs`` flag for flag, so the
+``docker_run_args`` mirrors ``runner.host.sandbox.hardening.create_kwargs`` flag for flag, so the
 baseline pays for the same limits, hardening and mounts; ``start_times`` reads when the engine
 created or started containers from its own events, for c2d's jobs and the baseline's alike.
 """
@@ -50,7 +50,7 @@ def docker_run_args(
 ) -> list[str]:
     """``docker run --rm`` with the limits, mounts and hardening c2d gives a job.
 
-    Mirrors ``runner.sandbox.hardening.create_kwargs`` flag for flag, except that /outputs is a
+    Mirrors ``runner.host.sandbox.hardening.create_kwargs`` flag for flag, except that /outputs is a
     plain folder (c2d's is a size-capped loop-mounted filesystem: part of what c2d adds).
     """
     fsize = max(10 * 1024 * 1024, tmp)

@@ -30,7 +30,7 @@ import figures
 from figures import Row, median, secs
 
 from jobs.bundle import pack
-from runner.byo import build_from_dockerfile
+from runner.host.images import build_from_dockerfile
 
 GOAL = 1.5
 DOCKERFILE = (

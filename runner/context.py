@@ -27,8 +27,8 @@ from runner.settings import Settings
 if TYPE_CHECKING:
     import docker
 
-    from runner.byo import ByoPolicy
-    from runner.sandbox.interface import Executor
+    from runner.host.images import ByoPolicy
+    from runner.host.sandbox.interface import Executor
 
 ImageResolver = Callable[[str], str]
 
@@ -52,7 +52,7 @@ def dataset_roots_from(settings: Settings) -> DatasetRoots:
 
 def byo_policy_from(settings: Settings) -> ByoPolicy:
     """The host's rules for jobs' own images, from the settings."""
-    from runner.byo import ByoPolicy
+    from runner.host.images import ByoPolicy
 
     bases = tuple(b.strip() for b in settings.byo_allowed_bases.split(",") if b.strip())
     return ByoPolicy(
@@ -114,7 +114,7 @@ class Context:
     def executor(self) -> Executor:
         """The job executor of this host (the Docker one unless a test gave another)."""
         if self._executor is None:
-            from runner.sandbox.docker import DockerExecutor
+            from runner.host.sandbox.docker import DockerExecutor
 
             client = self.docker()
             with self._lock:
@@ -126,7 +126,7 @@ class Context:
         """The local image ID of ``environment`` (never pulls)."""
         if self._resolver is not None:
             return self._resolver(environment)
-        from runner.environments import resolve
+        from runner.host.images.environments import resolve
 
         return resolve(self.docker(), environment)
 

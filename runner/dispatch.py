@@ -1,7 +1,7 @@
 """Celery over Redis as transport only: the app, its tasks, and sending jobs to data hosts.
 
 Two tasks, both on the data host's queue: ``c2d.run_job`` runs an approved job, and
-``c2d.dryrun_job`` runs a pending one against mock data before review (``runner.dryrun``).
+``c2d.dryrun_job`` runs a pending one against mock data before review (``runner.host.dryrun``).
 
 The store is the source of truth; a message only says "look at job X". So the settings make a
 lost or duplicated message harmless rather than impossible:
@@ -16,7 +16,7 @@ lost or duplicated message harmless rather than impossible:
 - every Redis key is prefixed with the installation's origin (``global_keyprefix``), so two
   installations sharing a Redis database never take each other's messages.
 
-A message delivered twice reaches ``runner.worker.execute_job`` twice; the second claim is a
+A message delivered twice reaches ``runner.host.pipeline.execute_job`` twice; the second claim is a
 compare-and-set that fails, and the task acks it. A message that is lost is re-sent by the
 reconciler. ``Dispatcher`` is what the API and the reconciler use to send.
 """
@@ -85,8 +85,8 @@ class WorkerRuntime:
         return self.ctx.settings.lease_s + 1.0
 
     def run(self, job_id: str) -> str:
-        """Run one job (``runner.worker.execute_job``); return how it ended."""
-        from runner.worker import execute_job
+        """Run one job (``runner.host.pipeline.execute_job``); return how it ended."""
+        from runner.host.pipeline import execute_job
 
         return execute_job(self.ctx, job_id, self.worker, stop=self.stop).value
 
@@ -146,14 +146,14 @@ def make_celery(settings: Settings) -> C2DCelery:
 
     @app.task(name=TASK_DRYRUN, bind=True, max_retries=DRYRUN_RETRIES)
     def dryrun_job(self: Any, job_id: str) -> str:
-        """Transport only: hand a pending job's id to the dry-run pipeline (runner.dryrun)."""
+        """Transport only: hand a pending job's id to the dry-run pipeline (runner.host.dryrun)."""
         runtime = app.runtime
         if runtime is None:
             raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
         if not isinstance(job_id, str):
             log.error("dropping a malformed dry-run message: job id %r", job_id)
             return "skipped"
-        from runner.dryrun import execute_dryrun
+        from runner.host.dryrun import execute_dryrun
 
         try:
             return execute_dryrun(runtime.ctx, job_id, runtime.worker, stop=runtime.stop)

@@ -90,7 +90,7 @@ def init_home(settings: Settings) -> str:
 def _server(settings: Settings) -> uvicorn.Server:
     import uvicorn
 
-    from runner.api import create_app
+    from runner.control.api import create_app
 
     config = uvicorn.Config(
         create_app(settings), host=settings.bind, port=settings.port, log_level="info"
@@ -122,8 +122,8 @@ def run_worker(settings: Settings, concurrency: int = 1) -> int:
     """Run a Celery worker and the reconciler for this data host; return the exit code."""
     from celery.signals import worker_shutting_down
 
+    from runner.control.reconciler import Reconciler
     from runner.dispatch import Dispatcher, WorkerRuntime, make_celery
-    from runner.reconciler import Reconciler
 
     _setup_logging()
     # The worker runs as root because the sandbox mounts each job's /outputs; Celery's warning

@@ -165,7 +165,7 @@ class Settings(BaseSettings):
 
     @property
     def build_cache_dir(self) -> Path:
-        """Which image each build step of a job's own Dockerfile made (``runner.byo.build``)."""
+        """Which image each step of a job's own Dockerfile made (``runner.host.images.build``)."""
         return self.home / "build-cache"
 
     @property

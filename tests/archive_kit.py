@@ -7,7 +7,7 @@ parses those bytes as headers: a harmless empty file, then a second ``manifest.j
 is a manifest naming ``RepoTags: [victim]``. Docker's loader decodes only the first JSON value
 of a manifest, so the rest of the cleaned manifest after it is ignored, and the next header
 falls where the original archive's next member begins. ``old_untagged_stream`` is the pre-fix
-``runner.byo.archive.untagged_stream``, kept here only to show what it let through.
+``runner.host.images.archive.untagged_stream``, kept here only to show what it let through.
 """
 
 from __future__ import annotations

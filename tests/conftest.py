@@ -43,7 +43,7 @@ def docker_client():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def job_image(docker_client) -> str:  # type: ignore[no-untyped-def]
     """The image ID of the default job environment (built by `make image`)."""
-    from runner.environments import resolve
+    from runner.host.images.environments import resolve
 
     try:
         return resolve(docker_client, "python-ml")

@@ -30,9 +30,9 @@ from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
 from runner.client import Client
-from runner.client_download import Downloaded, hex_digest, save_atomic
+from runner.client.download import Downloaded, hex_digest, save_atomic
+from runner.client.ledger_check import finished_body, finished_outputs_digest, read_public_key
 from runner.errors import IntegrityError, NotReady
-from runner.ledger_client import finished_body, finished_outputs_digest, read_public_key
 
 METRICS = "metrics.json"
 RECEIPT = "receipt.json"

@@ -15,8 +15,8 @@ from runner.cli.operator import build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
 from runner.client import Client
+from runner.client.ledger_check import read_public_key, verify_downloaded_log
 from runner.errors import ClientConfigError, IntegrityError, MissingFile
-from runner.ledger_client import read_public_key, verify_downloaded_log
 
 PANEL = "Anyone"
 KeyOpt = Annotated[

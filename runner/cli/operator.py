@@ -144,7 +144,7 @@ def image_build(
     import docker
     import docker.errors
 
-    from runner.environments import build_environment
+    from runner.host.images.environments import build_environment
 
     out = Output.start(json_out)
     try:

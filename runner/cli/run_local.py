@@ -1,6 +1,6 @@
 """`c2d run DIR --mock DIR_OR_DATASET`: try a job on your own machine, on mock data.
 
-The job runs in the data host's sandbox (`runner.localrun`) against a mock folder: one you made
+The job runs in the data host's sandbox (`runner.host.localrun`) against a mock folder: one you made
 with `c2d dataset mock`, or one made now from the named dataset's schema. The log, outputs and
 metrics are shown as the data owner would see them; nothing private is involved, and the
 message says so with the mock data's digest.
@@ -28,7 +28,7 @@ from runner.errors import MissingFile, ServiceUnavailable
 if TYPE_CHECKING:
     # The Docker SDK and the control plane come with these: imported when `c2d run` runs, so
     # every other command starts without them.
-    from runner.localrun import LocalRun
+    from runner.host.localrun import LocalRun
 
 
 def _document(run: LocalRun, source: str) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def run(
 ) -> None:
     """Run DIR here, in the data host's sandbox, on mock data: no private data is used."""
     from runner.context import docker_client
-    from runner.localrun import Sandboxing, check_root, load_job, run_local
+    from runner.host.localrun import Sandboxing, check_root, load_job, run_local
     from runner.settings import Settings
 
     out = Output.start(json_out)

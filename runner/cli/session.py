@@ -19,8 +19,8 @@ from runner.cli.config import (
 )
 from runner.cli.output import JsonFlag, Output
 from runner.client import Client
+from runner.client.ledger_check import read_public_key
 from runner.errors import IntegrityError, NoToken
-from runner.ledger_client import read_public_key
 
 
 def connection(ctx: typer.Context, out: Output) -> Connection:

@@ -125,7 +125,7 @@ $(python_version "$2") (pip, on the host)"
   "$python" -m pip wheel -qq --disable-pip-version-check --no-deps \
     --wheel-dir "$ctx/wheels/app" "$src" 2>&1 | indent
   cp "$repo/runner/scripts/engine_proxy.py" "$repo/runner/scripts/compose_entrypoint.sh" "$ctx/"
-  rm -rf "$ctx/dockerfiles" && cp -r "$src/runner/dockerfiles" "$ctx/dockerfiles"
+  rm -rf "$ctx/dockerfiles" && cp -r "$src/runner/host/images/dockerfiles" "$ctx/dockerfiles"
 }
 
 main() {

@@ -128,7 +128,7 @@ class FaultStack:
 
     def remove_leftovers(self, docker_client: Any) -> None:
         """After a failed case: remove this installation's containers and outputs mounts."""
-        from runner.sandbox.workdir import job_dirs, remove_job_dir
+        from runner.host.sandbox.workdir import job_dirs, remove_job_dir
 
         if self.db.exists():
             for container in job_containers(docker_client, self.job_ids()):

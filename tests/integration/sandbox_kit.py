@@ -20,9 +20,9 @@ import pytest
 from recorder import interface_addresses
 
 from runner.artifacts import ArtifactStore
-from runner.sandbox import Limits, RunResult, SandboxSpec
-from runner.sandbox.docker import DockerExecutor
-from runner.sandbox.hardening import LABEL_JOB, container_name
+from runner.host.sandbox import Limits, RunResult, SandboxSpec
+from runner.host.sandbox.docker import DockerExecutor
+from runner.host.sandbox.hardening import LABEL_JOB, container_name
 
 MiB = 1024 * 1024
 RUNTIMES = ["runc", "runsc"]

@@ -24,11 +24,11 @@ import docker.errors
 import pytest
 from archive_kit import annotated_archive, old_untagged_stream, smuggling_archive
 
-import runner.byo.load
-from runner.byo import ByoPolicy, load_archive
-from runner.byo.policy import lookup
-from runner.byo.tags import snapshot
+import runner.host.images.load
 from runner.errors import ByoInvalid, ByoRefused, ByoTooLarge
+from runner.host.images import ByoPolicy, load_archive
+from runner.host.images.policy import lookup
+from runner.host.images.tags import snapshot
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 TEST_LABEL = "c2d.test"
@@ -287,7 +287,7 @@ def test_a_load_that_moves_a_tag_anyway_is_undone_and_refused(
     attack = smuggling_archive(target.saved, images.root / "attack.tar", target.ref)
     before = target.tags()
     monkeypatch.setattr(
-        runner.byo.load, "rebuilt_stream", lambda path, _: old_untagged_stream(path)
+        runner.host.images.load, "rebuilt_stream", lambda path, _: old_untagged_stream(path)
     )
     try:
         with pytest.raises(ByoRefused, match="tried to retag an image") as caught:

@@ -20,11 +20,11 @@ import pytest
 
 from jobs.bundle import pack
 from runner.artifacts import ArtifactStore
-from runner.byo import BuildCache, ByoPolicy, build_from_dockerfile, describe_image
-from runner.byo.policy import lookup
 from runner.errors import BuildFailed, BuildTimedOut, ByoRefused, ByoTooLarge
-from runner.sandbox import Limits, RunResult, SandboxSpec
-from runner.sandbox.docker import DockerExecutor
+from runner.host.images import BuildCache, ByoPolicy, build_from_dockerfile, describe_image
+from runner.host.images.policy import lookup
+from runner.host.sandbox import Limits, RunResult, SandboxSpec
+from runner.host.sandbox.docker import DockerExecutor
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 MiB = 1024 * 1024

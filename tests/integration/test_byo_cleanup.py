@@ -20,9 +20,15 @@ import docker
 import docker.errors
 import pytest
 
-from runner.byo import LABEL_BYO, BuiltImage, ByoPolicy, build_from_dockerfile, remove_unused_images
-from runner.byo.cleanup import last_touched
-from runner.byo.policy import lookup
+from runner.host.images import (
+    LABEL_BYO,
+    BuiltImage,
+    ByoPolicy,
+    build_from_dockerfile,
+    remove_unused_images,
+)
+from runner.host.images.cleanup import last_touched
+from runner.host.images.policy import lookup
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 TEST_LABEL = "c2d.test"

@@ -20,9 +20,9 @@ import docker.errors
 import pytest
 
 from runner.artifacts import ArtifactStore
-from runner.byo import BuiltImage, build_from_dockerfile
-from runner.sandbox import Limits, SandboxSpec
-from runner.sandbox.docker import DockerExecutor
+from runner.host.images import BuiltImage, build_from_dockerfile
+from runner.host.sandbox import Limits, SandboxSpec
+from runner.host.sandbox.docker import DockerExecutor
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 MiB = 1024 * 1024

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from runner.environments import LABEL_RECIPE, build_environment, image_tag, resolve
+from runner.host.images.environments import LABEL_RECIPE, build_environment, image_tag, resolve
 
 pytestmark = pytest.mark.docker
 

@@ -20,10 +20,10 @@ import pytest
 
 from runner.artifacts import ArtifactStore
 from runner.errors import SandboxError
-from runner.sandbox import Executor, Limits, SandboxSpec, State
-from runner.sandbox.docker import DockerExecutor
-from runner.sandbox.fake import FakeExecutor, FakeHost, Script
-from runner.sandbox.hardening import LABEL_JOB
+from runner.host.sandbox import Executor, Limits, SandboxSpec, State
+from runner.host.sandbox.docker import DockerExecutor
+from runner.host.sandbox.fake import FakeExecutor, FakeHost, Script
+from runner.host.sandbox.hardening import LABEL_JOB
 
 LIMITS = Limits(memory_bytes=256 * 1024**2, timeout_s=60, outputs_bytes=1024**2)
 MODEL = b"model-bytes"

@@ -15,8 +15,8 @@ import docker
 import pytest
 from sandbox_kit import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
 
-from runner.sandbox.docker import DockerExecutor
-from runner.sandbox.hardening import BASE_ENV, fsize_limit
+from runner.host.sandbox.docker import DockerExecutor
+from runner.host.sandbox.hardening import BASE_ENV, fsize_limit
 
 pytestmark = pytest.mark.docker
 

@@ -16,8 +16,8 @@ import docker
 import pytest
 from sandbox_kit import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
 
-from runner.sandbox import RunResult, SandboxSpec, State
-from runner.sandbox.workdir import job_dir
+from runner.host.sandbox import RunResult, SandboxSpec, State
+from runner.host.sandbox.workdir import job_dir
 
 pytestmark = pytest.mark.docker
 
@@ -108,7 +108,9 @@ with open('/outputs/model.pkl', 'wb') as f:
     image = job_dir(sandbox.executor.work_root, spec.job_id).image
     st = image.stat()
     assert st.st_size == limit
-    assert st.st_blocks * 512 <= limit + 64 * 1024  # the bound stated in runner.sandbox.workdir
+    assert (
+        st.st_blocks * 512 <= limit + 64 * 1024
+    )  # the bound stated in runner.host.sandbox.workdir
     result = sandbox.executor.collect(spec, sandbox.store)
     sandbox.executor.cleanup(spec.job_id)
     assert not result.succeeded

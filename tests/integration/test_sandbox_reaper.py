@@ -12,11 +12,11 @@ import docker
 import docker.errors
 import pytest
 
-from runner.reaper import reap
-from runner.sandbox import Limits, SandboxSpec, State
-from runner.sandbox.docker import DockerExecutor
-from runner.sandbox.hardening import container_name
-from runner.sandbox.workdir import job_dir
+from runner.host.reaper import reap
+from runner.host.sandbox import Limits, SandboxSpec, State
+from runner.host.sandbox.docker import DockerExecutor
+from runner.host.sandbox.hardening import container_name
+from runner.host.sandbox.workdir import job_dir
 
 pytestmark = pytest.mark.docker
 

@@ -11,7 +11,7 @@ import docker
 import pytest
 from sandbox_kit import RUNTIMES, SMALL, Sandbox, make_sandbox
 
-from runner.sandbox import State
+from runner.host.sandbox import State
 
 pytestmark = pytest.mark.docker
 

@@ -28,7 +28,7 @@ from jobs.spec import JobSpec
 from jobs.states import JobState
 from runner.context import open_context
 from runner.errors import TryLater
-from runner.worker import Ending, execute_job
+from runner.host.pipeline import Ending, execute_job
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from runner.client import Client
-from runner.client_download import PART_SUFFIX
+from runner.client.download import PART_SUFFIX
 from runner.errors import ApiError, IntegrityError
 
 DATA = os.urandom(300_000)

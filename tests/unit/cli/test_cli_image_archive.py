@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from runner.client import Client
-from runner.client_upload import ARCHIVE_HEADER
+from runner.client.upload import ARCHIVE_HEADER
 from runner.errors import ByoInvalid, ByoTooLarge
 
 

@@ -12,8 +12,8 @@ import rfc8785
 from cli_ledger_fixture import SmallLog
 
 from ledger.keys import parse_public_key
+from runner.client.ledger_check import read_public_key, verify_downloaded_log
 from runner.errors import ClientConfigError, MissingFile
-from runner.ledger_client import read_public_key, verify_downloaded_log
 
 
 def _rewrite(data: bytes, **changes: object) -> bytes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from control_world import build_control_world
 
-from runner.api.errors import STATUS_BY_KIND, status_of
-from runner.api.views import dataset_view, job_view, rfc3339
+from runner.control.api.errors import STATUS_BY_KIND, status_of
+from runner.control.api.views import dataset_view, job_view, rfc3339
 
 # From /work/notes/api.md, "Errors".
 CONTRACT = {

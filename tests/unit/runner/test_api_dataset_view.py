@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from jobs.models import Dataset, DatasetPolicy
-from runner.api.views import dataset_view
+from runner.control.api.views import dataset_view
 
 DIGEST = "sha256:" + "d" * 64
 

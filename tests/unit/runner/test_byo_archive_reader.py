@@ -22,8 +22,8 @@ from archive_kit import (
     smuggling_archive,
 )
 
-from runner.byo.archive import read_archive, rebuilt_stream, receive_archive
 from runner.errors import ByoInvalid, ByoTooLarge
+from runner.host.images.archive import read_archive, rebuilt_stream, receive_archive
 
 
 def layer_tar(content: bytes) -> bytes:

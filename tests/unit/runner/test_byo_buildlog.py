@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.byo.buildlog import BuildLog, StreamFacts, network_trouble
+from runner.host.images.buildlog import BuildLog, StreamFacts, network_trouble
 
 
 def test_log_keeps_head_and_tail_within_the_cap_and_says_what_it_dropped() -> None:

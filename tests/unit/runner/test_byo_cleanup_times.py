@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runner.byo.cleanup import engine_time, last_touched
+from runner.host.images.cleanup import engine_time, last_touched
 
 NOON = datetime(2026, 1, 2, 12, 0, 0, tzinfo=UTC).timestamp()
 

@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 
 from jobs.bundle import pack
-from runner.byo.context import context_bytes, dockerfile_path, read_dockerfile, with_dockerfile
 from runner.errors import ByoInvalid, ByoTooLarge
+from runner.host.images.build_context import (
+    context_bytes,
+    dockerfile_path,
+    read_dockerfile,
+    with_dockerfile,
+)
 
 
 def job(tmp_path: Path) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.byo.dockerfile import exec_form, read_plan
 from runner.errors import ByoInvalid, ByoRefused
+from runner.host.images.dockerfile import exec_form, read_plan
 
 ALLOWED = "c2d/python-ml:latest"
 BASE = "FROM c2d/python-ml:latest\n"

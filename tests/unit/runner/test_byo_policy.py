@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from runner.byo.policy import DEFAULT_BASE, AllowedBase, ByoPolicy, base_of, is_reference, pin_tag
+from runner.host.images.policy import (
+    DEFAULT_BASE,
+    AllowedBase,
+    ByoPolicy,
+    base_of,
+    is_reference,
+    pin_tag,
+)
 
 
 def layer(n: int) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 import docker.errors
 
-from runner.byo import tags
-from runner.byo.policy import AllowedBase
+from runner.host.images import tags
+from runner.host.images.policy import AllowedBase
 
 BASE = "sha256:" + "b" * 64
 LOADED = "sha256:" + "1" * 64

@@ -14,10 +14,10 @@ from control_world import ControlWorld, build_control_world, tar_with
 from jobs.models import DatasetPolicy
 from jobs.states import JobState
 from runner.cli.develop import mock_from_schema
-from runner.dryrun import RECORDED, SKIPPED, dryrun_id, execute_dryrun
 from runner.errors import TryLater
-from runner.sandbox.fake import FakeExecutor, Script
-from runner.sandbox.interface import SandboxSpec
+from runner.host.dryrun import RECORDED, SKIPPED, dryrun_id, execute_dryrun
+from runner.host.sandbox.fake import FakeExecutor, Script
+from runner.host.sandbox.interface import SandboxSpec
 
 
 class Recorder:

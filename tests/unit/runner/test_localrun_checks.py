@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from jobs.errors import SpecError
-from runner import localrun
-from runner.localrun import LocalRunInvalid, LocalRunRefused, check_root, load_job
+from runner.host import localrun
+from runner.host.localrun import LocalRunInvalid, LocalRunRefused, check_root, load_job
 
 JOB = 'name: t\ncommand: ["python3", "t.py"]\n'
 

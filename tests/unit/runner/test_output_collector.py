@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from runner.artifacts import ArtifactStore
-from runner.collector import OutputPolicy, collect_outputs
 from runner.errors import OutputRejected
+from runner.host.sandbox.collector import OutputPolicy, collect_outputs
 
 SECRET = b"patient_id,diagnosis\n4711,very private\n"
 

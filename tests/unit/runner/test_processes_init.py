@@ -63,10 +63,16 @@ def test_opening_a_home_that_was_never_initialized_says_to_run_init(tmp_path):
 
 def test_log_lines_show_job_text_escaped_but_keep_tracebacks_lines() -> None:
     record = logging.LogRecord(
-        "runner.worker", logging.WARNING, __file__, 1, "job %s: %s", ("j1", "\x1b[2K\u202eok"), None
+        "runner.host.pipeline",
+        logging.WARNING,
+        __file__,
+        1,
+        "job %s: %s",
+        ("j1", "\x1b[2K\u202eok"),
+        None,
     )
     line = SafeFormatter("%(name)s: %(message)s").format(record)
-    assert line == "runner.worker: job j1: \\x1b[2K\\u202eok"
+    assert line == "runner.host.pipeline: job j1: \\x1b[2K\\u202eok"
     try:
         raise ValueError("bad\x9b")
     except ValueError:

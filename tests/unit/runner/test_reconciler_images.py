@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from control_world import IMAGE, ControlWorld, build_control_world
 
-import runner.byo
-import runner.byo.policy
-from runner.byo.policy import AllowedBase
+import runner.host.images
+import runner.host.images.policy
+from runner.control.reconciler import Reconciler
 from runner.errors import ImageError
-from runner.reconciler import Reconciler
+from runner.host.images.policy import AllowedBase
 
 BASE_ID = "sha256:" + "b" * 64
 OTHER = "sha256:" + "c" * 64
@@ -50,8 +50,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def bases(client: object, policy: object) -> tuple[AllowedBase, ...]:
         return (AllowedBase("c2d/python-ml:latest", BASE_ID, ("sha256:" + "d" * 64,), 1),)
 
-    monkeypatch.setattr(runner.byo, "remove_unused_images", remove)
-    monkeypatch.setattr(runner.byo.policy, "resolve_bases", bases)
+    monkeypatch.setattr(runner.host.images, "remove_unused_images", remove)
+    monkeypatch.setattr(runner.host.images.policy, "resolve_bases", bases)
     return seen
 
 
@@ -81,7 +81,7 @@ def test_without_an_allowed_base_here_only_the_jobs_images_are_protected(
     def none_here(client: object, policy: object) -> tuple[AllowedBase, ...]:
         raise ImageError("none of the allowed base images is on this host")
 
-    monkeypatch.setattr(runner.byo.policy, "resolve_bases", none_here)
+    monkeypatch.setattr(runner.host.images.policy, "resolve_bases", none_here)
     world.approved()
     Reconciler(world.ctx, NoSender(), clock=world.clock).run_once()
     assert calls[0]["in_use"] == {IMAGE}

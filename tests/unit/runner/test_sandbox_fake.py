@@ -12,8 +12,8 @@ import pytest
 
 from runner.artifacts import ArtifactStore
 from runner.errors import SandboxError
-from runner.sandbox import Limits, SandboxSpec, State
-from runner.sandbox.fake import FakeExecutor, FakeHost, Script
+from runner.host.sandbox import Limits, SandboxSpec, State
+from runner.host.sandbox.fake import FakeExecutor, FakeHost, Script
 
 IMAGE = "sha256:" + "cd" * 32
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runner.sandbox.logs import LogBuffer, cap_tail
+from runner.host.sandbox.logs import LogBuffer, cap_tail
 
 
 def test_short_log_is_kept_whole() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from runner.errors import SandboxSpecInvalid
-from runner.sandbox import Limits, RunResult, SandboxSpec
-from runner.sandbox.reasons import exit_reason, human_bytes, outcome_reason
+from runner.host.sandbox import Limits, RunResult, SandboxSpec
+from runner.host.sandbox.reasons import exit_reason, human_bytes, outcome_reason
 
 IMAGE = "sha256:" + "ab" * 32
 

@@ -1,4 +1,4 @@
-"""The worker pipeline (runner.worker.execute_job) against a real store and a fake engine."""
+"""The worker pipeline (runner.host.pipeline.execute_job) against a real store and a fake engine."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from control_world import ControlWorld, build_control_world, tar_with
 
 from jobs.states import JobState
 from runner.errors import TryLater
-from runner.sandbox.fake import Script
-from runner.worker import Ending, execute_job
+from runner.host.pipeline import Ending, execute_job
+from runner.host.sandbox.fake import Script
 
 W1, W2 = "default@test:1", "default@test:2"
 

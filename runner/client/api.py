@@ -1,0 +1,299 @@
+"""The c2d HTTP client: one method per route of the v1 API (see the API contract).
+
+Every error comes back as an exception with a `kind`, so callers report it the same way as a
+local error (see `runner.client.http`): an error response becomes `ApiError(kind, message,
+status)` with the server's kind and message; a server that does not answer becomes
+`ServiceUnavailable` naming the URL and how to start one. Artifact downloads are verified before
+they get their final name and resume after a dropped connection (see `runner.client.download`).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from runner.client.download import Downloaded, DownloadObserver, Silent, download
+from runner.client.http import api_error, unavailable
+from runner.client.upload import ARCHIVE_HEADER, ProgressReader, check_archive
+from runner.errors import ApiError, IntegrityError
+
+API = "/v1"
+
+
+class Client:
+    """A connection to one c2d API. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        timeout: float = 30.0,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, API + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise unavailable(self.url, exc) from exc
+        if response.is_error:
+            raise api_error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(
+                "failed",
+                f"{method} {path} answered with something that is not JSON; is {self.url} a "
+                "c2d API?",
+                response.status_code,
+            ) from exc
+
+    # -- routes ----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """GET /v1/health: `{"ok", "version", "origin"}` (no token needed)."""
+        return dict(self._json("GET", "/health"))
+
+    def me(self) -> dict[str, Any]:
+        """GET /v1/me: `{"name", "role"}` of the token's user."""
+        return dict(self._json("GET", "/me"))
+
+    def add_user(self, name: str, role: str) -> dict[str, Any]:
+        """POST /v1/users (admin): `{"name", "role", "token"}`; the token is shown only once."""
+        return dict(self._json("POST", "/users", json={"name": name, "role": role}))
+
+    def environments(self) -> list[dict[str, Any]]:
+        """GET /v1/environments: `[{"name", "image_id", "pins"}]`."""
+        return list(self._json("GET", "/environments"))
+
+    def add_dataset(
+        self,
+        name: str,
+        path: str,
+        *,
+        review_outputs: bool = False,
+        logs_visible: str = "owner",
+        caps: dict[str, Any] | None = None,
+        schema: str | None = None,
+        public_values: dict[str, list[str]] | None = None,
+        max_metrics: int | None = None,
+    ) -> dict[str, Any]:
+        """POST /v1/datasets (owner/admin): register the folder `path` on the data host.
+
+        `schema` is how much researchers see (hidden, columns, stats); `public_values` the
+        columns whose values the owner publishes (`{file or "*": [column, ...]}`);
+        `max_metrics` the most keys a job's metrics.json may hold (default 100)."""
+        body: dict[str, Any] = {
+            "name": name,
+            "path": path,
+            "review_outputs": review_outputs,
+            "logs_visible": logs_visible,
+        }
+        if caps:
+            body["caps"] = caps
+        if schema:
+            body["schema"] = schema
+        if public_values:
+            body["public_values"] = public_values
+        if max_metrics is not None:
+            body["max_metrics"] = max_metrics
+        return dict(self._json("POST", "/datasets", json=body))
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """GET /v1/datasets."""
+        return list(self._json("GET", "/datasets"))
+
+    def dataset(self, name: str) -> dict[str, Any]:
+        """GET /v1/datasets/{name}."""
+        return dict(self._json("GET", f"/datasets/{quote(name, safe='')}"))
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """GET /v1/datasets/{name}/schema: what the caller may see of its files and columns."""
+        return dict(self._json("GET", f"/datasets/{quote(name, safe='')}/schema"))
+
+    def dryrun(self, job_id: str) -> dict[str, Any] | None:
+        """GET /v1/jobs/{id}/dryrun: the job's run on mock data before review, or None yet."""
+        found = self._json("GET", self._job(job_id, "dryrun"))
+        return dict(found) if found is not None else None
+
+    def submit(
+        self,
+        spec: dict[str, Any],
+        bundle: bytes,
+        image_archive: Path | None = None,
+        *,
+        max_archive_bytes: int = 4 * 2**30,
+        observer: DownloadObserver | None = None,
+    ) -> dict[str, Any]:
+        """POST /v1/jobs: the spec as JSON and the deterministic code tar; returns the Job.
+
+        ``image_archive`` (a ``docker save`` file, at most ``max_archive_bytes``) is streamed
+        from disk as the ``image_archive`` part, ``observer`` seeing its progress. The server
+        builds or loads the job's own image before it answers, so the wait for the answer is
+        not capped.
+        """
+        files: dict[str, Any] = {"bundle": ("bundle.tar", bundle, "application/x-tar")}
+        headers: dict[str, str] = {}
+        watch = observer or Silent()
+        with contextlib.ExitStack() as stack:
+            if image_archive is not None:
+                size = check_archive(image_archive, max_archive_bytes)
+                handle = stack.enter_context(image_archive.open("rb"))
+                reader = ProgressReader(handle, watch)
+                files["image_archive"] = ("image.tar", reader, "application/x-tar")
+                headers[ARCHIVE_HEADER] = str(size)  # the server allows this much more
+                watch.start(image_archive.name, size)
+            job = self._json(
+                "POST",
+                "/jobs",
+                data={"spec": json.dumps(spec)},
+                files=files,
+                headers=headers,
+                timeout=httpx.Timeout(self._http.timeout.connect, read=None),
+            )
+            if image_archive is not None:
+                watch.finish(image_archive.name)
+        return dict(job)
+
+    def jobs(self, state: str | None = None) -> list[dict[str, Any]]:
+        """GET /v1/jobs[?state=]: the jobs this user may see."""
+        params = {"state": state} if state else None
+        return list(self._json("GET", "/jobs", params=params))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """GET /v1/jobs/{id}."""
+        return dict(self._json("GET", self._job(job_id)))
+
+    def review(self, job_id: str) -> dict[str, Any]:
+        """GET /v1/jobs/{id}/review: `{"job", "files", "previous", "diff"}` (owner/admin)."""
+        return dict(self._json("GET", self._job(job_id, "review")))
+
+    def own_image(self, job_id: str) -> dict[str, Any]:
+        """GET /v1/jobs/{id}/image: the job's own image, Dockerfile and build log."""
+        return dict(self._json("GET", self._job(job_id, "image")))
+
+    def bundle(self, job_id: str) -> bytes:
+        """GET /v1/jobs/{id}/bundle: the code tar as submitted."""
+        return self._send("GET", self._job(job_id, "bundle")).content
+
+    def approve(self, job_id: str, note: str | None = None) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/approve: binds the exact digests; returns the Job."""
+        body = {"note": note} if note else {}
+        return dict(self._json("POST", self._job(job_id, "approve"), json=body))
+
+    def reject(self, job_id: str, reason: str) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/reject."""
+        return dict(self._json("POST", self._job(job_id, "reject"), json={"reason": reason}))
+
+    def cancel(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/cancel."""
+        body = {"reason": reason} if reason else {}
+        return dict(self._json("POST", self._job(job_id, "cancel"), json=body))
+
+    def release(self, job_id: str) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/release: succeeded -> released."""
+        return dict(self._json("POST", self._job(job_id, "release")))
+
+    def trust(self, job_id: str, *, any_params: bool = False) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/trust: the job's code, for its researcher, with its params (or
+        any): `{"dataset", "code_digest", "researcher", "params_digest" (null: any),
+        "any_params", "trusted_by", "job_id"}`."""
+        body = {"any_params": True} if any_params else {}
+        return dict(self._json("POST", self._job(job_id, "trust"), json=body))
+
+    def logs(self, job_id: str) -> tuple[str, bool]:
+        """GET /v1/jobs/{id}/logs: the log text and whether the server truncated it."""
+        response = self._send("GET", self._job(job_id, "logs"))
+        return response.text, response.headers.get("X-C2D-Log-Truncated", "0") == "1"
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        """GET /v1/jobs/{id}/artifacts: `[{"name", "sha256", "bytes"}]` (released jobs only)."""
+        return list(self._json("GET", self._job(job_id, "artifacts")))
+
+    def receipt_bytes(self, job_id: str) -> bytes:
+        """GET /v1/jobs/{id}/receipt, as the exact bytes the server sent (to save unchanged)."""
+        return self._send("GET", self._job(job_id, "receipt")).content
+
+    def ledger_page(self, start: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """GET /v1/ledger/entries: `{"size", "entries": [{"index", "entry" (base64)}]}`."""
+        return dict(self._json("GET", "/ledger/entries", params={"start": start, "limit": limit}))
+
+    def ledger_entries(self, page: int = 1000) -> list[bytes]:
+        """Every entry of the log, in order, as canonical bytes (fetched page by page)."""
+        entries: list[bytes] = []
+        while True:
+            body = self.ledger_page(len(entries), page)
+            rows = body.get("entries") or []
+            for row in rows:
+                if row.get("index") != len(entries):
+                    raise IntegrityError(
+                        f"the server sent ledger entry {row.get('index')} where entry "
+                        f"{len(entries)} belongs; the log it serves is not in order"
+                    )
+                entries.append(base64.b64decode(row["entry"], validate=True))
+            if not rows or len(entries) >= int(body.get("size", 0)):
+                return entries
+
+    def checkpoint(self) -> str:
+        """GET /v1/ledger/checkpoint: the latest signed checkpoint note."""
+        return self._send("GET", "/ledger/checkpoint").text
+
+    def checkpoints(self) -> list[str]:
+        """GET /v1/ledger/checkpoints: every checkpoint the log signed, oldest first."""
+        return list(self._json("GET", "/ledger/checkpoints").get("checkpoints", []))
+
+    def public_key(self) -> dict[str, Any]:
+        """GET /v1/ledger/public-key: `{"origin", "public_key"}` (base64 raw 32 bytes)."""
+        return dict(self._json("GET", "/ledger/public-key"))
+
+    @staticmethod
+    def _job(job_id: str, *rest: str) -> str:
+        return "/".join(["/jobs", quote(job_id, safe=""), *rest])
+
+    def download_artifact(
+        self,
+        job_id: str,
+        name: str,
+        folder: Path,
+        *,
+        expected_sha256: str | None = None,
+        observer: DownloadObserver | None = None,
+        chunk_size: int | None = None,
+    ) -> Downloaded:
+        """GET /v1/jobs/{id}/artifacts/{name} into `folder/name`, verified (see `download`)."""
+        url = API + self._job(job_id, "artifacts", quote(name, safe="/"))
+        return download(
+            self._http,
+            url,
+            name,
+            folder,
+            expected_sha256=expected_sha256,
+            observer=observer,
+            chunk_size=chunk_size,
+        )

@@ -1,0 +1,61 @@
+"""Routes about the ledger: its entries page by page, its checkpoints and its public key.
+
+Every authenticated user may read the whole log: entries carry digests and decisions, never
+data, and anyone must be able to check that the log was not rewritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from ledger import storage
+from runner.control.api.deps import Actor, State
+
+router = APIRouter(prefix="/v1/ledger")
+
+PAGE_MAX = 1000
+
+
+@router.get("/entries")
+def entries(
+    actor: Actor,
+    state: State,
+    start: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_MAX,
+) -> dict[str, Any]:
+    """``{"size", "entries": [{"index", "entry"}]}`` with each entry's canonical bytes, base64."""
+    ledger = state.ctx.ledger
+    size = ledger.size()
+    rows = ledger.entries(start, limit) if start < size else []
+    return {
+        "size": size,
+        "entries": [
+            {"index": e.seq, "entry": base64.b64encode(e.canonical_bytes()).decode()} for e in rows
+        ],
+    }
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse)
+def checkpoint(actor: Actor, state: State) -> PlainTextResponse:
+    """The signed note of the current tree head (signed now if the head moved)."""
+    return PlainTextResponse(state.ctx.ledger.checkpoint())
+
+
+@router.get("/checkpoints")
+def checkpoints(actor: Actor, state: State) -> dict[str, Any]:
+    """Every checkpoint the log signed, oldest first."""
+    with contextlib.closing(storage.connect(state.ctx.settings.db_path)) as conn:
+        notes = [note for _, note in storage.checkpoints(conn)]
+    return {"checkpoints": notes}
+
+
+@router.get("/public-key")
+def public_key(actor: Actor, state: State) -> dict[str, Any]:
+    """The log's origin and its Ed25519 public key (base64 of the raw 32 bytes)."""
+    ledger = state.ctx.ledger
+    return {"origin": ledger.origin, "public_key": base64.b64encode(ledger.public_key()).decode()}

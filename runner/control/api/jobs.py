@@ -1,0 +1,204 @@
+"""Routes about jobs: read them, review them, and the data owner's decisions.
+
+Each handler translates one request into one ``Service`` call; the service decides who may.
+An approval (or a policy approval at submit) is followed by a best-effort dispatch to the
+dataset's data host, after the answer is sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict
+
+from jobs import access, tarsafe
+from jobs.bundle import diff
+from jobs.errors import InvalidRequest, NotAllowed, NotFound
+from jobs.fields import Note
+from jobs.models import TrustedCode
+from jobs.states import JobState
+from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.own_image import review_view
+from runner.control.api.views import job_view
+from runner.errors import ArtifactNotFound
+
+router = APIRouter(prefix="/v1/jobs")
+
+_REQUEST = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApproveBody(BaseModel):
+    """``POST /v1/jobs/{id}/approve``; the note is capped (``jobs.fields.Note``)."""
+
+    model_config = _REQUEST
+    note: Note = ""
+
+
+class RejectBody(BaseModel):
+    """``POST /v1/jobs/{id}/reject``."""
+
+    model_config = _REQUEST
+    reason: Note
+
+
+class CancelBody(BaseModel):
+    """``POST /v1/jobs/{id}/cancel``."""
+
+    model_config = _REQUEST
+    reason: Note = ""
+
+
+class TrustBody(BaseModel):
+    """``POST /v1/jobs/{id}/trust``: ``any_params`` trusts the code whatever the params."""
+
+    model_config = _REQUEST
+    any_params: bool = False
+
+
+def trust_view(trusted: TrustedCode) -> dict[str, Any]:
+    """What was trusted, and for whom (``params_digest`` null: any params)."""
+    return {
+        "dataset": trusted.dataset,
+        "code_digest": trusted.code_digest,
+        "researcher": trusted.researcher,
+        "params_digest": trusted.params_digest,
+        "any_params": trusted.any_params,
+        "trusted_by": trusted.trusted_by,
+        "job_id": trusted.job_id,
+    }
+
+
+@router.get("")
+def list_jobs(
+    actor: Actor,
+    state: State,
+    job_state: Annotated[str | None, Query(alias="state")] = None,
+) -> list[dict[str, Any]]:
+    """The jobs the caller may see, oldest first; ``?state=pending`` filters."""
+    wanted = None
+    if job_state is not None:
+        try:
+            wanted = JobState(job_state)
+        except ValueError:
+            raise InvalidRequest(
+                f"state {job_state!r} is not a job state; use one of "
+                + ", ".join(s.value for s in JobState)
+            ) from None
+    return [job_view(j) for j in state.ctx.service.list_jobs(actor, wanted)]
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
+    """One job (404 for jobs the caller may not see)."""
+    return job_view(state.ctx.service.get_job(actor, job_id))
+
+
+def _bundle_path(state: ApiState, digest: str) -> Path:
+    return state.ctx.artifacts.path(digest)
+
+
+@router.get("/{job_id}/review")
+def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
+    """Spec, files and the diff against the researcher's last approved code on the dataset."""
+    service = state.ctx.service
+    job = service.get_job(actor, job_id)
+    if not access.governs(actor, service.dataset_of(job)):
+        raise NotAllowed(f"only the owner of dataset {job.dataset!r} or an admin reviews jobs")
+    limits = state.ctx.limits
+    caps = {"max_files": limits.max_bundle_files, "max_bytes": limits.max_bundle_bytes}
+    record = service.job_image(job.id)
+    bundle = _bundle_path(state, service.bundle_digest(job))
+    with tarsafe.open_tar(bundle) as tar:
+        members = tarsafe.read_members(tar, **caps)
+    files = [{"name": m.path, "bytes": m.size} for m in members if not m.is_dir]
+    previous = service.last_approved_for(job.researcher, job.dataset, exclude=job.id)
+    # With nothing approved before, the diff is against nothing: the owner reads every line.
+    old = None
+    if previous is not None:
+        try:
+            old = _bundle_path(state, service.bundle_digest(previous))
+        except ArtifactNotFound:
+            previous = None
+    text = diff(old, bundle, **caps)
+    before = service.job_image(previous.id) if previous is not None else None
+    return {
+        "job": job_view(job),
+        # The pre-approval run on mock data (None until the data host has run it).
+        "dryrun": service.dryrun_for(actor, job.id),
+        "image": review_view(record, bundle, before, old),
+        "files": sorted(files, key=lambda f: str(f["name"])),
+        "previous": previous.id if previous else None,
+        "diff": text,
+    }
+
+
+@router.get("/{job_id}/bundle", response_class=FileResponse)
+def bundle(job_id: str, actor: Actor, state: State) -> FileResponse:
+    """The code tar exactly as submitted (its researcher, the dataset's owner, admins)."""
+    service = state.ctx.service
+    job = service.get_job(actor, job_id)
+    digest = service.bundle_digest(job)
+    return FileResponse(
+        _bundle_path(state, digest),
+        media_type="application/x-tar",
+        headers={"X-C2D-SHA256": digest.removeprefix("sha256:")},
+    )
+
+
+@router.get("/{job_id}/image")
+def own_image(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
+    """The job's own image as built or loaded at submission: facts, Dockerfile and build log,
+    for its researcher as for the owner (404 for a job that runs in an environment)."""
+    service = state.ctx.service
+    job = service.get_job(actor, job_id)
+    view = review_view(service.job_image(job.id), _bundle_path(state, service.bundle_digest(job)))
+    if view is None:
+        raise NotFound(
+            f"job {job_id} runs in the environment {job.spec.environment!r}, no image of its own"
+        )
+    return view
+
+
+@router.post("/{job_id}/approve")
+def approve(
+    job_id: str,
+    actor: Actor,
+    state: State,
+    background: BackgroundTasks,
+    body: ApproveBody | None = None,
+) -> dict[str, Any]:
+    """Approve a pending job (the dataset's owner or an admin, never its researcher)."""
+    job = state.ctx.service.approve(actor, job_id, (body or ApproveBody()).note)
+    background.add_task(state.dispatch, job)
+    return job_view(job)
+
+
+@router.post("/{job_id}/reject")
+def reject(job_id: str, body: RejectBody, actor: Actor, state: State) -> dict[str, Any]:
+    """Reject a pending job with a reason the researcher reads."""
+    return job_view(state.ctx.service.reject(actor, job_id, body.reason))
+
+
+@router.post("/{job_id}/cancel")
+def cancel(
+    job_id: str, actor: Actor, state: State, body: CancelBody | None = None
+) -> dict[str, Any]:
+    """Cancel a pending, approved or running job; a running one's worker stops it."""
+    return job_view(state.ctx.service.cancel(actor, job_id, (body or CancelBody()).reason))
+
+
+@router.post("/{job_id}/release")
+def release(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
+    """Release a succeeded job's outputs to its researcher."""
+    return job_view(state.ctx.service.release(actor, job_id))
+
+
+@router.post("/{job_id}/trust")
+def trust(job_id: str, actor: Actor, state: State, body: TrustBody | None = None) -> dict[str, Any]:
+    """Trust this job's code on its dataset for its researcher: her later jobs with the same
+    code and params (any params with ``{"any_params": true}``) are approved by policy."""
+    any_params = (body or TrustBody()).any_params
+    return trust_view(state.ctx.service.trust(actor, job_id, any_params=any_params))

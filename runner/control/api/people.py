@@ -1,0 +1,123 @@
+"""Routes about who and what: the caller, users, environments and datasets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobs import access
+from jobs.errors import NotAllowed
+from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
+from jobs.service_core import build
+from runner.control.api.deps import Actor, State
+from runner.control.api.views import dataset_view, user_view
+from runner.errors import RunnerError
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1")
+
+_REQUEST = ConfigDict(frozen=True, extra="forbid")
+
+
+class NewUser(BaseModel):
+    """``POST /v1/users``."""
+
+    model_config = _REQUEST
+    name: str
+    role: Literal["admin", "owner", "researcher"]
+
+
+class NewDataset(BaseModel):
+    """``POST /v1/datasets``; ``path`` is a folder on the data host ``host``."""
+
+    model_config = _REQUEST
+    name: str
+    path: str
+    review_outputs: bool = False
+    logs_visible: Literal["owner", "researcher"] = "owner"
+    caps: dict[str, Any] | None = None
+    host: str | None = None
+    owner: str | None = None
+    schema_: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
+    public_values: dict[str, list[str]] | None = None
+    max_metrics: int = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
+
+
+@router.get("/me")
+def me(actor: Actor) -> dict[str, Any]:
+    """The caller's name and role."""
+    return user_view(actor)
+
+
+@router.post("/users", status_code=201)
+def add_user(body: NewUser, actor: Actor, state: State) -> dict[str, Any]:
+    """Create a user (admins only); the token is in this answer and nowhere else."""
+    if not access.is_admin(actor):
+        raise NotAllowed("only admins add users; ask one to run `c2d user add`")
+    user, token = state.ctx.service.add_user(body.name, body.role, actor=actor.name)
+    return {**user_view(user), "token": token}
+
+
+@router.get("/environments")
+def environments(actor: Actor, state: State) -> list[dict[str, Any]]:
+    """The job environments this host provides, their image IDs (null: not built) and pins."""
+    from runner.host.images.environments import LABEL_PINS, known_environments
+
+    found = []
+    for name in known_environments():
+        image_id: str | None = None
+        pins: dict[str, str] = {}
+        try:
+            image_id = state.ctx.resolve_image(name)
+            labels = state.ctx.docker().images.get(image_id).labels or {}
+            pins = json.loads(labels.get(LABEL_PINS, "{}"))
+        except (RunnerError, ValueError) as exc:
+            log.info("environment %s: %s", name, exc)
+        except Exception as exc:  # the image vanished between the two calls
+            log.info("environment %s: no labels: %s", name, exc)
+        found.append({"name": name, "image_id": image_id, "pins": pins})
+    return found
+
+
+@router.post("/datasets", status_code=201)
+def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
+    """Register (or re-register) a dataset folder with its policy (owners and admins); the
+    service checks the folder against the host's dataset roots and other owners' datasets."""
+    if not access.may_register(actor):
+        raise NotAllowed("only data owners and admins register datasets")
+    caps = build(Caps, **(body.caps or {}))
+    policy = build(
+        DatasetPolicy,
+        owner=body.owner or actor.name,
+        review_outputs=body.review_outputs,
+        logs_visible=body.logs_visible,
+        caps=caps,
+        host=body.host or state.ctx.settings.data_host,
+        schema=body.schema_,
+        public_values=body.public_values or {},
+        max_metrics=body.max_metrics,
+    )
+    dataset = state.ctx.service.register_dataset(
+        actor,
+        body.name,
+        body.path,
+        policy,
+        profile_max_rows=state.ctx.settings.profile_max_rows,
+    )
+    return dataset_view(dataset)
+
+
+@router.get("/datasets")
+def list_datasets(actor: Actor, state: State) -> list[dict[str, Any]]:
+    """Every registered dataset."""
+    return [dataset_view(d) for d in state.ctx.service.list_datasets(actor)]
+
+
+@router.get("/datasets/{name}")
+def get_dataset(name: str, actor: Actor, state: State) -> dict[str, Any]:
+    """One dataset."""
+    return dataset_view(state.ctx.service.get_dataset(actor, name))

@@ -1,0 +1,182 @@
+"""A job folder run on the researcher's own machine, in the data host's sandbox, on mock data.
+
+``run_local(job_dir, mock_dir, ...)`` is ``c2d run DIR --mock ...`` without the printing:
+
+1. **Root**: the sandbox caps ``/outputs`` with a loop-mounted filesystem, as on the data host,
+   and mounting needs root; without it ``LocalRunRefused`` says so before anything starts.
+2. **The job** is read and checked as ``c2d submit`` reads it (``job.yaml`` with the same
+   ``--dataset`` and ``--param`` overrides), and the folder is packed into the same
+   deterministic bundle (``.c2dignore`` applies), so the code that runs is exactly the code a
+   submission would send, with the same digest. It is extracted into a temporary folder.
+3. **The image** is the job's environment resolved on the local Docker engine, never pulled
+   (``make image`` builds it).
+4. **The sandbox** is ``DockerExecutor`` with its hardened defaults and a ``SandboxSpec`` built
+   like the data host's: the job's resources as limits, the mock folder read-only at
+   ``/data/NAME``, the code at ``/code``, the params at ``/job/params.json``, ``/outputs``
+   capped, the same collector. Only the data differs: the mock folder, never private data.
+5. **Outputs** the collector accepted are copied to ``keep`` (if given); everything else of
+   the run (container, work folder, extracted code) is removed, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from jobs.bundle import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, extract, pack
+from jobs.datasets import scan
+from jobs.errors import SpecError
+from jobs.models import JobSpec
+from jobs.units import parse_size
+from runner.artifacts import ArtifactStore
+from runner.errors import RunnerError
+from runner.host.images.environments import resolve
+from runner.host.sandbox.docker import DockerExecutor
+from runner.host.sandbox.interface import Limits, RunResult, Runtime, SandboxSpec
+
+
+class LocalRunRefused(RunnerError):
+    """This machine cannot run the sandbox as the data host does (not root)."""
+
+    kind = "not_allowed"
+
+
+class LocalRunInvalid(RunnerError):
+    """The job cannot be run locally as given (no dataset name, its own image)."""
+
+    kind = "invalid"
+
+
+@dataclass(frozen=True)
+class Sandboxing:
+    """The host settings the data host's sandbox uses (``C2D_RUNTIME``, uid, gid, /tmp)."""
+
+    runtime: Runtime = "runc"
+    uid: int = 65534
+    gid: int = 65534
+    tmp_size: str = "256MiB"
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """What a local run did: its result, and what it ran on."""
+
+    result: RunResult
+    job: JobSpec
+    dataset: str
+    code_digest: str
+    image_id: str
+    mock_digest: str
+    kept: Path | None
+
+
+def _limits(spec: JobSpec, tmp_size: str) -> Limits:
+    """The data host's limits for this job (``runner.host.preflight.sandbox_limits``)."""
+    res = spec.resources
+    return Limits(
+        cpus=res.cpus,
+        memory_bytes=res.memory,
+        timeout_s=res.timeout,
+        outputs_bytes=res.outputs,
+        tmp_bytes=min(parse_size(tmp_size), res.memory),
+    )
+
+
+def check_root() -> None:
+    """Raise ``LocalRunRefused`` unless this process may mount the capped ``/outputs``."""
+    if os.geteuid() != 0:
+        raise LocalRunRefused(
+            "`c2d run` needs root: like the data host, it gives the job a size-capped /outputs "
+            "filesystem, which only root can mount; run it with sudo (or as root)"
+        )
+
+
+def load_job(
+    job_dir: Path, dataset: str | None, params: dict[str, Any], mocked: str | None
+) -> JobSpec:
+    """``DIR/job.yaml`` with the overrides, as ``c2d submit`` reads it.
+
+    The dataset name decides ``/data/NAME``: ``dataset`` (``--dataset``) if given, else the
+    dataset the mock was made from (``mocked``), else ``job.yaml``'s.
+    """
+    spec_file = job_dir / "job.yaml"
+    spec = JobSpec.from_yaml(spec_file).with_overrides(
+        dataset=dataset or mocked or None, params=params or None
+    )
+    if spec.dataset is None:
+        raise SpecError(
+            f"{spec_file}: no dataset name, so no /data/NAME to mount the mock data at; add "
+            "`dataset: NAME` or pass --dataset NAME",
+            file=str(spec_file),
+            field="dataset",
+            allowed="the name of the dataset the job will run on",
+        )
+    if spec.image is not None:
+        raise LocalRunInvalid(
+            "this job brings its own image (`image: {build: ...}`), which `c2d run` does not "
+            "build; submit it: the data host builds the image and dry-runs the job on mock data"
+        )
+    return spec
+
+
+def run_local(
+    client: docker.DockerClient,
+    spec: JobSpec,
+    job_dir: Path,
+    mock_dir: Path,
+    *,
+    sandboxing: Sandboxing,
+    keep: Path | None = None,
+) -> LocalRun:
+    """Run ``spec`` (read from ``job_dir``) on ``mock_dir`` in the local sandbox.
+
+    Raises ``LocalRunRefused`` (not root), environment errors (no such environment, image not
+    built: `make image`), ``BundleError``/``TooLarge`` (the folder cannot be packed),
+    ``DatasetError`` (a link in the mock folder), ``SandboxError``.
+    """
+    check_root()
+    assert spec.dataset is not None
+    mock_digest = scan(mock_dir).digest
+    image_id = resolve(client, spec.environment)
+    bundle = pack(job_dir)
+    scratch = Path(tempfile.mkdtemp(prefix="c2d-run-"))
+    try:
+        code = scratch / "code"
+        extract(bundle.data, code, DEFAULT_MAX_FILES, DEFAULT_MAX_BYTES)
+        code.chmod(0o755)
+        sandbox = SandboxSpec(
+            job_id=f"local-{secrets.token_hex(6)}",
+            image_id=image_id,
+            command=tuple(spec.command),
+            code_dir=code,
+            datasets={spec.dataset: mock_dir.resolve()},
+            params=spec.params,
+            outputs=tuple(spec.outputs),
+            limits=_limits(spec, sandboxing.tmp_size),
+            runtime=sandboxing.runtime,
+            uid=sandboxing.uid,
+            gid=sandboxing.gid,
+        )
+        store = ArtifactStore(scratch / "outputs")
+        result = DockerExecutor(client, scratch / "work").run(sandbox, store)
+        kept = _keep(result, store, keep) if keep is not None else None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return LocalRun(result, spec, spec.dataset, bundle.digest, image_id, mock_digest, kept)
+
+
+def _keep(result: RunResult, store: ArtifactStore, folder: Path) -> Path:
+    """Copy the accepted outputs into ``folder`` (created; existing files are replaced)."""
+    for output in result.outputs:
+        target = folder / output.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store.path(output.sha256), target)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
