@@ -1,15 +1,15 @@
 """Operator commands: create the state folder, run the API and workers, users and images.
 
 `init`, `server`, `worker` and `up` build the server-side `Settings` (C2D_ environment, then
-these flags) and hand them to `runner.processes`, imported only when such a command runs so
-that every other command works without the control plane's dependencies loaded.
+these flags) and hand them to the control plane (`runner.control.install`, `.serve`) or the
+data host (`runner.host.agent`), imported only when such a command runs so that every other
+command works without their dependencies loaded.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from runner.cli.app import app
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
-from runner.errors import RunnerError, ServiceUnavailable, SettingsError
+from runner.errors import ServiceUnavailable, SettingsError
 from runner.settings import Settings
 
 PANEL = "Operator"
@@ -45,19 +45,6 @@ def build_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"the c2d settings are not usable: {problems}") from exc
 
 
-def processes() -> ModuleType:
-    """`runner.processes`, the control plane's process entry points."""
-    try:
-        import runner.processes as module
-    except ModuleNotFoundError as exc:
-        if exc.name != "runner.processes":
-            raise
-        raise RunnerError(
-            "this c2d has no control plane (runner.processes is missing); reinstall c2d"
-        ) from exc
-    return module
-
-
 @app.command(rich_help_panel=PANEL)
 def init(
     home: HomeOpt = None,
@@ -69,7 +56,9 @@ def init(
     """Create the state folder, the ledger key and an admin token (never overwrites)."""
     out = Output.start(json_out)
     settings = build_settings(home=home, origin=origin)
-    token = processes().init_home(settings)
+    from runner.control.install import init_home
+
+    token = init_home(settings)
     url = f"http://{settings.bind}:{settings.port}"
     out.say(f"created {settings.home}; the admin token is printed once, on stdout")
     out.hint(f"start the API with `c2d server`, then `c2d login {url} TOKEN`")
@@ -83,7 +72,9 @@ def server(
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
 ) -> None:
     """Run the HTTP API in the foreground."""
-    processes().serve(build_settings(home=home, bind=bind, port=port))
+    from runner.control.serve import serve
+
+    serve(build_settings(home=home, bind=bind, port=port))
 
 
 @app.command(rich_help_panel=PANEL)
@@ -95,7 +86,9 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker (and the reconciler) for this data host in the foreground."""
-    processes().run_worker(build_settings(home=home, data_host=data_host), concurrency)
+    from runner.host.agent import run_worker
+
+    run_worker(build_settings(home=home, data_host=data_host), concurrency)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -105,7 +98,10 @@ def up(
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
 ) -> None:
     """Run the API and a worker together (single machine), in the foreground."""
-    processes().up(build_settings(home=home, bind=bind, port=port))
+    from runner.control.serve import up as run_up
+    from runner.host.agent import run_worker
+
+    run_up(build_settings(home=home, bind=bind, port=port), lambda s: run_worker(s, 1))
 
 
 class Role(StrEnum):

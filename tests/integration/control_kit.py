@@ -26,9 +26,9 @@ from prockit import Proc, free_port, spawn, wait_for
 from jobs.models import DatasetPolicy, Job, Role, User
 from jobs.states import JobState
 from runner.context import Context, open_context
-from runner.dispatch import Dispatcher
-from runner.processes import init_home
+from runner.control.install import init_home
 from runner.settings import Settings
+from runner.transport import Dispatcher
 
 C2D = Path(sys.executable).with_name("c2d")
 READY_S = 60.0

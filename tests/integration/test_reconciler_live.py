@@ -27,9 +27,9 @@ from jobs.bundle import pack
 from jobs.models import Job
 from jobs.spec import JobSpec
 from jobs.states import JobState
-from runner.control.reconciler import Reconciler
-from runner.dispatch import Dispatcher, key_prefix, queue_name
 from runner.host.preflight import prepare_run
+from runner.host.reconciler import Reconciler
+from runner.transport import Dispatcher, key_prefix, queue_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 

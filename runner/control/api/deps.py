@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.context import Context
-from runner.dispatch import TASK_DRYRUN, Dispatcher
+from runner.transport import TASK_DRYRUN, Dispatcher
 
 log = logging.getLogger(__name__)
 

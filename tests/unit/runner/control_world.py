@@ -18,9 +18,9 @@ from jobs.digests import sha256_digest
 from jobs.models import DatasetPolicy, Job, Role, User
 from jobs.spec import JobSpec
 from runner.context import Context, open_context
+from runner.control.install import init_home
 from runner.host.sandbox.fake import FakeExecutor, FakeHost, Script
 from runner.host.sandbox.interface import SandboxSpec
-from runner.processes import init_home
 from runner.settings import Settings
 
 IMAGE = "sha256:" + "ab" * 32

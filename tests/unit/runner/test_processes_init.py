@@ -1,4 +1,4 @@
-"""`c2d init` (runner.processes.init_home): a private state folder, a key, one admin token."""
+"""`c2d init` (runner.control.install.init_home): a private state folder, a key, one admin token."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from control_world import settings_for
 from jobs.models import Role
 from jobs.service import token_hash
 from runner.context import open_context
+from runner.control.install import init_home
 from runner.errors import HomeExists, HomeNotInitialized
-from runner.processes import SafeFormatter, init_home
+from runner.logs import SafeFormatter
 
 
 def test_init_makes_a_private_home_whose_token_is_the_admins(tmp_path):

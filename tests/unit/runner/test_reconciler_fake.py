@@ -9,10 +9,10 @@ import pytest
 from control_world import ControlWorld, build_control_world
 
 from jobs.states import JobState
-from runner.control.reconciler import MAX_ATTEMPTS, Reconciler
-from runner.dispatch import TASK_DRYRUN, TASK_RUN
 from runner.host.preflight import prepare_run
+from runner.host.reconciler import MAX_ATTEMPTS, Reconciler
 from runner.host.sandbox.fake import Script
+from runner.transport import TASK_DRYRUN, TASK_RUN
 
 
 @dataclass

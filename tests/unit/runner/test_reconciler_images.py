@@ -14,9 +14,9 @@ from control_world import IMAGE, ControlWorld, build_control_world
 
 import runner.host.images
 import runner.host.images.policy
-from runner.control.reconciler import Reconciler
 from runner.errors import ImageError
 from runner.host.images.policy import AllowedBase
+from runner.host.reconciler import Reconciler
 
 BASE_ID = "sha256:" + "b" * 64
 OTHER = "sha256:" + "c" * 64

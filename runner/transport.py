@@ -1,4 +1,7 @@
-"""Celery over Redis as transport only: the app, its tasks, and sending jobs to data hosts.
+"""Celery over Redis as transport only: the app's settings, the queues and the task names.
+
+The API and a data host's reconciler send (``Dispatcher``), a data host's worker consumes
+(``runner.host.tasks``); all build their Celery app here, so they agree on every setting.
 
 Two tasks, both on the data host's queue: ``c2d.run_job`` runs an approved job, and
 ``c2d.dryrun_job`` runs a pending one against mock data before review (``runner.host.dryrun``).
@@ -18,32 +21,26 @@ lost or duplicated message harmless rather than impossible:
 
 A message delivered twice reaches ``runner.host.pipeline.execute_job`` twice; the second claim is a
 compare-and-set that fails, and the task acks it. A message that is lost is re-sent by the
-reconciler. ``Dispatcher`` is what the API and the reconciler use to send.
+reconciler.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from celery import Celery
 
 from jobs.units import parse_duration
-from runner.errors import TryLater
 from runner.settings import Settings
-
-if TYPE_CHECKING:
-    from runner.context import Context
 
 log = logging.getLogger(__name__)
 
 TASK_RUN = "c2d.run_job"
 TASK_DRYRUN = "c2d.dryrun_job"
-DRYRUN_RETRIES = 10
 VISIBILITY_MARGIN_S = 3600
 SENT_KEY = "c2d:sent:{job_id}"
 # kombu keeps messages of priorities 3, 6 and 9 in lists named QUEUE + sep + priority.
@@ -66,29 +63,9 @@ def visibility_timeout(settings: Settings) -> int:
 
 
 class C2DCelery(Celery):
-    """The Celery app, carrying the worker runtime its task calls (``None`` in the API)."""
+    """The Celery app, carrying the worker runtime its tasks call (``None`` where it only sends)."""
 
-    runtime: WorkerRuntime | None = None
-
-
-class WorkerRuntime:
-    """What the task needs in a worker process: the context, its name, a stop signal."""
-
-    def __init__(self, ctx: Context, worker: str) -> None:
-        self.ctx = ctx
-        self.worker = worker
-        self.stop = threading.Event()
-
-    @property
-    def retry_after_s(self) -> float:
-        """When a handed-back job is tried again: just after its lease has run out."""
-        return self.ctx.settings.lease_s + 1.0
-
-    def run(self, job_id: str) -> str:
-        """Run one job (``runner.host.pipeline.execute_job``); return how it ended."""
-        from runner.host.pipeline import execute_job
-
-        return execute_job(self.ctx, job_id, self.worker, stop=self.stop).value
+    runtime: Any = None
 
 
 def make_celery(settings: Settings) -> C2DCelery:
@@ -128,38 +105,6 @@ def make_celery(settings: Settings) -> C2DCelery:
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
     )
-
-    @app.task(name=TASK_RUN, bind=True, max_retries=None)
-    def run_job(self: Any, job_id: str) -> str:
-        """Transport only: hand the job id to the worker pipeline."""
-        runtime = app.runtime
-        if runtime is None:
-            raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
-        if not isinstance(job_id, str):
-            log.error("dropping a malformed message: job id %r", job_id)
-            return "skipped"
-        try:
-            return runtime.run(job_id)
-        except TryLater as exc:
-            log.info("job %s handed back: %s", job_id, exc)
-            raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
-
-    @app.task(name=TASK_DRYRUN, bind=True, max_retries=DRYRUN_RETRIES)
-    def dryrun_job(self: Any, job_id: str) -> str:
-        """Transport only: hand a pending job's id to the dry-run pipeline (runner.host.dryrun)."""
-        runtime = app.runtime
-        if runtime is None:
-            raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
-        if not isinstance(job_id, str):
-            log.error("dropping a malformed dry-run message: job id %r", job_id)
-            return "skipped"
-        from runner.host.dryrun import execute_dryrun
-
-        try:
-            return execute_dryrun(runtime.ctx, job_id, runtime.worker, stop=runtime.stop)
-        except TryLater as exc:
-            log.info("job %s: dry run handed back: %s", job_id, exc)
-            raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
 
     return app
 

@@ -38,11 +38,11 @@ from jobs.errors import Conflict, JobsError
 from jobs.models import Job
 from jobs.states import JobState
 from runner.context import Context, byo_policy_from
-from runner.dispatch import TASK_DRYRUN, TASK_RUN
 from runner.errors import ImageError, RunnerError
 from runner.host.dryrun import dryrun_id
 from runner.host.reaper import reap
 from runner.host.sandbox.interface import State
+from runner.transport import TASK_DRYRUN, TASK_RUN
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ LIVE = frozenset({JobState.APPROVED, JobState.RUNNING})
 
 
 class Sender(Protocol):
-    """What the reconciler needs of ``runner.dispatch.Dispatcher``."""
+    """What the reconciler needs of ``runner.transport.Dispatcher``."""
 
     def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = TASK_RUN) -> bool: ...
 

@@ -1,0 +1,82 @@
+"""The data host's Celery tasks: transport only, each hands a job id to a plain function.
+
+``c2d.run_job`` runs an approved job (``runner.host.pipeline.execute_job``); ``c2d.dryrun_job``
+runs a pending one against mock data before review (``runner.host.dryrun.execute_dryrun``). A
+task that must be continued later (the worker is stopping, the engine does not answer) is
+retried just after the job's lease runs out, and the next worker adopts its container.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from runner.context import Context
+from runner.errors import TryLater
+from runner.settings import Settings
+from runner.transport import TASK_DRYRUN, TASK_RUN, C2DCelery, make_celery
+
+log = logging.getLogger(__name__)
+
+DRYRUN_RETRIES = 10
+
+
+class WorkerRuntime:
+    """What the task needs in a worker process: the context, its name, a stop signal."""
+
+    def __init__(self, ctx: Context, worker: str) -> None:
+        self.ctx = ctx
+        self.worker = worker
+        self.stop = threading.Event()
+
+    @property
+    def retry_after_s(self) -> float:
+        """When a handed-back job is tried again: just after its lease has run out."""
+        return self.ctx.settings.lease_s + 1.0
+
+    def run(self, job_id: str) -> str:
+        """Run one job (``runner.host.pipeline.execute_job``); return how it ended."""
+        from runner.host.pipeline import execute_job
+
+        return execute_job(self.ctx, job_id, self.worker, stop=self.stop).value
+
+
+def worker_app(settings: Settings, runtime: WorkerRuntime) -> C2DCelery:
+    """The Celery app of a data host's worker: the shared settings, its runtime, its tasks."""
+    app = make_celery(settings)
+    app.runtime = runtime
+
+    @app.task(name=TASK_RUN, bind=True, max_retries=None)
+    def run_job(self: Any, job_id: str) -> str:
+        """Transport only: hand the job id to the worker pipeline."""
+        runtime = app.runtime
+        if runtime is None:
+            raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
+        if not isinstance(job_id, str):
+            log.error("dropping a malformed message: job id %r", job_id)
+            return "skipped"
+        try:
+            return runtime.run(job_id)
+        except TryLater as exc:
+            log.info("job %s handed back: %s", job_id, exc)
+            raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
+
+    @app.task(name=TASK_DRYRUN, bind=True, max_retries=DRYRUN_RETRIES)
+    def dryrun_job(self: Any, job_id: str) -> str:
+        """Transport only: hand a pending job's id to the dry-run pipeline (runner.host.dryrun)."""
+        runtime = app.runtime
+        if runtime is None:
+            raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
+        if not isinstance(job_id, str):
+            log.error("dropping a malformed dry-run message: job id %r", job_id)
+            return "skipped"
+        from runner.host.dryrun import execute_dryrun
+
+        try:
+            return execute_dryrun(runtime.ctx, job_id, runtime.worker, stop=runtime.stop)
+        except TryLater as exc:
+            log.info("job %s: dry run handed back: %s", job_id, exc)
+            raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
+
+    return app
