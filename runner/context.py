@@ -2,17 +2,16 @@
 
 The API server, the worker and the reconciler each open one ``Context``: the store and the
 ledger on the one database file, the ``Service`` over them, the artifact store, the host's
-``Limits``, and (lazily, because the API may start before the engine) the Docker client and the
-executor. Tests pass their own executor or image resolver instead of Docker.
+``Limits``, and, in a data host's processes, its Docker ``engine`` (``runner.host.engine``,
+connected lazily because a process may start before the engine). Tests give an engine with
+their own executor or image resolver.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from jobs.dataset_roots import DatasetRoots
 from jobs.limits import Limits
@@ -27,10 +26,7 @@ from runner.settings import Settings
 if TYPE_CHECKING:
     import docker
 
-    from runner.host.images import ByoPolicy
     from runner.host.sandbox.interface import Executor
-
-ImageResolver = Callable[[str], str]
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -50,21 +46,6 @@ def dataset_roots_from(settings: Settings) -> DatasetRoots:
     return DatasetRoots.of(settings.dataset_root_paths, settings.home)
 
 
-def byo_policy_from(settings: Settings) -> ByoPolicy:
-    """The host's rules for jobs' own images, from the settings."""
-    from runner.host.images import ByoPolicy
-
-    bases = tuple(b.strip() for b in settings.byo_allowed_bases.split(",") if b.strip())
-    return ByoPolicy(
-        allowed_bases=bases,
-        max_build_s=settings.byo_max_build_s,
-        max_image_bytes=parse_size(settings.byo_max_image),
-        max_layers=settings.byo_max_layers,
-        max_archive_bytes=parse_size(settings.byo_max_archive),
-        runtime=settings.runtime,
-    )
-
-
 def check_home(settings: Settings) -> None:
     """Raise ``HomeNotInitialized`` unless ``c2d init`` has made ``settings.home``."""
     if not (settings.db_path.is_file() and settings.key_path.is_file()):
@@ -74,19 +55,16 @@ def check_home(settings: Settings) -> None:
         )
 
 
-def docker_client() -> docker.DockerClient:
-    """A client of the local Docker engine (``DOCKER_HOST`` is honoured by the SDK)."""
-    import docker
-    import docker.errors
+class Engine(Protocol):
+    """A data host's Docker engine (``runner.host.engine.Engine``), as a context holds it."""
 
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise ServiceUnavailable(
-            f"the Docker engine does not answer ({exc}); start it with `make services`"
-        ) from exc
-    return client
+    def docker(self) -> docker.DockerClient: ...
+
+    def executor(self) -> Executor: ...
+
+    def resolve_image(self, environment: str) -> str: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -99,54 +77,43 @@ class Context:
     service: Service
     artifacts: ArtifactStore
     limits: Limits
-    _executor: Executor | None = None
-    _docker: docker.DockerClient | None = None
-    _resolver: ImageResolver | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    engine: Engine | None = None
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise ServiceUnavailable(
+                "this process holds no Docker engine (only a data host's processes do)"
+            )
+        return self.engine
 
     def docker(self) -> docker.DockerClient:
-        """The Docker client, connected on first use; ``ServiceUnavailable`` if none answers."""
-        with self._lock:
-            if self._docker is None:
-                self._docker = docker_client()
-            return self._docker
+        """The data host's Docker client (``runner.host.engine``)."""
+        return self._engine().docker()
 
     def executor(self) -> Executor:
-        """The job executor of this host (the Docker one unless a test gave another)."""
-        if self._executor is None:
-            from runner.host.sandbox.docker import DockerExecutor
-
-            client = self.docker()
-            with self._lock:
-                if self._executor is None:
-                    self._executor = DockerExecutor(client, self.settings.work_dir)
-        return self._executor
+        """The data host's job executor."""
+        return self._engine().executor()
 
     def resolve_image(self, environment: str) -> str:
-        """The local image ID of ``environment`` (never pulls)."""
-        if self._resolver is not None:
-            return self._resolver(environment)
-        from runner.host.images.environments import resolve
-
-        return resolve(self.docker(), environment)
+        """The local image ID of ``environment`` on the data host (never pulls)."""
+        return self._engine().resolve_image(environment)
 
     def close(self) -> None:
-        """Close the database connections and the Docker client."""
+        """Close the database connections and the engine's client."""
         self.store.close()
         self.ledger.close()
-        if self._docker is not None:
-            with contextlib.suppress(Exception):
-                self._docker.close()
+        if self.engine is not None:
+            self.engine.close()
 
 
 def open_context(
     settings: Settings,
     *,
-    executor: Executor | None = None,
-    resolver: ImageResolver | None = None,
+    engine: Engine | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Context:
-    """Open the installation at ``settings.home`` (which ``c2d init`` must have made)."""
+    """Open the installation at ``settings.home`` (which ``c2d init`` must have made); a data
+    host's processes pass their ``engine``."""
     check_home(settings)
     ledger = Ledger(settings.db_path, settings.key_path, settings.origin)
     store = Store(settings.db_path)
@@ -166,6 +133,5 @@ def open_context(
         service=service,
         artifacts=ArtifactStore(settings.artifacts_dir),
         limits=limits,
-        _executor=executor,
-        _resolver=resolver,
+        engine=engine,
     )

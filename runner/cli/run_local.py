@@ -104,7 +104,7 @@ def run(
     json_out: JsonFlag = False,
 ) -> None:
     """Run DIR here, in the data host's sandbox, on mock data: no private data is used."""
-    from runner.context import docker_client
+    from runner.host.engine import docker_client
     from runner.host.localrun import Sandboxing, check_root, load_job, run_local
     from runner.settings import Settings
 

@@ -13,6 +13,7 @@ import socket
 import warnings
 
 from runner.context import open_context
+from runner.host.engine import Engine
 from runner.logs import setup_logging
 from runner.settings import Settings
 
@@ -36,7 +37,7 @@ def run_worker(settings: Settings, concurrency: int = 1) -> int:
     # The worker runs as root because the sandbox mounts each job's /outputs; Celery's warning
     # is about unpickling as root, and this app accepts JSON only.
     warnings.filterwarnings("ignore", message=".*superuser privileges.*")
-    ctx = open_context(settings)
+    ctx = open_context(settings, engine=Engine(settings.work_dir))
     runtime = WorkerRuntime(ctx, worker_name(settings))
     app = worker_app(settings, runtime)
     dispatcher = Dispatcher.for_settings(settings, app)

@@ -37,9 +37,10 @@ from typing import Protocol
 from jobs.errors import Conflict, JobsError
 from jobs.models import Job
 from jobs.states import JobState
-from runner.context import Context, byo_policy_from
+from runner.context import Context
 from runner.errors import ImageError, RunnerError
 from runner.host.dryrun import dryrun_id
+from runner.host.engine import byo_policy_from
 from runner.host.reaper import reap
 from runner.host.sandbox.interface import State
 from runner.transport import TASK_DRYRUN, TASK_RUN

@@ -27,6 +27,7 @@ from jobs.models import DatasetPolicy, Job, Role, User
 from jobs.states import JobState
 from runner.context import Context, open_context
 from runner.control.install import init_home
+from runner.host.engine import Engine
 from runner.settings import Settings
 from runner.transport import Dispatcher
 
@@ -67,7 +68,7 @@ class Install:
     def ctx(self) -> Context:
         """The installation opened in the test process (to read rows, entries and blobs)."""
         if self._ctx is None:
-            self._ctx = open_context(self.settings)
+            self._ctx = open_context(self.settings, engine=Engine(self.settings.work_dir))
         return self._ctx
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:

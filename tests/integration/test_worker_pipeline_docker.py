@@ -28,6 +28,7 @@ from jobs.spec import JobSpec
 from jobs.states import JobState
 from runner.context import open_context
 from runner.errors import TryLater
+from runner.host.engine import Engine
 from runner.host.pipeline import Ending, execute_job
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -94,7 +95,7 @@ def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
 
     # The next worker is another process: a fresh context and Docker executor.
     time.sleep(install.settings.lease_s + 0.5)
-    other = open_context(install.settings)
+    other = open_context(install.settings, engine=Engine(install.settings.work_dir))
     try:
         assert execute_job(other, job.id, "w@test:2", poll_s=0.2) is Ending.FINISHED
     finally:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from runner.context import Context, open_context
 from runner.control.api import audit, develop, errors, jobs, people, results, submit
 from runner.control.api.deps import ApiState, State
+from runner.host.engine import Engine
 from runner.settings import Settings
 
 
@@ -34,7 +35,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     ``context`` replaces the one opened from ``settings`` (tests pass one with a fake image
     resolver); the app closes whichever it uses when it shuts down.
     """
-    state = ApiState(context or open_context(settings))
+    # The API builds and loads researchers' own images at submission, so it holds the engine.
+    state = ApiState(context or open_context(settings, engine=Engine(settings.work_dir)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

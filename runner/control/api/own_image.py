@@ -19,7 +19,8 @@ from typing import Any
 from jobs.errors import InvalidRequest
 from jobs.images import ImageRecord, log_digest
 from jobs.spec import DEFAULT_ENVIRONMENT, JobSpec
-from runner.context import Context, byo_policy_from
+from runner.context import Context
+from runner.host.engine import byo_policy_from
 from runner.host.images import BuildCache, BuiltImage, build_from_dockerfile, load_archive
 from runner.host.images.facts import remove_images
 

@@ -19,6 +19,7 @@ from jobs.models import DatasetPolicy, Job, Role, User
 from jobs.spec import JobSpec
 from runner.context import Context, open_context
 from runner.control.install import init_home
+from runner.host.engine import Engine
 from runner.host.sandbox.fake import FakeExecutor, FakeHost, Script
 from runner.host.sandbox.interface import SandboxSpec
 from runner.settings import Settings
@@ -120,7 +121,8 @@ def build_control_world(tmp: Path, **overrides: Any) -> ControlWorld:
     clock = Clock()
     world = ControlWorld(ctx=None, tmp=tmp, host=host, clock=clock)  # type: ignore[arg-type]
     executor = FakeExecutor(settings.work_dir, world._script, host=host)
-    world.ctx = open_context(settings, executor=executor, resolver=lambda _name: IMAGE, clock=clock)
+    engine = Engine(settings.work_dir, executor=executor, resolver=lambda _name: IMAGE)
+    world.ctx = open_context(settings, engine=engine, clock=clock)
     service = world.ctx.service
     for name, role in (("olga", Role.OWNER), ("rita", Role.RESEARCHER)):
         user, _ = service.add_user(name, role)

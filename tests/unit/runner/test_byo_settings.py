@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from runner.context import byo_policy_from
+from runner.host.engine import byo_policy_from
 from runner.settings import Settings
 
 

@@ -33,9 +33,9 @@ class NoSender:
 @pytest.fixture
 def world(tmp_path) -> Iterator[ControlWorld]:
     w = build_control_world(tmp_path, byo_retention_s=123.0)
-    w.ctx._docker = object()  # type: ignore[assignment]  # never used by the stand-ins
+    w.ctx.engine._docker = object()  # type: ignore[union-attr]  # never used by the stand-ins
     yield w
-    w.ctx._docker = None
+    w.ctx.engine._docker = None  # type: ignore[union-attr]
     w.close()
 
 

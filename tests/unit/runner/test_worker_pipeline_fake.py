@@ -108,7 +108,7 @@ def test_a_changed_dataset_file_is_refused_before_any_container(world):
 
 def test_a_missing_image_fails_the_job_with_the_sandbox_reason(world):
     job = world.approved()
-    world.ctx._executor = world.executor(images=set())
+    world.ctx.engine._executor = world.executor(images=set())
 
     execute_job(world.ctx, job.id, W1, poll_s=0.05)
 
@@ -148,7 +148,7 @@ def test_a_stopping_worker_hands_the_job_back_and_the_next_one_adopts_it(tmp_pat
         assert job.id in world.host.containers  # left running for the next worker
 
         # Another worker process: a new executor on the same engine, after the lease ran out.
-        world.ctx._executor = world.executor()
+        world.ctx.engine._executor = world.executor()
         time.sleep(0.6)
         assert execute_job(world.ctx, job.id, W2, poll_s=0.05) is Ending.FINISHED
 
@@ -178,7 +178,7 @@ def test_an_unknown_job_id_is_skipped(world):
 
 def test_a_moved_environment_tag_refuses_a_fresh_start(world):
     job = world.approved()
-    world.ctx._resolver = lambda _name: "sha256:" + "cd" * 32  # the environment was rebuilt
+    world.ctx.engine._resolver = lambda _name: "sha256:" + "cd" * 32  # the environment was rebuilt
 
     execute_job(world.ctx, job.id, W1, poll_s=0.05)
 
@@ -196,8 +196,8 @@ def test_a_moved_environment_tag_does_not_stop_an_adopted_run(tmp_path):
         stop.set()
         with pytest.raises(TryLater):
             execute_job(world.ctx, job.id, W1, stop=stop, poll_s=0.05)
-        world.ctx._resolver = lambda _name: "sha256:" + "cd" * 32  # rebuilt while it ran
-        world.ctx._executor = world.executor()
+        world.ctx.engine._resolver = lambda _name: "sha256:" + "cd" * 32  # rebuilt while it ran
+        world.ctx.engine._executor = world.executor()
         time.sleep(0.6)
 
         assert execute_job(world.ctx, job.id, W2, poll_s=0.05) is Ending.FINISHED
