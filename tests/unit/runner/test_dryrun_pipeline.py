@@ -159,7 +159,9 @@ def test_a_dead_workers_dry_run_is_adopted_once_its_lease_ran_out(world, caplog)
     assert w.host.created[name] == 1
 
     w.clock.advance(61)  # the lease (5 s) ran out; the container exited meanwhile
-    w.ctx.engine._executor = FakeExecutor(w.ctx.settings.work_dir, recorder, host=w.host, clock=w.clock)
+    w.ctx.engine._executor = FakeExecutor(
+        w.ctx.settings.work_dir, recorder, host=w.host, clock=w.clock
+    )
     assert execute_dryrun(w.ctx, job.id, "host-2", poll_s=0.01) == RECORDED
     assert w.host.created[name] == 1  # adopted, not started again
     dryrun = w.service.dryrun_of(job.id)
