@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ledger.kinds import ErrorKind
+
 
 class JobsError(Exception):
     """Base of every error raised by ``jobs``; ``kind`` says how the edge should report it."""
 
-    kind: ClassVar[str] = "invalid"
+    kind: ClassVar[ErrorKind] = ErrorKind.INVALID
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -23,7 +25,7 @@ class JobsError(Exception):
 class SpecError(JobsError):
     """A job spec (``job.yaml``) is invalid; names the file, the field and what is allowed."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
     def __init__(
         self,
@@ -42,13 +44,13 @@ class SpecError(JobsError):
 class InvalidRequest(JobsError):
     """A request to the service is malformed (a bad name, an empty reason, a bad digest)."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class LimitExceeded(JobsError):
     """A job asks for more of a resource than the dataset policy or the host allows."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
     def __init__(self, field: str, requested: str, cap: str, source: str) -> None:
         super().__init__(
@@ -64,7 +66,7 @@ class LimitExceeded(JobsError):
 class DatasetError(JobsError):
     """A dataset folder cannot be registered or checked (link, device, unreadable file, ...)."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
@@ -74,25 +76,25 @@ class DatasetError(JobsError):
 class NotFound(JobsError):
     """The thing does not exist, or the caller may not know that it exists."""
 
-    kind = "not_found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class NotAllowed(JobsError):
     """The caller is known but their role does not permit this action."""
 
-    kind = "not_allowed"
+    kind = ErrorKind.NOT_ALLOWED
 
 
 class Unauthenticated(JobsError):
     """No valid token was presented."""
 
-    kind = "unauthenticated"
+    kind = ErrorKind.UNAUTHENTICATED
 
 
 class Conflict(JobsError):
     """The action does not fit the current state (already finished, lease held, stale fence)."""
 
-    kind = "conflict"
+    kind = ErrorKind.CONFLICT
 
 
 class InvalidTransition(Conflict):
@@ -124,7 +126,7 @@ class LeaseLost(Conflict):
 class TooLarge(JobsError):
     """An upload, a bundle or a parameter set is larger than allowed."""
 
-    kind = "too_large"
+    kind = ErrorKind.TOO_LARGE
 
 
 class DigestMismatch(JobsError):
@@ -135,7 +137,7 @@ class DigestMismatch(JobsError):
     the first of them for convenience.
     """
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
     def __init__(self, mismatches: list[tuple[str, str, str]]) -> None:
         if not mismatches:
@@ -153,7 +155,7 @@ class DigestMismatch(JobsError):
 class BundleError(JobsError):
     """A code bundle is unsafe or malformed; ``member`` names the offending entry."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
     def __init__(self, message: str, *, member: str | None = None) -> None:
         super().__init__(message)
@@ -163,4 +165,4 @@ class BundleError(JobsError):
 class StoreUnavailable(JobsError):
     """The state database cannot be used (for example it was written by a newer c2d)."""
 
-    kind = "unavailable"
+    kind = ErrorKind.UNAVAILABLE

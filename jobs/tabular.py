@@ -28,6 +28,7 @@ from typing import IO, Any, Literal
 import pandas as pd
 
 from jobs.errors import DatasetError
+from ledger.kinds import ErrorKind
 
 FileFormat = Literal["csv", "tsv", "parquet", "other"]
 Compression = Literal["gzip"]
@@ -48,7 +49,7 @@ _SEPARATORS = {"csv": ",", "tsv": "\t"}
 class ParquetUnavailable(DatasetError):
     """A ``.parquet`` file was met on a host where ``pyarrow`` is not installed."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
     def __init__(self, path: str) -> None:
         super().__init__(

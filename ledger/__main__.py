@@ -14,20 +14,9 @@ from pathlib import Path
 
 from ledger.errors import LedgerError
 from ledger.keys import load_public_key
+from ledger.kinds import ExitCode, exit_code_for
 from ledger.receipt import verify_receipt
 from ledger.verify import verify_log
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_NOT_ALLOWED, EXIT_UNAVAILABLE = range(6)
-_EXIT_BY_KIND = {
-    "failed": EXIT_FAILED,
-    "invalid": EXIT_USAGE,
-    "conflict": EXIT_USAGE,
-    "too_large": EXIT_USAGE,
-    "not_found": EXIT_NOT_FOUND,
-    "not_allowed": EXIT_NOT_ALLOWED,
-    "unauthenticated": EXIT_NOT_ALLOWED,
-    "unavailable": EXIT_UNAVAILABLE,
-}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(report.model_dump_json())
             if not report.ok:
                 print(f"ledger verification failed: {report.detail}", file=sys.stderr)
-            return EXIT_OK if report.ok else EXIT_FAILED
+            return ExitCode.OK if report.ok else ExitCode.FAILED
         assert key is not None  # argparse requires --key for receipts
         check = verify_receipt(json.loads(args.file.read_text()), key)
         summary = {
@@ -72,13 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "entries": [{"seq": e.seq, "type": e.type, "time": e.time} for e in check.entries],
         }
         print(json.dumps(summary))
-        return EXIT_OK
+        return ExitCode.OK
     except LedgerError as exc:
-        return _fail(str(exc), _EXIT_BY_KIND.get(exc.kind, EXIT_FAILED))
+        return _fail(str(exc), exit_code_for(exc))
     except json.JSONDecodeError as exc:
-        return _fail(f"{args.file} is not JSON: {exc}", EXIT_USAGE)
+        return _fail(f"{args.file} is not JSON: {exc}", ExitCode.USAGE)
     except FileNotFoundError as exc:
-        return _fail(f"{exc.filename} does not exist; check the path", EXIT_NOT_FOUND)
+        return _fail(f"{exc.filename} does not exist; check the path", ExitCode.NOT_FOUND)
 
 
 def _fail(detail: str, code: int) -> int:

@@ -7,47 +7,49 @@ verification failed, and so on. Messages say what the person should do next.
 
 from __future__ import annotations
 
+from ledger.kinds import ErrorKind
+
 
 class LedgerError(Exception):
     """Base of every error the ledger raises."""
 
-    kind: str = "failed"
+    kind: ErrorKind = ErrorKind.FAILED
 
 
 class BadEntry(LedgerError):
     """An entry (type, actor, subject, body or its stored bytes) is not well formed."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class BadCheckpoint(LedgerError):
     """A checkpoint note is not well formed (before any signature is checked)."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class BadReceipt(LedgerError):
     """A receipt document does not have the ``c2d-receipt/1`` shape."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class BadKey(LedgerError):
     """A key file cannot be read as an Ed25519 key."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class NotInTransaction(LedgerError):
     """append(conn=...) was called on a connection with no open write transaction."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class KeyFileExposed(LedgerError):
     """The private key file is readable by group or others, so it is refused."""
 
-    kind = "not_allowed"
+    kind = ErrorKind.NOT_ALLOWED
 
 
 class VerificationError(LedgerError):
@@ -56,7 +58,7 @@ class VerificationError(LedgerError):
     ``expected`` and ``actual`` hold the two sides where there are two sides to show.
     """
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
     def __init__(self, message: str, *, expected: object = None, actual: object = None) -> None:
         super().__init__(message)
@@ -67,16 +69,16 @@ class VerificationError(LedgerError):
 class InconsistentLog(VerificationError):
     """The log no longer extends the last checkpoint it signed, so it refuses to sign again."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class LedgerConflict(LedgerError):
     """The ledger file belongs to another origin or was signed by another key."""
 
-    kind = "conflict"
+    kind = ErrorKind.CONFLICT
 
 
 class NotFound(LedgerError):
     """Nothing in the log matches what was asked for (a subject, a seq, a size)."""
 
-    kind = "not_found"
+    kind = ErrorKind.NOT_FOUND

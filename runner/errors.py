@@ -6,41 +6,73 @@ status and an exit code. Messages say what the person should do next.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ledger.kinds import ErrorKind, kind_of
+
+K = ErrorKind
+
+HTTP_STATUS: Mapping[ErrorKind, int] = MappingProxyType(
+    {
+        K.INVALID: 422,
+        K.NOT_FOUND: 404,
+        K.NOT_ALLOWED: 403,
+        K.UNAUTHENTICATED: 401,
+        K.CONFLICT: 409,
+        K.TOO_LARGE: 413,
+        K.UNAVAILABLE: 503,
+        K.FAILED: 409,  # the request cannot proceed: a digest differs, a build failed
+    }
+)
+"""The API's status for each error kind: one entry per kind (a test holds it to that)."""
+
+_KIND_OF_STATUS: Mapping[int, ErrorKind] = MappingProxyType(
+    {status: kind for kind, status in HTTP_STATUS.items() if kind is not K.FAILED}
+    | {400: K.INVALID, 405: K.INVALID, 415: K.INVALID, 416: K.INVALID, 500: K.FAILED}
+    | {502: K.UNAVAILABLE, 504: K.UNAVAILABLE}
+)
+
+
+def kind_of_status(status: int) -> ErrorKind:
+    """The kind an HTTP error status stands for when no c2d error body says it."""
+    return _KIND_OF_STATUS.get(status, K.UNAVAILABLE if status >= 500 else K.FAILED)
+
 
 class RunnerError(Exception):
     """Base of every error raised by the runner package."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class ServiceUnavailable(RunnerError):
     """A service c2d needs (Docker engine, Redis, the API) does not answer."""
 
-    kind = "unavailable"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class ImageError(RunnerError):
     """An environment image is missing or could not be built."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class UnknownEnvironment(RunnerError):
     """A job names an environment this host does not provide."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class SandboxError(RunnerError):
     """The sandbox could not prepare, start, watch or clean up a job container."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class OutputRejected(RunnerError):
     """A job's outputs broke the collection policy; the job fails with this reason."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class ApiError(RunnerError):
@@ -50,11 +82,11 @@ class ApiError(RunnerError):
     maps it to an exit code exactly as it maps local errors.
     """
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
     def __init__(self, kind: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = kind_of(kind)
         self.message = message
         self.status = status
 
@@ -62,61 +94,61 @@ class ApiError(RunnerError):
 class IntegrityError(RunnerError):
     """Downloaded bytes, a receipt or a public key do not match what they must be."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class ClientConfigError(RunnerError):
     """The client has no usable server URL or token, or its config file cannot be used."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class SettingsError(RunnerError):
     """A `C2D_` setting or a command-line override of one has a value c2d cannot use."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class ArtifactError(RunnerError):
     """The artifact store could not keep or hand out an artifact."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class ArtifactTooLarge(ArtifactError):
     """An artifact is larger than the cap its caller set; nothing of it was kept."""
 
-    kind = "too_large"
+    kind = ErrorKind.TOO_LARGE
 
 
 class ArtifactNotFound(ArtifactError):
     """No artifact with this digest is in the store."""
 
-    kind = "not_found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class MissingFile(RunnerError):
     """A file named on the command line (a key, a receipt, a job folder) does not exist."""
 
-    kind = "not_found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class NotReady(RunnerError):
     """The job is not in a state that allows this yet (for example fetch before release)."""
 
-    kind = "conflict"
+    kind = ErrorKind.CONFLICT
 
 
 class SandboxSpecInvalid(SandboxError):
     """A sandbox spec asks for something the sandbox does not allow (a bad name, path or limit)."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class NoToken(RunnerError):
     """A command needs an API token and none is configured."""
 
-    kind = "unauthenticated"
+    kind = ErrorKind.UNAUTHENTICATED
 
 
 class TryLater(RunnerError):
@@ -126,19 +158,19 @@ class TryLater(RunnerError):
     reconciler adopts or re-dispatches the job once its lease runs out.
     """
 
-    kind = "unavailable"
+    kind = ErrorKind.UNAVAILABLE
 
 
 class HomeNotInitialized(RunnerError):
     """The state folder has no database or ledger key yet."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class HomeExists(RunnerError):
     """`c2d init` was pointed at a state folder that already holds a c2d installation."""
 
-    kind = "conflict"
+    kind = ErrorKind.CONFLICT
 
 
 class ByoError(RunnerError):
@@ -148,7 +180,7 @@ class ByoError(RunnerError):
     owner; it is empty when nothing ran.
     """
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
     def __init__(self, message: str, *, build_log: str = "") -> None:
         super().__init__(message)
@@ -158,34 +190,34 @@ class ByoError(RunnerError):
 class ByoRefused(ByoError):
     """The image breaks the host's policy (a base it does not allow, a URL download, ...)."""
 
-    kind = "not_allowed"
+    kind = ErrorKind.NOT_ALLOWED
 
 
 class ByoInvalid(ByoError):
     """The Dockerfile, build context or archive cannot be read as one (malformed input)."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 class ByoTooLarge(ByoError):
     """The context, archive or image is past one of the host's caps (size, layers)."""
 
-    kind = "too_large"
+    kind = ErrorKind.TOO_LARGE
 
 
 class BuildFailed(ByoError):
     """The researcher's Dockerfile did not build; the message says which step and why."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class BuildTimedOut(BuildFailed):
     """The build ran past the host's build-time cap and was stopped."""
 
-    kind = "failed"
+    kind = ErrorKind.FAILED
 
 
 class ImageGone(ByoError):
     """The image a job was pinned to is no longer on this host."""
 
-    kind = "not_found"
+    kind = ErrorKind.NOT_FOUND

@@ -26,7 +26,7 @@ import typer
 from jobs.digests import canonical_digest, outputs_digest
 from jobs.safe_text import one_line
 from ledger import LedgerError, verify_receipt
-from runner.cli.app import app
+from runner.cli.options import RESEARCHER
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
 from runner.client import Client
@@ -36,6 +36,7 @@ from runner.errors import IntegrityError, NotReady
 
 METRICS = "metrics.json"
 RECEIPT = "receipt.json"
+app = typer.Typer()
 ENDED_WITHOUT_OUTPUTS = frozenset({"failed", "rejected", "cancelled"})
 UNPINNED = (
     "the receipt was checked only against the ledger key this server sent, which proves "
@@ -103,7 +104,7 @@ def _trusted_key(client: Client, pinned: bytes | None) -> tuple[bytes, str | Non
     return key, served.get("origin")
 
 
-@app.command(rich_help_panel="Researcher")
+@app.command(rich_help_panel=RESEARCHER)
 def fetch(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],

@@ -10,15 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from ledger import LedgerError, VerifyReport, verify_log, verify_receipt
-from runner.cli.app import ExitCode, app
-from runner.cli.operator import build_settings
+from ledger.kinds import ExitCode
+from runner.cli.options import ANYONE, build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
 from runner.client import Client
 from runner.client.ledger_check import read_public_key, verify_downloaded_log
 from runner.errors import ClientConfigError, IntegrityError, MissingFile
 
-PANEL = "Anyone"
+PANEL = ANYONE
 KeyOpt = Annotated[
     Path | None,
     typer.Option("--key", help="The log's public key (base64 text, raw, PEM or the API's JSON)."),
@@ -26,6 +26,7 @@ KeyOpt = Annotated[
 
 ledger_app = typer.Typer(help="Check and read the tamper-evident ledger.", no_args_is_help=True)
 receipt_app = typer.Typer(help="Check a job's receipt offline.", no_args_is_help=True)
+app = typer.Typer()
 app.add_typer(ledger_app, name="ledger", rich_help_panel=PANEL)
 app.add_typer(receipt_app, name="receipt", rich_help_panel=PANEL)
 

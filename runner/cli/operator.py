@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from runner.cli.app import app
+from runner.cli.options import OPERATOR, build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
-from runner.errors import ServiceUnavailable, SettingsError
-from runner.settings import Settings
+from runner.errors import ServiceUnavailable
 
-PANEL = "Operator"
+PANEL = OPERATOR
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="State folder (default: C2D_HOME or ~/.c2d).")
 ]
@@ -29,20 +27,10 @@ HomeOpt = Annotated[
 user_app = typer.Typer(help="Manage API users.", no_args_is_help=True)
 image_app = typer.Typer(help="Build job environment images.", no_args_is_help=True)
 env_app = typer.Typer(help="Job environments.", no_args_is_help=True)
+app = typer.Typer()
 app.add_typer(user_app, name="user", rich_help_panel=PANEL)
 app.add_typer(image_app, name="image", rich_help_panel=PANEL)
 app.add_typer(env_app, name="env", rich_help_panel=PANEL)
-
-
-def build_settings(**overrides: Any) -> Settings:
-    """Settings from the C2D_ environment, with the flags that were given on top."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"C2D_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise SettingsError(f"the c2d settings are not usable: {problems}") from exc
 
 
 @app.command(rich_help_panel=PANEL)

@@ -1,151 +1,21 @@
-"""Data owner commands: register datasets, review, approve, reject, release and trust jobs."""
+"""Data owner commands: review, approve, reject, release and trust jobs, read their logs."""
 
 from __future__ import annotations
 
 import json
-from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from jobs.fields import MAX_NOTE
 from jobs.spec import Resources
-from runner.cli.app import app
-from runner.cli.dryrun_view import show_dryrun
+from runner.cli.options import OWNER, JobArg, note_option
 from runner.cli.output import JsonFlag, Output
-from runner.cli.own_image_view import show_own_image
-from runner.cli.researcher import note_option, show_job
 from runner.cli.session import connect
+from runner.cli.views import show_dryrun, show_job, show_own_image
 
-PANEL = "Data owner"
-JobArg = Annotated[str, typer.Argument(metavar="JOB", help="The job id.")]
-
-dataset_app = typer.Typer(help="Register, list, show and mock datasets.", no_args_is_help=True)
-app.add_typer(dataset_app, name="dataset", rich_help_panel=PANEL)
-
-
-class SchemaLevel(StrEnum):
-    """How much of a dataset's shape researchers see (`c2d dataset show`)."""
-
-    hidden = "hidden"
-    columns = "columns"
-    stats = "stats"
-
-
-def parse_public(items: list[str]) -> dict[str, list[str]]:
-    """`FILE:COLUMN` (or `COLUMN` for every file) strings -> the policy's `public_values`."""
-    public: dict[str, list[str]] = {}
-    for item in items:
-        path, sep, column = item.rpartition(":")
-        if not column:
-            raise typer.BadParameter(f"{item!r} names no column", param_hint="--public")
-        public.setdefault(path if sep else "*", []).append(column)
-    return public
-
-
-class LogsVisible(StrEnum):
-    """Who may read a job's logs before its outputs are released."""
-
-    owner = "owner"
-    researcher = "researcher"
-
-
-@dataset_app.command("add")
-def dataset_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name, used by jobs.")],
-    path: Annotated[
-        Path,
-        typer.Argument(
-            metavar="PATH",
-            help="Its folder on the data host, inside one of the host's dataset roots "
-            "(C2D_DATASET_ROOTS; relative: from here).",
-        ),
-    ],
-    review_outputs: Annotated[
-        bool,
-        typer.Option(
-            "--review-outputs/--release-on-success",
-            help="Release each job's outputs by hand (`c2d release`), or as soon as it succeeds.",
-        ),
-    ] = False,
-    logs_visible: Annotated[
-        LogsVisible,
-        typer.Option("--logs-visible", help="Who reads job logs before release."),
-    ] = LogsVisible.owner,
-    schema: Annotated[
-        SchemaLevel,
-        typer.Option(
-            "--schema",
-            help="What researchers see of the columns: hidden (file names only), columns "
-            "(names and types), stats (plus ranges and moments).",
-        ),
-    ] = SchemaLevel.columns,
-    public: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--public",
-            metavar="FILE:COLUMN",
-            help="A column whose real values researchers may see and mocks use (repeatable; "
-            "COLUMN alone: in every file).",
-        ),
-    ] = None,
-    max_metrics: Annotated[
-        int,
-        typer.Option(
-            "--max-metrics",
-            min=1,
-            max=1000,
-            help="Most keys a job's metrics.json may hold (each a short name).",
-        ),
-    ] = 100,
-    json_out: JsonFlag = False,
-) -> None:
-    """Register the folder PATH as dataset NAME (its files are hashed and profiled; you own it);
-    PATH must lie inside a dataset root of the host, apart from other owners' datasets."""
-    out = Output.start(json_out)
-    folder = str(path if path.is_absolute() else path.absolute())
-    with connect(ctx, out) as client:
-        dataset = client.add_dataset(
-            name,
-            folder,
-            review_outputs=review_outputs,
-            logs_visible=logs_visible.value,
-            schema=schema.value,
-            public_values=parse_public(public or []),
-            max_metrics=max_metrics,
-        )
-    out.say(
-        f"registered dataset {dataset['name']}: {dataset.get('files')} files, "
-        f"{dataset.get('bytes')} bytes, {dataset.get('digest')}"
-    )
-    out.result(dataset, dataset["name"])
-
-
-@dataset_app.command("list")
-def dataset_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
-    """List the registered datasets."""
-    out = Output.start(json_out)
-    with connect(ctx, out) as client:
-        datasets = client.datasets()
-    rows = [
-        [
-            d["name"],
-            d.get("owner"),
-            d.get("files"),
-            d.get("bytes"),
-            (d.get("policy") or {}).get("review_outputs"),
-            str(d.get("digest", ""))[:19],
-        ]
-        for d in datasets
-    ]
-    out.table(
-        ["name", "owner", "files", "bytes", "review outputs", "digest"],
-        rows,
-        empty="no datasets yet; an owner registers one with `c2d dataset add NAME PATH`",
-    )
-    out.result(datasets)
+PANEL = OWNER
+app = typer.Typer()
 
 
 def _resources(value: Any) -> str:

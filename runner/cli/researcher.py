@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,54 +11,23 @@ import typer
 
 from jobs.bundle import pack
 from jobs.errors import SpecError
-from jobs.fields import check_note
 from jobs.images import image_code_digest
 from jobs.models import JobSpec
 from jobs.safe_text import one_line
 from jobs.units import parse_size
-from runner.cli.app import ExitCode, app
-from runner.cli.dryrun_view import show_dryrun
+from ledger.kinds import ExitCode
+from runner.cli.options import RESEARCHER, ParamOption, note_option, parse_params
 from runner.cli.output import JsonFlag, Output, short_time
-from runner.cli.own_image_view import show_own_image
 from runner.cli.session import connect
+from runner.cli.views import show_dryrun, show_job, show_own_image
 from runner.client import Client
 from runner.errors import IntegrityError
 
-PANEL = "Researcher"
-ParamOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--param",
-        "-p",
-        metavar="KEY=VALUE",
-        help="A job parameter; VALUE is read as JSON if it parses, else as text. Repeatable.",
-    ),
-]
+PANEL = RESEARCHER
+app = typer.Typer()
 SUCCESS = frozenset({"succeeded", "released"})
 FAILURE = frozenset({"failed", "rejected", "cancelled"})
 POLL_S = 1.0
-
-
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """`KEY=VALUE` strings -> a dict; VALUE is JSON when it parses as JSON, else a string.
-
-    So `n=100` gives 100, `rate=0.1` 0.1, `flag=true` True, `name=forest` "forest",
-    `id=007` "007". A key given twice, an empty key or a missing `=` raise ValueError.
-    """
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"{item!r} is not KEY=VALUE (for example --param n_estimators=100)")
-        if key in params:
-            raise ValueError(f"--param {key} is given more than once; give it once")
-        try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
-        params[key] = value
-    return params
 
 
 def submission(spec: JobSpec, bundle_digest: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -89,17 +57,6 @@ def follow(client: Client, job: dict[str, Any], out: Output) -> dict[str, Any]:
         out.hint(f"stopped following; job {job['id']} goes on (`c2d status {job['id']}`)")
         raise
     return job
-
-
-def note_option(value: str | None) -> str | None:
-    """Typer callback: a note or reason must be short plain text (``jobs.fields.check_note``),
-    refused as a usage error before anything is sent."""
-    if value is not None:
-        try:
-            check_note(value)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
-    return value
 
 
 @app.command(rich_help_panel=PANEL)
@@ -230,35 +187,6 @@ def list_jobs(
         empty="no jobs" + (f" in state {state}" if state else ""),
     )
     out.result(jobs)
-
-
-def _seconds(value: Any) -> str | None:
-    return f"{value:.1f} s" if isinstance(value, int | float) else None
-
-
-def show_job(out: Output, job: dict[str, Any]) -> None:
-    """The people view of one job."""
-    outcome = job.get("outcome") or {}
-    rows: list[tuple[str, Any]] = [
-        ("id", job["id"]),
-        ("name", job.get("name")),
-        ("state", job["state"]),
-        ("reason", job.get("reason")),
-        ("dataset", job.get("dataset")),
-        ("researcher", job.get("researcher")),
-        ("code", job.get("code_digest")),
-        ("created", job.get("created")),
-        ("started", job.get("started")),
-        ("finished", job.get("finished")),
-    ]
-    if outcome:
-        rows += [
-            ("exit code", outcome.get("exit_code")),
-            ("duration", _seconds(outcome.get("duration_s"))),
-            ("outputs", ", ".join(o["name"] for o in outcome.get("outputs") or [])),
-            ("metrics", json.dumps(outcome.get("metrics"), sort_keys=True)),
-        ]
-    out.fields(rows)
 
 
 @app.command(rich_help_panel=PANEL)

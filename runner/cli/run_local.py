@@ -18,17 +18,19 @@ import typer
 
 from jobs.fields import NAME_PATTERN
 from jobs.safe_text import one_line
-from runner.cli.app import ExitCode, app
-from runner.cli.develop import mock_from_schema
+from ledger.kinds import ExitCode
+from runner.cli.options import RESEARCHER, ParamOption, parse_params
 from runner.cli.output import JsonFlag, Output
-from runner.cli.researcher import PANEL, ParamOption, parse_params
 from runner.cli.session import connect
+from runner.client.mock import mock_from_schema
 from runner.errors import MissingFile, ServiceUnavailable
 
 if TYPE_CHECKING:
     # The Docker SDK and the control plane come with these: imported when `c2d run` runs, so
     # every other command starts without them.
     from runner.host.localrun import LocalRun
+
+app = typer.Typer()
 
 
 def _document(run: LocalRun, source: str) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def _show(out: Output, doc: dict[str, Any]) -> None:
     )
 
 
-@app.command("run", rich_help_panel=PANEL)
+@app.command("run", rich_help_panel=RESEARCHER)
 def run(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="The job folder holding job.yaml.")],

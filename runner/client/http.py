@@ -10,29 +10,13 @@ from __future__ import annotations
 
 import httpx
 
-from runner.errors import ApiError, ServiceUnavailable
-
-# Used when an error response does not carry the contract's {"error": {...}} body.
-STATUS_KIND = {
-    400: "invalid",
-    401: "unauthenticated",
-    403: "not_allowed",
-    404: "not_found",
-    405: "invalid",
-    409: "conflict",
-    413: "too_large",
-    422: "invalid",
-    500: "failed",
-    502: "unavailable",
-    503: "unavailable",
-    504: "unavailable",
-}
+from runner.errors import ApiError, ServiceUnavailable, kind_of_status
 
 
 def api_error(response: httpx.Response) -> ApiError:
     """The error an error response stands for (its body must already be read)."""
     status = response.status_code
-    kind = STATUS_KIND.get(status, "unavailable" if status >= 500 else "failed")
+    kind: str = kind_of_status(status)  # unless the body says
     message = ""
     try:
         body = response.json()

@@ -35,6 +35,7 @@ from jobs.datasets import scan
 from jobs.errors import SpecError
 from jobs.models import JobSpec
 from jobs.units import parse_size
+from ledger.kinds import ErrorKind
 from runner.artifacts import ArtifactStore
 from runner.errors import RunnerError
 from runner.host.images.environments import resolve
@@ -45,13 +46,13 @@ from runner.host.sandbox.interface import Limits, RunResult, Runtime, SandboxSpe
 class LocalRunRefused(RunnerError):
     """This machine cannot run the sandbox as the data host does (not root)."""
 
-    kind = "not_allowed"
+    kind = ErrorKind.NOT_ALLOWED
 
 
 class LocalRunInvalid(RunnerError):
     """The job cannot be run locally as given (no dataset name, its own image)."""
 
-    kind = "invalid"
+    kind = ErrorKind.INVALID
 
 
 @dataclass(frozen=True)

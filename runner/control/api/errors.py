@@ -18,42 +18,21 @@ from starlette.exceptions import HTTPException
 
 from jobs.errors import JobsError
 from ledger import LedgerError
-from runner.errors import RunnerError
+from ledger.kinds import ErrorKind, kind_of
+from runner.errors import HTTP_STATUS, RunnerError, kind_of_status
 
 log = logging.getLogger(__name__)
-
-STATUS_BY_KIND: dict[str, int] = {
-    "invalid": 422,
-    "not_found": 404,
-    "not_allowed": 403,
-    "unauthenticated": 401,
-    "conflict": 409,
-    "too_large": 413,
-    "unavailable": 503,
-    "failed": 409,
-}
-"""HTTP status of each error kind (``failed``: the request cannot proceed, e.g. a digest)."""
-
-KIND_BY_STATUS: dict[int, str] = {
-    400: "invalid",
-    401: "unauthenticated",
-    403: "not_allowed",
-    404: "not_found",
-    405: "invalid",
-    409: "conflict",
-    413: "too_large",
-    415: "invalid",
-    416: "invalid",
-    422: "invalid",
-    503: "unavailable",
-}
 
 C2DError = (JobsError, LedgerError, RunnerError)
 
 
 def status_of(kind: str) -> int:
-    """The HTTP status of an error ``kind``; an unknown kind is a server-side failure (500)."""
-    return STATUS_BY_KIND.get(kind, 500)
+    """The HTTP status of an error ``kind`` (``runner.errors.HTTP_STATUS``); a kind outside
+    the vocabulary is a bug on the server's side (500)."""
+    try:
+        return HTTP_STATUS[ErrorKind(kind)]
+    except ValueError:
+        return 500
 
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
@@ -77,7 +56,7 @@ def _message(exc: Exception) -> str:
 
 
 async def _c2d_error(request: Request, exc: Exception) -> JSONResponse:
-    kind = str(getattr(exc, "kind", "failed"))
+    kind = kind_of(exc)
     return error_response(kind, _message(exc))
 
 
@@ -92,7 +71,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    kind = KIND_BY_STATUS.get(exc.status_code, "failed" if exc.status_code < 500 else "unavailable")
+    kind = kind_of_status(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"there is no route {request.method} {request.url.path}; see /docs"

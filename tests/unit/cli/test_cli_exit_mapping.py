@@ -1,6 +1,6 @@
 """The one mapping from error kinds to exit codes, and `run` applying it to real situations.
 
-Each test drives `runner.cli.app.run` in this process with real inputs (a real ledger, a real
+Each test drives `runner.cli.main.run` in this process with real inputs (a real ledger, a real
 job folder, a closed port); the end-to-end tests repeat the API-backed ones through processes.
 """
 
@@ -19,8 +19,10 @@ from cli_ledger_fixture import SmallLog
 import jobs.errors
 import ledger.errors
 import runner.errors
-from runner.cli.app import EXIT_BY_KIND, ExitCode, exit_code_for, run
+from ledger.kinds import EXIT_CODE, ErrorKind, ExitCode, exit_code_for
 from runner.cli.config import DEFAULT_URL, ClientConfig, save_config
+from runner.cli.main import run
+from runner.errors import HTTP_STATUS
 
 KINDS = {
     "invalid": 2,
@@ -55,8 +57,12 @@ def _subclasses(base: type) -> list[type]:
 
 
 def test_the_mapping_is_the_documented_one() -> None:
-    assert {k: int(v) for k, v in EXIT_BY_KIND.items()} == KINDS
+    assert {str(k): int(v) for k, v in EXIT_CODE.items()} == KINDS
     assert exit_code_for("something new") == ExitCode.FAILED
+
+
+def test_every_kind_has_one_exit_code_and_one_http_status() -> None:
+    assert set(EXIT_CODE) == set(ErrorKind) == set(HTTP_STATUS)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +70,8 @@ def test_the_mapping_is_the_documented_one() -> None:
 )
 def test_every_error_class_has_a_mapped_kind(base: type) -> None:
     for cls in _subclasses(base):
-        assert cls.kind in EXIT_BY_KIND, cls
+        assert isinstance(cls.kind, ErrorKind), cls  # one vocabulary, no stray strings
+        assert cls.kind in EXIT_CODE, cls
 
 
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

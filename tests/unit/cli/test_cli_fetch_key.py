@@ -16,8 +16,8 @@ import pytest
 import runner.cli.fetch
 from jobs.digests import outputs_digest
 from ledger import Ledger
-from runner.cli.app import run
 from runner.cli.config import DEFAULT_URL, ClientConfig, save_config
+from runner.cli.main import run
 from runner.client import Client
 
 JOB = "job-9"

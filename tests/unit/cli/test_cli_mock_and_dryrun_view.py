@@ -8,9 +8,9 @@ import typer
 
 from jobs.errors import NotAllowed
 from jobs.profile import profile_dataset
-from runner.cli.develop import mock_from_schema
-from runner.cli.dryrun_view import dryrun_lines
-from runner.cli.owner import parse_public
+from runner.cli.datasets import parse_public
+from runner.cli.views import dryrun_lines
+from runner.client.mock import mock_from_schema
 
 CANARY = "ZQX-canary-owl"
 PUBLIC = {"visits/patients.csv": ["sex"]}

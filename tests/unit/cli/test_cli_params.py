@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.cli.researcher import parse_params
+from runner.cli.options import parse_params
 
 
 def test_values_are_json_when_they_parse() -> None:

@@ -13,7 +13,7 @@ from control_world import ControlWorld, build_control_world, tar_with
 
 from jobs.models import DatasetPolicy
 from jobs.states import JobState
-from runner.cli.develop import mock_from_schema
+from runner.client.mock import mock_from_schema
 from runner.errors import TryLater
 from runner.host.dryrun import RECORDED, SKIPPED, dryrun_id, execute_dryrun
 from runner.host.sandbox.fake import FakeExecutor, Script

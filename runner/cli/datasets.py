@@ -1,27 +1,150 @@
-"""Developing against data you cannot see: `c2d dataset show` and `c2d dataset mock`.
+"""Datasets: `c2d dataset add`, `list` (the owner's), `show` and `mock` (a researcher's too).
 
 `show` prints a dataset's schema as the caller may see it (the owner all of it, researchers the
 policy's level); `mock` writes synthetic files with the same layout, names, columns and types,
-made on this machine from that schema alone (`jobs.mock`), so nothing of the data is in them
-beyond what the schema shows. `c2d run DIR --mock` (`runner.cli.run_local`) runs a job on them.
+made on this machine from that schema alone (`runner.client.mock`), so nothing of the data is in
+them beyond what the schema shows. `c2d run DIR --mock` (`runner.cli.run_local`) runs a job on
+them.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from jobs.safe_text import one_line
 from runner.cli.output import JsonFlag, Output
-from runner.cli.owner import dataset_app
 from runner.cli.session import connect
+from runner.client.mock import mock_from_schema
 
-if TYPE_CHECKING:
-    # pandas and numpy come with these; every `c2d` command would pay for them at start-up.
-    from jobs.mock import MockResult
-    from jobs.profile import DatasetProfile, Level
+app = typer.Typer(help="Register, list, show and mock datasets.", no_args_is_help=True)
+
+
+class SchemaLevel(StrEnum):
+    """How much of a dataset's shape researchers see (`c2d dataset show`)."""
+
+    hidden = "hidden"
+    columns = "columns"
+    stats = "stats"
+
+
+def parse_public(items: list[str]) -> dict[str, list[str]]:
+    """`FILE:COLUMN` (or `COLUMN` for every file) strings -> the policy's `public_values`."""
+    public: dict[str, list[str]] = {}
+    for item in items:
+        path, sep, column = item.rpartition(":")
+        if not column:
+            raise typer.BadParameter(f"{item!r} names no column", param_hint="--public")
+        public.setdefault(path if sep else "*", []).append(column)
+    return public
+
+
+class LogsVisible(StrEnum):
+    """Who may read a job's logs before its outputs are released."""
+
+    owner = "owner"
+    researcher = "researcher"
+
+
+@app.command("add")
+def dataset_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name, used by jobs.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PATH",
+            help="Its folder on the data host, inside one of the host's dataset roots "
+            "(C2D_DATASET_ROOTS; relative: from here).",
+        ),
+    ],
+    review_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--review-outputs/--release-on-success",
+            help="Release each job's outputs by hand (`c2d release`), or as soon as it succeeds.",
+        ),
+    ] = False,
+    logs_visible: Annotated[
+        LogsVisible,
+        typer.Option("--logs-visible", help="Who reads job logs before release."),
+    ] = LogsVisible.owner,
+    schema: Annotated[
+        SchemaLevel,
+        typer.Option(
+            "--schema",
+            help="What researchers see of the columns: hidden (file names only), columns "
+            "(names and types), stats (plus ranges and moments).",
+        ),
+    ] = SchemaLevel.columns,
+    public: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--public",
+            metavar="FILE:COLUMN",
+            help="A column whose real values researchers may see and mocks use (repeatable; "
+            "COLUMN alone: in every file).",
+        ),
+    ] = None,
+    max_metrics: Annotated[
+        int,
+        typer.Option(
+            "--max-metrics",
+            min=1,
+            max=1000,
+            help="Most keys a job's metrics.json may hold (each a short name).",
+        ),
+    ] = 100,
+    json_out: JsonFlag = False,
+) -> None:
+    """Register the folder PATH as dataset NAME (its files are hashed and profiled; you own it);
+    PATH must lie inside a dataset root of the host, apart from other owners' datasets."""
+    out = Output.start(json_out)
+    folder = str(path if path.is_absolute() else path.absolute())
+    with connect(ctx, out) as client:
+        dataset = client.add_dataset(
+            name,
+            folder,
+            review_outputs=review_outputs,
+            logs_visible=logs_visible.value,
+            schema=schema.value,
+            public_values=parse_public(public or []),
+            max_metrics=max_metrics,
+        )
+    out.say(
+        f"registered dataset {dataset['name']}: {dataset.get('files')} files, "
+        f"{dataset.get('bytes')} bytes, {dataset.get('digest')}"
+    )
+    out.result(dataset, dataset["name"])
+
+
+@app.command("list")
+def dataset_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """List the registered datasets."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        datasets = client.datasets()
+    rows = [
+        [
+            d["name"],
+            d.get("owner"),
+            d.get("files"),
+            d.get("bytes"),
+            (d.get("policy") or {}).get("review_outputs"),
+            str(d.get("digest", ""))[:19],
+        ]
+        for d in datasets
+    ]
+    out.table(
+        ["name", "owner", "files", "bytes", "review outputs", "digest"],
+        rows,
+        empty="no datasets yet; an owner registers one with `c2d dataset add NAME PATH`",
+    )
+    out.result(datasets)
+
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name.")]
 LEVELS = {
@@ -30,38 +153,6 @@ LEVELS = {
     "stats": "names, types, ranges and moments",
 }
 MAX_VALUES_SHOWN = 6
-
-
-def mock_from_schema(
-    doc: dict[str, Any], out_dir: Path, *, rows: int | None, seed: int
-) -> MockResult:
-    """Write mock data from a schema document (`GET /v1/datasets/NAME/schema`) into `out_dir`.
-
-    A researcher's document is already the policy's view; the owner's is the whole profile,
-    which is mocked at the level the data host's dry runs use, so both get the same files.
-    Raises `NotAllowed` (exit 4) when the schema is hidden.
-    """
-    from jobs.mock import write_mock
-    from jobs.profile import DatasetProfile
-
-    profile = DatasetProfile.model_validate(doc["profile"])
-    if doc.get("full"):
-        level: Level = "columns" if doc["schema"] == "hidden" else doc["schema"]
-        public = doc.get("public_values") or None
-    else:
-        level = profile.redacted_to or doc["schema"]
-        public = shown_public(profile)
-    return write_mock(profile, out_dir, level=level, rows=rows, seed=seed, public=public)
-
-
-def shown_public(view: DatasetProfile) -> dict[str, list[str]]:
-    """The public columns of a researcher's view: a view keeps values for those alone."""
-    public: dict[str, list[str]] = {}
-    for entry in view.files:
-        names = [c.name for c in entry.columns or () if c.values is not None]
-        if names:
-            public[entry.path] = names
-    return public
 
 
 def _range(col: dict[str, Any]) -> str | None:
@@ -135,7 +226,7 @@ def show_schema(out: Output, doc: dict[str, Any]) -> None:
         out.hint(f"make mock data to develop against: `c2d dataset mock {doc['dataset']} -o DIR`")
 
 
-@dataset_app.command("show")
+@app.command("show")
 def dataset_show(ctx: typer.Context, name: NameArg, json_out: JsonFlag = False) -> None:
     """Show a dataset's files and columns, as much as its policy lets you see."""
     out = Output.start(json_out)
@@ -145,7 +236,7 @@ def dataset_show(ctx: typer.Context, name: NameArg, json_out: JsonFlag = False) 
     out.result(doc)
 
 
-@dataset_app.command("mock")
+@app.command("mock")
 def dataset_mock(
     ctx: typer.Context,
     name: NameArg,

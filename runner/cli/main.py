@@ -1,7 +1,10 @@
-"""The root `c2d` command: global options, the exit codes, and the one place errors become them.
+"""The root `c2d` command: its options, the command modules it mounts, and the one place errors
+become exit codes.
 
-Every error in c2d carries a `kind` (see the shared rules); `EXIT_BY_KIND` is the only mapping
-from a kind to an exit code, and `run` the only place an error is printed. With `--json` an
+Each command module has a Typer group of its own (`app`) and imports no other command module;
+this module mounts them all. Every error in c2d carries a `kind` (`ledger.kinds.ErrorKind`);
+`ledger.kinds.EXIT_CODE` is the only mapping from a kind to an exit code, and `run` the only
+place an error is printed. With `--json` an
 error is also one JSON document on stdout (`{"error": {"kind", "message", "exit_code"}}`),
 unless the command already printed its document.
 """
@@ -10,44 +13,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import IntEnum
 from typing import Annotated, Any
 
 import typer
 from typer.exceptions import Abort, TyperException
 
+from ledger.kinds import EXIT_CODE, ExitCode, kind_of
+from runner.cli.options import OWNER
 from runner.cli.output import Output
-
-
-class ExitCode(IntEnum):
-    """What `c2d` returns; scripts may rely on these."""
-
-    OK = 0
-    FAILED = 1  # the job failed, or a verification (digest, receipt, ledger) failed
-    USAGE = 2  # bad usage or input (a job.yaml error, a bad flag, a state conflict)
-    NOT_FOUND = 3  # no such job, dataset or user (or not visible to you)
-    NOT_ALLOWED = 4  # no valid token, or your role may not do this
-    UNAVAILABLE = 5  # the API, Redis or the Docker engine does not answer
-    INTERRUPTED = 130  # Ctrl-C
-
-
-EXIT_BY_KIND: dict[str, ExitCode] = {
-    "failed": ExitCode.FAILED,
-    "invalid": ExitCode.USAGE,
-    "conflict": ExitCode.USAGE,
-    "too_large": ExitCode.USAGE,
-    "not_found": ExitCode.NOT_FOUND,
-    "not_allowed": ExitCode.NOT_ALLOWED,
-    "unauthenticated": ExitCode.NOT_ALLOWED,
-    "unavailable": ExitCode.UNAVAILABLE,
-}
-
-
-def exit_code_for(kind: str) -> ExitCode:
-    """The exit code of an error of `kind` (an unknown kind counts as a failure)."""
-    return EXIT_BY_KIND.get(kind, ExitCode.FAILED)
-
+from runner.cli.session import Globals
 
 EPILOG = (
     "Exit codes: 0 ok; 1 the job failed or a verification failed; 2 usage or validation error "
@@ -56,15 +30,6 @@ EPILOG = (
     "Server and token come from --url/--token, else C2D_URL/C2D_TOKEN, else the file "
     "written by `c2d login`."
 )
-
-
-@dataclass(frozen=True)
-class Globals:
-    """The root options, handed to every command through the click context."""
-
-    url: str | None
-    token: str | None
-    timeout: float
 
 
 app = typer.Typer(
@@ -95,19 +60,10 @@ def root(
     ctx.obj = Globals(url=url, token=token, timeout=timeout)
 
 
-def globals_of(ctx: typer.Context) -> Globals:
-    """The root options of this invocation (defaults when a test calls a command directly)."""
-    root_ctx = ctx.find_root()
-    obj = root_ctx.obj
-    return obj if isinstance(obj, Globals) else Globals(None, None, 30.0)
-
-
 def report(exc: BaseException) -> ExitCode:
     """Print `exc` for people (and as JSON with --json); return its exit code."""
-    kind = getattr(exc, "kind", None)
-    if not isinstance(kind, str):
-        kind = "failed"
-    code = exit_code_for(kind)
+    kind = kind_of(exc)
+    code = EXIT_CODE[kind]
     message = str(exc) or type(exc).__name__
     out = Output.current() or Output(json_mode=False)
     out.error(message)
@@ -118,25 +74,34 @@ def report(exc: BaseException) -> ExitCode:
             f"allowed: {extra.get('allowed', '-')}"
         )
     if out.json_mode and not out.emitted:
-        error: dict[str, Any] = {"kind": kind, "message": message, "exit_code": int(code)}
+        error: dict[str, Any] = {"kind": str(kind), "message": message, "exit_code": int(code)}
         out.result({"error": {**error, **extra}})
     return code
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run `c2d` with `argv` (default: the process arguments); return the exit code."""
-    # Importing the command modules registers their commands on `app`.
-    from runner.cli import (  # noqa: F401
-        develop,
+def mount() -> None:
+    """Mount every command module's group on the root (once)."""
+    if app.registered_groups:
+        return
+    from runner.cli import (
+        account,
+        datasets,
         fetch,
         ledger,
         operator,
         owner,
         researcher,
         run_local,
-        session,
     )
 
+    for module in (account, researcher, fetch, run_local, owner, ledger, operator):
+        app.add_typer(module.app)
+    app.add_typer(datasets.app, name="dataset", rich_help_panel=OWNER)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run `c2d` with `argv` (default: the process arguments); return the exit code."""
+    mount()
     Output.reset()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
