@@ -8,8 +8,8 @@ from conftest import OUTPUTS
 
 from jobs.digests import canonical_digest, outputs_digest
 from ledger import verify_receipt
-from runner.cli.fetch import agreed_outputs, check_metrics
 from runner.client.ledger_check import finished_outputs_digest
+from runner.client.verify import agreed_outputs, check_metrics
 from runner.errors import IntegrityError
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
