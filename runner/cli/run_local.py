@@ -128,9 +128,7 @@ def run(
             f"`c2d run` needs a local Docker engine and the job image: {exc}"
         ) from exc
     settings = Settings()
-    sandboxing = Sandboxing(
-        settings.runtime, settings.sandbox_uid, settings.sandbox_gid, settings.tmp_size
-    )
+    sandboxing = Sandboxing.of(settings)
     with tempfile.TemporaryDirectory(prefix="c2d-mock-") as temp:
         if from_dataset:
             with connect(ctx, out) as client:

@@ -31,7 +31,6 @@ dry run starts again); anything else that stops a dry run is recorded as its rea
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import secrets
 import shutil
@@ -56,8 +55,9 @@ from runner.artifacts import ArtifactStore
 from runner.context import Context
 from runner.errors import RunnerError, SandboxError, ServiceUnavailable, TryLater
 from runner.host.mockdata import ensure_mock
-from runner.host.preflight import file_digest, sandbox_limits
-from runner.host.sandbox.interface import Executor, RunResult, SandboxSpec, State
+from runner.host.preflight import file_digest
+from runner.host.sandbox.interface import Executor, RunResult, SandboxSpec, watch
+from runner.host.sandbox.specs import Sandboxing, sandbox_spec
 
 log = logging.getLogger(__name__)
 
@@ -167,26 +167,22 @@ def _dry_run(
     scratch.mkdir(parents=True, mode=0o700)
     try:
         code = _extract_code(ctx, job, scratch / "code")
-        limits = sandbox_limits(ctx, job, dataset)
         cap = parse_duration(settings.dryrun_timeout)
-        spec = SandboxSpec(
-            job_id=dryrun_id(job.id),
+        spec = sandbox_spec(
+            job.spec,
+            sandbox_id=dryrun_id(job.id),
             image_id=job.image_id,
-            command=tuple(job.spec.command),
             code_dir=code,
             datasets={dataset.name: mock.data},
-            params=job.spec.params,
-            outputs=tuple(job.spec.outputs),
-            limits=dataclasses.replace(limits, timeout_s=min(limits.timeout_s, cap)),
-            runtime=settings.runtime,
-            uid=settings.sandbox_uid,
-            gid=settings.sandbox_gid,
+            sandboxing=Sandboxing.of(settings),
+            max_metrics=dataset.policy.max_metrics,
+            timeout_cap_s=cap,
         )
         outputs = ArtifactStore(scratch / "outputs")
         result = _run(ctx.executor(), spec, outputs, stop, poll_s, renew)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    capped = spec.limits.timeout_s < limits.timeout_s
+    capped = spec.limits.timeout_s < job.spec.resources.timeout
     return _record_of(result, facts, dryrun_cap=cap if capped else None)
 
 
@@ -224,18 +220,15 @@ def _run(
     renewing the lease), collect; the container is removed unless another worker took over."""
     ours = True
     try:
-        _hold(renew, spec.job_id)
-        executor.prepare(spec)  # a container a lost worker left is adopted as it is
-        executor.start(spec)
-        while True:
-            if stop.is_set():
-                raise TryLater(f"the worker is stopping; dry run {spec.job_id} starts again later")
-            state = executor.wait(spec.job_id, timeout=poll_s)
-            _hold(renew, spec.job_id)
-            if state is State.EXITED:
-                return executor.collect(spec, store)
-            if state is not State.RUNNING:
-                raise SandboxError(f"the dry run's container disappeared (state {state})")
+        return watch(
+            executor,
+            spec,
+            store,
+            stop=stop,
+            stopping=f"the worker is stopping; dry run {spec.job_id} starts again later",
+            poll_s=poll_s,
+            hold=lambda: _hold(renew, spec.job_id),
+        )
     except TakenOver:
         ours = False
         raise

@@ -34,13 +34,13 @@ from jobs.bundle import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, extract, pack
 from jobs.datasets import scan
 from jobs.errors import SpecError
 from jobs.models import JobSpec
-from jobs.units import parse_size
 from ledger.kinds import ErrorKind
 from runner.artifacts import ArtifactStore
 from runner.errors import RunnerError
 from runner.host.images.environments import resolve
 from runner.host.sandbox.docker import DockerExecutor
-from runner.host.sandbox.interface import Limits, RunResult, Runtime, SandboxSpec
+from runner.host.sandbox.interface import RunResult
+from runner.host.sandbox.specs import Sandboxing, sandbox_spec
 
 
 class LocalRunRefused(RunnerError):
@@ -56,16 +56,6 @@ class LocalRunInvalid(RunnerError):
 
 
 @dataclass(frozen=True)
-class Sandboxing:
-    """The host settings the data host's sandbox uses (``C2D_RUNTIME``, uid, gid, /tmp)."""
-
-    runtime: Runtime = "runc"
-    uid: int = 65534
-    gid: int = 65534
-    tmp_size: str = "256MiB"
-
-
-@dataclass(frozen=True)
 class LocalRun:
     """What a local run did: its result, and what it ran on."""
 
@@ -76,18 +66,6 @@ class LocalRun:
     image_id: str
     mock_digest: str
     kept: Path | None
-
-
-def _limits(spec: JobSpec, tmp_size: str) -> Limits:
-    """The data host's limits for this job (``runner.host.preflight.sandbox_limits``)."""
-    res = spec.resources
-    return Limits(
-        cpus=res.cpus,
-        memory_bytes=res.memory,
-        timeout_s=res.timeout,
-        outputs_bytes=res.outputs,
-        tmp_bytes=min(parse_size(tmp_size), res.memory),
-    )
 
 
 def check_root() -> None:
@@ -152,18 +130,13 @@ def run_local(
         code = scratch / "code"
         extract(bundle.data, code, DEFAULT_MAX_FILES, DEFAULT_MAX_BYTES)
         code.chmod(0o755)
-        sandbox = SandboxSpec(
-            job_id=f"local-{secrets.token_hex(6)}",
+        sandbox = sandbox_spec(
+            spec,
+            sandbox_id=f"local-{secrets.token_hex(6)}",
             image_id=image_id,
-            command=tuple(spec.command),
             code_dir=code,
             datasets={spec.dataset: mock_dir.resolve()},
-            params=spec.params,
-            outputs=tuple(spec.outputs),
-            limits=_limits(spec, sandboxing.tmp_size),
-            runtime=sandboxing.runtime,
-            uid=sandboxing.uid,
-            gid=sandboxing.gid,
+            sandboxing=sandboxing,
         )
         store = ArtifactStore(scratch / "outputs")
         result = DockerExecutor(client, scratch / "work").run(sandbox, store)

@@ -38,7 +38,7 @@ from runner.context import Context
 from runner.errors import RunnerError, SandboxError, ServiceUnavailable, TryLater
 from runner.host.heartbeat import Heartbeat, beat_interval
 from runner.host.preflight import prepare_run, remove_code
-from runner.host.sandbox.interface import Executor, RunResult, SandboxSpec, State
+from runner.host.sandbox.interface import RunResult, watch
 
 log = logging.getLogger(__name__)
 
@@ -99,46 +99,33 @@ def _run_claimed(
     except (JobsError, RunnerError, LedgerError) as exc:
         log.warning("job %s refused before start: %s", job.id, exc)
         return _finish(ctx, claim, _failed(str(exc), ran=False))
+
+    def hold() -> None:
+        if beat.lost is not None:
+            raise beat.lost
+
+    stopping = (
+        f"the worker is stopping; job {job.id} keeps running and the next worker adopts its "
+        "container"
+    )
     try:
-        executor = ctx.executor()
-        result = _watch(ctx, executor, spec, beat, stop, poll_s)
+        result = watch(
+            ctx.executor(),
+            spec,
+            ctx.artifacts,
+            stop=stop,
+            stopping=stopping,
+            poll_s=poll_s,
+            hold=hold,
+        )
+    except LeaseLost as exc:
+        return _lost(ctx, job.id, exc)
     except ServiceUnavailable as exc:
         raise TryLater(f"job {job.id} cannot be watched now: {exc}") from exc
     except SandboxError as exc:
         log.warning("job %s: sandbox failed: %s", job.id, exc)
         return _finish(ctx, claim, _failed(f"the sandbox failed: {exc}", ran=True))
-    if isinstance(result, Ending):
-        return result
     return _finish(ctx, claim, outcome_of(ctx, result))
-
-
-def _watch(
-    ctx: Context,
-    executor: Executor,
-    spec: SandboxSpec,
-    beat: Heartbeat,
-    stop: threading.Event,
-    poll_s: float,
-) -> RunResult | Ending:
-    executor.prepare(spec)
-    executor.start(spec)
-    log.info("job %s: container started (or adopted)", spec.job_id)
-    while True:
-        if beat.lost is not None:
-            return _lost(ctx, spec.job_id, beat.lost)
-        if stop.is_set():
-            raise TryLater(
-                f"the worker is stopping; job {spec.job_id} keeps running and the next worker "
-                "adopts its container"
-            )
-        state = executor.wait(spec.job_id, timeout=poll_s)
-        if state is State.EXITED:
-            return executor.collect(spec, ctx.artifacts)
-        if state is not State.RUNNING:
-            raise SandboxError(
-                f"job {spec.job_id}'s container disappeared while it ran (state {state}); "
-                "submit the job again"
-            )
 
 
 def _bounded(reason: str) -> str:

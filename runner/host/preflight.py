@@ -27,11 +27,11 @@ from pathlib import Path
 from jobs.bundle import extract
 from jobs.digests import canonical_digest
 from jobs.images import image_code_digest
-from jobs.models import Dataset, Job
-from jobs.units import parse_size
+from jobs.models import Job
 from runner.context import Context
 from runner.errors import ImageGone
-from runner.host.sandbox.interface import Limits, SandboxSpec, State
+from runner.host.sandbox.interface import SandboxSpec, State
+from runner.host.sandbox.specs import Sandboxing, sandbox_spec
 
 _CHUNK = 1024 * 1024
 
@@ -78,20 +78,6 @@ def _extract_once(ctx: Context, job: Job, bundle: Path) -> Path:
     return dest
 
 
-def sandbox_limits(ctx: Context, job: Job, dataset: Dataset) -> Limits:
-    """The sandbox limits of a job: its (already capped) resources, the host's /tmp and the
-    dataset's cap on metrics."""
-    resources = job.spec.resources
-    return Limits(
-        cpus=resources.cpus,
-        memory_bytes=resources.memory,
-        timeout_s=resources.timeout,
-        outputs_bytes=resources.outputs,
-        tmp_bytes=min(parse_size(ctx.settings.tmp_size), resources.memory),
-        max_metrics=dataset.policy.max_metrics,
-    )
-
-
 def own_image_id(ctx: Context, image_id: str) -> str:
     """The ID of the job's own image as this host's engine has it; ImageGone if it is not here.
 
@@ -134,17 +120,12 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
     params_digest = canonical_digest(job.spec.params)
     ctx.service.check_bound(job, code_digest, image_id, dataset_digest, params_digest)
     code = _extract_once(ctx, job, bundle)
-    settings = ctx.settings
-    return SandboxSpec(
-        job_id=job.id,
+    return sandbox_spec(
+        job.spec,
+        sandbox_id=job.id,
         image_id=image_id,
-        command=tuple(job.spec.command),
         code_dir=code,
         datasets={dataset.name: Path(dataset.path)},
-        params=job.spec.params,
-        outputs=tuple(job.spec.outputs),
-        limits=sandbox_limits(ctx, job, dataset),
-        runtime=settings.runtime,
-        uid=settings.sandbox_uid,
-        gid=settings.sandbox_gid,
+        sandboxing=Sandboxing.of(ctx.settings),
+        max_metrics=dataset.policy.max_metrics,
     )

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -29,7 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from jobs.fields import check_relative_pattern
-from runner.errors import SandboxError, SandboxSpecInvalid
+from runner.errors import SandboxError, SandboxSpecInvalid, TryLater
 
 if TYPE_CHECKING:
     from runner.artifacts import ArtifactStore
@@ -268,16 +269,51 @@ class Executor(ABC):
         dies, in which case a later ``run`` (or the reaper) finds the container by its name.
         """
         try:
-            self.prepare(spec)
-            self.start(spec, deadline)
-            while self.wait(spec.job_id) is State.RUNNING:
-                pass
-            state = self.status(spec.job_id)
-            if state is not State.EXITED:
-                raise SandboxError(
-                    f"job {spec.job_id}'s container disappeared while it ran (state {state}); "
-                    "was it removed by hand or by the reaper? Run the job again"
-                )
-            return self.collect(spec, store)
+            return watch(self, spec, store, deadline=deadline)
         finally:
             self.cleanup(spec.job_id)
+
+
+def _nothing() -> None:
+    pass
+
+
+def watch(
+    executor: Executor,
+    spec: SandboxSpec,
+    store: ArtifactStore,
+    *,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+    stopping: str = "",
+    poll_s: float | None = None,
+    hold: Callable[[], None] = _nothing,
+) -> RunResult:
+    """Run ``spec`` to its end through the executor's steps; the one loop every caller uses
+    (the worker's pipeline, the dry run, ``Executor.run`` and so the local run).
+
+    1. ``hold()`` is called before the container is touched and after every wait; it raises to
+       give the run up (the worker's lease was lost, another worker took over a dry run),
+       leaving the container as it is.
+    2. Prepare and start, adopting a container a lost worker left (steps are idempotent).
+    3. Wait in slices of ``poll_s`` (None: until it exits); between slices, a set ``stop``
+       raises ``TryLater(stopping)``: the container keeps running for the next worker.
+    4. An exited container is collected; a container that vanished raises ``SandboxError``.
+
+    Cleaning up is the caller's: only it knows whether the container is still its own.
+    """
+    hold()
+    executor.prepare(spec)
+    executor.start(spec, deadline)
+    while True:
+        if stop is not None and stop.is_set():
+            raise TryLater(stopping or f"the worker is stopping; {spec.job_id} goes on later")
+        state = executor.wait(spec.job_id, timeout=poll_s)
+        hold()
+        if state is State.EXITED:
+            return executor.collect(spec, store)
+        if state is not State.RUNNING:
+            raise SandboxError(
+                f"{spec.job_id}'s container disappeared while it ran (state {state}); was it "
+                "removed by hand or by the reaper? Run the job again"
+            )
