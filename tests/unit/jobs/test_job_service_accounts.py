@@ -172,3 +172,11 @@ def test_everyone_lists_datasets_and_unknown_names_are_not_found(world):
     assert [d.name for d in world.service.list_datasets(world.rob)] == ["iris"]
     with pytest.raises(NotFound, match="c2d dataset list"):
         world.service.get_dataset(world.rob, "nope")
+
+
+def test_tokens_never_look_like_a_command_line_option() -> None:
+    from jobs.accounts import new_token
+
+    tokens = {new_token() for _ in range(2000)}
+    assert len(tokens) == 2000
+    assert all(t.startswith("c2d_") and len(t) == 47 for t in tokens)
