@@ -20,8 +20,9 @@ import httpx
 
 from runner.client.download import Downloaded, DownloadObserver, Silent, download
 from runner.client.http import api_error, unavailable
-from runner.client.upload import ARCHIVE_HEADER, ProgressReader, check_archive
+from runner.client.upload import ProgressReader, check_archive
 from runner.errors import ApiError, IntegrityError
+from runner.wire import ARCHIVE_HEADER, LOG_TRUNCATED_HEADER
 
 API = "/v1"
 
@@ -230,7 +231,7 @@ class Client:
     def logs(self, job_id: str) -> tuple[str, bool]:
         """GET /v1/jobs/{id}/logs: the log text and whether the server truncated it."""
         response = self._send("GET", self._job(job_id, "logs"))
-        return response.text, response.headers.get("X-C2D-Log-Truncated", "0") == "1"
+        return response.text, response.headers.get(LOG_TRUNCATED_HEADER, "0") == "1"
 
     def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         """GET /v1/jobs/{id}/artifacts: `[{"name", "sha256", "bytes"}]` (released jobs only)."""

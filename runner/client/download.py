@@ -21,6 +21,7 @@ import httpx
 
 from runner.client.http import api_error, unavailable
 from runner.errors import IntegrityError, ServiceUnavailable
+from runner.wire import SHA256_HEADER
 
 CHUNK = 1024 * 1024
 RESUME_ATTEMPTS = 5
@@ -187,7 +188,7 @@ def _fill(
                     part.unlink(missing_ok=True)
                     hasher, offset = hashlib.sha256(), 0
                 total = _total_size(response, offset)
-                announced = hex_digest(response.headers.get("X-C2D-SHA256", ""))
+                announced = hex_digest(response.headers.get(SHA256_HEADER, ""))
                 if expected and announced and announced != expected:
                     raise IntegrityError(
                         f"{name}: the server announces sha256:{announced}, but the job's "

@@ -14,10 +14,6 @@ from typing import IO
 from runner.client.download import DownloadObserver
 from runner.errors import ByoInvalid, ByoTooLarge
 
-ARCHIVE_HEADER = "X-C2D-Archive-Bytes"
-"""Declares the size of a submission's ``image_archive`` part. The server caps a request
-without it at the bundle cap, so only a request that declares an archive may be that large."""
-
 
 class ProgressReader:
     """A read-only file object over ``handle`` that reports every chunk read to ``observer``."""

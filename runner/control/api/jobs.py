@@ -24,6 +24,7 @@ from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.own_image import review_view
 from runner.control.api.views import job_view
 from runner.errors import ArtifactNotFound
+from runner.wire import SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
 
@@ -144,7 +145,7 @@ def bundle(job_id: str, actor: Actor, state: State) -> FileResponse:
     return FileResponse(
         _bundle_path(state, digest),
         media_type="application/x-tar",
-        headers={"X-C2D-SHA256": digest.removeprefix("sha256:")},
+        headers={SHA256_HEADER: digest.removeprefix("sha256:")},
     )
 
 

@@ -17,6 +17,7 @@ from jobs.errors import Conflict, NotFound
 from jobs.states import JobState
 from runner.control.api.deps import Actor, State
 from runner.control.api.views import outputs_view
+from runner.wire import LOG_TRUNCATED_HEADER, SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
 
@@ -32,11 +33,11 @@ def logs(job_id: str, actor: Actor, state: State) -> PlainTextResponse:
                 f"job {job_id} is {job.state.value}; its log is kept when it finishes "
                 f"(`c2d status {job_id}`)"
             )
-        return PlainTextResponse("", headers={"X-C2D-Log-Truncated": "0"})
+        return PlainTextResponse("", headers={LOG_TRUNCATED_HEADER: "0"})
     with state.ctx.artifacts.open(outcome.log_digest) as handle:
         text = handle.read().decode("utf-8", errors="replace")
     truncated = "1" if outcome.log_truncated else "0"
-    return PlainTextResponse(text, headers={"X-C2D-Log-Truncated": truncated})
+    return PlainTextResponse(text, headers={LOG_TRUNCATED_HEADER: truncated})
 
 
 @router.get("/{job_id}/artifacts")
@@ -65,7 +66,7 @@ def artifact(job_id: str, name: str, actor: Actor, state: State) -> BlobResponse
     return BlobResponse(
         state.ctx.artifacts.path(found.sha256),
         media_type="application/octet-stream",
-        headers={"X-C2D-SHA256": found.sha256.removeprefix("sha256:")},
+        headers={SHA256_HEADER: found.sha256.removeprefix("sha256:")},
     )
 
 

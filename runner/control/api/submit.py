@@ -40,13 +40,13 @@ from jobs.bundle import file_list
 from jobs.errors import InvalidRequest, TooLarge
 from jobs.models import Job, JobSpec, User
 from jobs.units import format_size
-from runner.client.upload import ARCHIVE_HEADER
 from runner.context import Context
 from runner.control.api.deps import Actor, State
 from runner.control.api.own_image import own_image, wants_own_image
 from runner.control.api.views import job_view
 from runner.host.engine import byo_policy_from
 from runner.host.images import receive_archive
+from runner.wire import ARCHIVE_HEADER
 
 router = APIRouter(prefix="/v1")
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from runner.client import Client
-from runner.client.upload import ARCHIVE_HEADER
 from runner.errors import ByoInvalid, ByoTooLarge
+from runner.wire import ARCHIVE_HEADER
 
 
 class Seen:

@@ -12,8 +12,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from jobs.errors import InvalidRequest, TooLarge
-from runner.client.upload import ARCHIVE_HEADER
 from runner.control.api.submit import read_form
+from runner.wire import ARCHIVE_HEADER
 
 BOUNDARY = "b0undary"
 CAP = 64 * 1024
