@@ -49,7 +49,7 @@ demo: image ## Run an example job end to end, as a researcher and a data owner w
 	@bash examples/demo.sh
 
 bench: image ## Run every benchmark and print the table
-	@for b in bench/*_bench.py; do echo "== $$b" >&2; $(PY) $$b || exit 1; done
+	@for b in bench/*_bench.py; do echo "== $$b" >&2; $(PY) -m bench.$$(basename $$b .py) || exit 1; done
 
 clean: ## Remove the virtualenv and build leftovers (services and images stay)
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """What sandboxing a researcher's build costs: c2d's builder against the engine's own.
 
-Run: .venv/bin/python bench/build_bench.py [--runs N] [--quick]
+Run: .venv/bin/python -m bench.build_bench [--runs N] [--quick]
 
 c2d reads the Dockerfile with Docker's parser and runs every step itself, each ``RUN`` in a
 container with the job sandbox's defaults (no network, no capabilities, limits, the host's
@@ -23,12 +23,11 @@ import time
 import zipfile
 from pathlib import Path
 
-import common
 import docker
 import docker.errors
-import figures
-from figures import Row, median, secs
 
+from bench import common, figures
+from bench.figures import Row, median, secs
 from jobs.bundle import pack
 from runner.host.images import build_from_dockerfile
 

@@ -13,158 +13,63 @@ The bare-Docker baseline is in ``baseline``, the figures and the table in ``figu
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import httpx
-import yaml
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec
 from runner.client import Client
+from tests.kit import data
+from tests.kit.installation import Installation, new_installation
+from tests.kit.procs import wait_for
+from tests.kit.redis import RedisServer
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # prockit: the processes the test suites start too
-
-from prockit import Proc, free_port, spawn, wait_for  # noqa: E402
-
-C2D = Path(sys.executable).with_name("c2d")
 CACHE = Path("/var/tmp/c2d-bench")
 POLL_S = 0.01
-READY_S = 60.0
 DONE = frozenset({"succeeded", "released", "failed", "rejected", "cancelled"})
-
-
-# -- processes --------------------------------------------------------------------------------
-
-
-@contextmanager
-def own_redis(root: Path) -> Iterator[str]:
-    """A private, non-persistent redis-server on a free port; yields its URL."""
-    import redis
-
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root)]
-    proc = spawn("redis", [*argv, "--save", "", "--appendonly", "no"], dict(os.environ), root)
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def answers() -> bool:
-        with suppress(redis.RedisError):
-            return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-        return False
-
-    try:
-        wait_for("the benchmark's redis-server", answers, 20)
-        yield url
-    finally:
-        proc.stop(5)
-
-
-@dataclass
-class Stack:
-    """One c2d installation under ``root``: its settings (as C2D_ env), API URL and processes."""
-
-    root: Path
-    env: dict[str, str]
-    url: str
-    admin_token: str = ""
-    procs: list[Proc] = field(default_factory=list)
-
-    @property
-    def home(self) -> Path:
-        return Path(self.env["C2D_HOME"])
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    def start_server(self) -> Proc:
-        proc = spawn("server", [str(C2D), "server"], self.env, self.logs)
-        self.procs.append(proc)
-
-        def healthy() -> bool:
-            if not proc.alive():
-                raise RuntimeError(f"c2d server exited:\n{proc.text()[-3000:]}")
-            with suppress(httpx.HTTPError, ValueError):
-                return httpx.get(f"{self.url}/v1/health", timeout=2).json().get("ok") is True
-            return False
-
-        wait_for("the API to answer /v1/health", healthy, READY_S)
-        return proc
-
-    def start_worker(self, concurrency: int = 1) -> Proc:
-        name = f"worker-{len(self.procs)}"
-        argv = [str(C2D), "worker", "--concurrency", str(concurrency)]
-        proc = spawn(name, argv, self.env, self.logs)
-        self.procs.append(proc)
-
-        def ready() -> bool:
-            if not proc.alive():
-                raise RuntimeError(f"c2d worker exited:\n{proc.text()[-3000:]}")
-            return " ready." in proc.text()
-
-        wait_for("the worker to be ready", ready, READY_S)
-        return proc
-
-    def client(self, token: str | None = None, timeout: float = 120.0) -> Client:
-        return Client(self.url, token if token is not None else self.admin_token, timeout)
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
+readable = data.readable
 
 
 @contextmanager
-def stack(root: Path, workers: int = 1, concurrency: int = 1, **settings: str) -> Iterator[Stack]:
+def stack(
+    root: Path, workers: int = 1, concurrency: int = 1, **settings: str
+) -> Iterator[Installation]:
     """Init a c2d home under ``root`` on a private Redis; run the API and ``workers`` workers.
 
     A SIGTERM to the benchmark becomes SystemExit, so the processes started here stop too.
+    Benchmark datasets live under the cache folder (cached sizes and each run's own data); the
+    run's state folder inside it is never one.
     """
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     root.mkdir(parents=True, exist_ok=True)
-    (root / "logs").mkdir(exist_ok=True)
-    with own_redis(root / "redis") as redis_url:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("C2D_")}
-        env.update(
-            {
-                "C2D_HOME": str(root / "home"),
-                "C2D_PORT": str(port),
-                "C2D_BIND": "127.0.0.1",
-                "C2D_REDIS_URL": redis_url,
-                "C2D_ORIGIN": f"c2d.bench/{uuid.uuid4().hex[:8]}",
-                # Benchmark datasets live under the cache folder (cached sizes and each run's
-                # own data); the run's state folder inside it is never one.
-                "C2D_DATASET_ROOTS": str(CACHE),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        env.update({f"C2D_{k.upper()}": v for k, v in settings.items()})
-        made = Stack(root=root, env=env, url=f"http://127.0.0.1:{port}")
-        done = subprocess.run(
-            [str(C2D), "init", "--json"], env=env, capture_output=True, text=True, check=False
-        )
+    redis = RedisServer(root / "redis", persistent=False)
+    redis.start()
+    made = new_installation(
+        root,
+        redis.url,
+        dataset_roots=CACHE,
+        origin=f"c2d.bench/{uuid.uuid4().hex[:8]}",
+        **settings,
+    )
+    try:
+        done = made.init()
         if done.returncode != 0:
             raise RuntimeError(f"c2d init failed: {done.stderr}")
-        made.admin_token = json.loads(done.stdout)["token"]
-        try:
-            made.start_server()
-            for _ in range(workers):
-                made.start_worker(concurrency)
-            yield made
-        finally:
-            made.stop()
+        made.start_server()
+        for _ in range(workers):
+            made.start_worker(concurrency)
+        yield made
+    finally:
+        made.stop()
+        redis.stop()
 
 
 # -- people, datasets, jobs ---------------------------------------------------------------------
@@ -182,20 +87,12 @@ class People:
         self.researcher.close()
 
 
-def people(st: Stack) -> People:
+def people(st: Installation) -> People:
     """Create an owner and a researcher through the API."""
     with st.client() as admin:
         owner = admin.add_user(f"olga-{uuid.uuid4().hex[:6]}", "owner")
         researcher = admin.add_user(f"rita-{uuid.uuid4().hex[:6]}", "researcher")
     return People(st.client(owner["token"]), st.client(researcher["token"]))
-
-
-def readable(folder: Path) -> Path:
-    """Make ``folder`` readable by the job's unprivileged uid (as data owners are told to)."""
-    folder.chmod(0o755)
-    for path in folder.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return folder
 
 
 def small_dataset(folder: Path, size: int = 1024 * 1024) -> Path:
@@ -225,17 +122,12 @@ def job_folder(
     declared: Sequence[str] = (),
 ) -> Path:
     """A job folder whose job.yaml runs ``command`` in python-ml with these resources."""
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "name": "bench",
-        "environment": "python-ml",
-        "command": list(command),
-        "resources": {"cpus": cpus, "memory": memory, "timeout": timeout, "outputs": outputs},
-        "outputs": list(declared),
-    }
-    (folder / "job.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (folder / "README.md").write_text("benchmark job\n")
-    return folder
+    made = data.job_folder(
+        folder, command, name="bench", cpus=cpus, memory=memory, timeout=timeout,
+        outputs=outputs, declared=declared,
+    )  # fmt: skip
+    (made / "README.md").write_text("benchmark job\n")
+    return made
 
 
 def submit(researcher: Client, folder: Path, dataset: str, *, dryrun: bool = True) -> str:

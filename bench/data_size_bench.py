@@ -1,6 +1,6 @@
 """Data size independence: job start latency on a 1 MB dataset against a 2 GB one.
 
-Run: .venv/bin/python bench/data_size_bench.py [--runs N] [--quick] [--clean]
+Run: .venv/bin/python -m bench.data_size_bench [--runs N] [--quick] [--clean]
 
 Both datasets hold real random bytes (a sparse file would hash its holes for free, which no
 real dataset does). They are written once and kept in /var/tmp/c2d-bench/datasets;
@@ -19,10 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
-import baseline
-import common
-import figures
-from figures import Row, median, ms
+from bench import baseline, common, figures
+from bench.figures import Row, median, ms
 
 NOOP = ("python3", "-c", "pass")
 DATASETS = common.CACHE / "datasets"

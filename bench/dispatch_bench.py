@@ -1,6 +1,6 @@
 """Dispatch latency: from the owner's approve to the job's container started, p50 and p95.
 
-Run: .venv/bin/python bench/dispatch_bench.py [--runs N] [--quick]
+Run: .venv/bin/python -m bench.dispatch_bench [--runs N] [--quick]
 
 - c2d: the clock starts just before the approve call and stops at the engine's ``start``
   event for the job's container (its ``timeNano``, from the same machine's clock). One
@@ -22,10 +22,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import baseline
-import common
-import figures
-from figures import Row, median, ms, percentile
+from bench import baseline, common, figures
+from bench.figures import Row, median, ms, percentile
 
 NOOP = ("python3", "-c", "pass")
 MEMORY = 512 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Fetch: a 1 GiB artifact downloaded with ``c2d fetch`` against ``cp`` of the same file.
 
-Run: .venv/bin/python bench/fetch_bench.py [--runs N] [--quick]
+Run: .venv/bin/python -m bench.fetch_bench [--runs N] [--quick]
 
 A job writes 1 GiB of random bytes to /outputs; it is released on success. Then, alternately:
 - c2d: the real ``c2d fetch JOB -o DIR --json`` console script, as the researcher (receipt
@@ -20,10 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import common
-import figures
-from figures import Row, median
-
+from bench import common, figures
+from bench.figures import Row, median
 from runner.artifacts import ArtifactStore
 
 GiB = 1024**3

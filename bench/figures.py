@@ -85,6 +85,6 @@ def finish(name: str, rows: Sequence[Row], extra: dict[str, Any] | None = None) 
         "extra": extra or {},
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    from summary import write_summary  # beside this file; imported late to avoid a cycle
+    from bench.summary import write_summary  # beside this file; imported late to avoid a cycle
 
     write_summary()

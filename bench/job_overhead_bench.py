@@ -1,6 +1,6 @@
 """Job overhead: one job through c2d against a bare ``docker run --rm`` of the same container.
 
-Run: .venv/bin/python bench/job_overhead_bench.py [--runs N] [--quick]
+Run: .venv/bin/python -m bench.job_overhead_bench [--runs N] [--quick]
 
 For a no-op job (``python3 -c pass``) and a job of about 5 s (``time.sleep(5)``):
 - c2d: from the owner's approve call until the researcher's client sees the job succeeded
@@ -17,10 +17,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-import baseline
-import common
-import figures
-from figures import Row, median, ms, secs
+from bench import baseline, common, figures
+from bench.figures import Row, median, ms, secs
 
 NOOP = ("python3", "-c", "pass")
 SLEEP = ("python3", "-c", "import time; time.sleep(5)")

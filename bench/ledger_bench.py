@@ -1,6 +1,6 @@
 """Ledger benchmark: each figure beside a baseline measured in the same run.
 
-Run: .venv/bin/python bench/ledger_bench.py [--entries N] [--dir DIR]
+Run: .venv/bin/python -m bench.ledger_bench [--entries N] [--dir DIR]
 
 Measures, on a fresh SQLite file in WAL mode with synchronous=FULL:
 - durable appends, one per transaction, against raw SQLite inserts of the same rows (median

@@ -1,6 +1,6 @@
 """Write bench/RESULTS.md from the results the benchmarks saved.
 
-Run: .venv/bin/python bench/summary.py [--run-ledger]
+Run: .venv/bin/python -m bench.summary [--run-ledger]
 
 Every ``*_bench.py`` of c2d's own saves its rows under ``/var/tmp/c2d-bench/results`` and calls
 ``write_summary`` when it ends, so after ``make bench`` the file holds every figure. The ledger

@@ -1,6 +1,6 @@
 """Throughput: 50 no-op jobs through c2d with 2 worker processes vs 50 bare runs, 2 at a time.
 
-Run: .venv/bin/python bench/throughput_bench.py [--jobs N] [--rounds R] [--quick]
+Run: .venv/bin/python -m bench.throughput_bench [--jobs N] [--rounds R] [--quick]
 
 - c2d: N no-op jobs (``python3 -c pass``) are submitted and dry-run (untimed), then the owner
   approves them all as fast as the API answers; the clock runs from the first approve until
@@ -20,10 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import baseline
-import common
-import figures
-from figures import Row, median
+from bench import baseline, common, figures
+from bench.figures import Row, median
 
 NOOP = ("python3", "-c", "pass")
 MEMORY = 512 * 1024 * 1024

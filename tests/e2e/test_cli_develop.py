@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Stack
+    from tests.kit.installation import Installation
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 
@@ -42,7 +42,9 @@ class People:
 
 
 @pytest.fixture(scope="module")
-def people(c2d_stack: Stack, patients_source: Path, tmp_path_factory: pytest.TempPathFactory):
+def people(
+    c2d_stack: Installation, patients_source: Path, tmp_path_factory: pytest.TempPathFactory
+):
     stack = c2d_stack
     folder = tmp_path_factory.mktemp("canary-patients")
     table = pd.read_csv(patients_source / "patients.csv")
@@ -71,7 +73,7 @@ def _columns(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_the_owner_sees_everything_and_the_researcher_names_and_types_only(
-    c2d_stack: Stack, people: People
+    c2d_stack: Installation, people: People
 ) -> None:
     stack = c2d_stack
     owner = stack.json("dataset", "show", people.columns, token=people.owner)
@@ -89,7 +91,7 @@ def test_the_owner_sees_everything_and_the_researcher_names_and_types_only(
 
 
 def test_mock_data_has_the_columns_and_rows_and_no_real_value(
-    c2d_stack: Stack, people: People, tmp_path: Path
+    c2d_stack: Installation, people: People, tmp_path: Path
 ) -> None:
     stack = c2d_stack
     made = stack.c2d("dataset", "mock", people.columns, "-o", str(tmp_path / "m"),
@@ -112,7 +114,7 @@ def test_mock_data_has_the_columns_and_rows_and_no_real_value(
 
 
 def test_a_hidden_schema_shows_file_names_only_and_makes_no_mock(
-    c2d_stack: Stack, people: People, tmp_path: Path
+    c2d_stack: Installation, people: People, tmp_path: Path
 ) -> None:
     stack = c2d_stack
     doc = stack.json("dataset", "show", people.hidden, token=people.researcher)
@@ -131,7 +133,7 @@ def test_a_hidden_schema_shows_file_names_only_and_makes_no_mock(
 
 
 def test_run_mock_runs_the_example_here_and_says_no_private_data_was_used(
-    c2d_stack: Stack, people: People, example_job: Callable[[str], Path], tmp_path: Path
+    c2d_stack: Installation, people: People, example_job: Callable[[str], Path], tmp_path: Path
 ) -> None:
     stack = c2d_stack
     job = example_job("diabetes-classifier")
@@ -148,7 +150,7 @@ def test_run_mock_runs_the_example_here_and_says_no_private_data_was_used(
     assert doc["metrics"]["train_rows"] == 300
 
 
-def _review_with_dryrun(stack: Stack, job_id: str, token: str) -> dict[str, Any]:
+def _review_with_dryrun(stack: Installation, job_id: str, token: str) -> dict[str, Any]:
     deadline = time.monotonic() + DRYRUN_WAIT_S
     while time.monotonic() < deadline:
         review = stack.json("review", job_id, token=token)
@@ -159,7 +161,7 @@ def _review_with_dryrun(stack: Stack, job_id: str, token: str) -> dict[str, Any]
 
 
 def test_a_submitted_job_is_dry_run_on_mock_data_and_review_shows_it_first(
-    c2d_stack: Stack, people: People, example_job: Callable[[str], Path], tmp_path: Path
+    c2d_stack: Installation, people: People, example_job: Callable[[str], Path], tmp_path: Path
 ) -> None:
     stack = c2d_stack
     job = stack.json("submit", str(example_job("diabetes-classifier")), "--dataset",
@@ -189,7 +191,7 @@ def test_a_submitted_job_is_dry_run_on_mock_data_and_review_shows_it_first(
 
 
 def test_a_job_that_crashes_on_mock_data_shows_it_in_review_and_stays_pending(
-    c2d_stack: Stack, people: People, example_job: Callable[[str], Path]
+    c2d_stack: Installation, people: People, example_job: Callable[[str], Path]
 ) -> None:
     stack = c2d_stack
     job_dir = example_job("diabetes-classifier")

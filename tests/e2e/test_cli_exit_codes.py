@@ -21,7 +21,7 @@ import pytest
 import rfc8785
 
 if TYPE_CHECKING:
-    from conftest import Stack
+    from tests.kit.installation import Installation
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ MakeJob = Callable[[str], Path]
 
 
 @pytest.fixture
-def people(c2d_stack: Stack, patients_dir: Path) -> dict[str, Any]:
+def people(c2d_stack: Installation, patients_dir: Path) -> dict[str, Any]:
     """An owner with a dataset (outputs released on success), and two researchers."""
     _, owner_token = c2d_stack.add_user("owner", "olga")
     _, rita_token = c2d_stack.add_user("researcher", "rita")
@@ -51,7 +51,7 @@ def error_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return dict(document["error"])
 
 
-def run_to_release(stack: Stack, people: dict[str, Any], job_dir: Path, *params: str) -> str:
+def run_to_release(stack: Installation, people: dict[str, Any], job_dir: Path, *params: str) -> str:
     """Submit, approve and wait until released; return the job id."""
     job = stack.json("submit", str(job_dir), "--dataset", people["dataset"], *params,
                      token=people["rita"])  # fmt: skip
@@ -67,7 +67,7 @@ def run_to_release(stack: Stack, people: dict[str, Any], job_dir: Path, *params:
 
 
 def test_exit_1_when_the_job_fails_under_wait(
-    c2d_stack: Stack, people: dict[str, Any], tmp_path: Path
+    c2d_stack: Installation, people: dict[str, Any], tmp_path: Path
 ) -> None:
     job_dir = tmp_path / "failing"
     job_dir.mkdir()
@@ -104,7 +104,7 @@ def test_exit_1_when_the_job_fails_under_wait(
 
 
 def test_exit_1_when_a_stored_artifact_was_tampered_with(
-    c2d_stack: Stack, people: dict[str, Any], example_job: MakeJob, tmp_path: Path
+    c2d_stack: Installation, people: dict[str, Any], example_job: MakeJob, tmp_path: Path
 ) -> None:
     # A parameter no other test uses, so this model's bytes (its address) are this test's own.
     job_id = run_to_release(c2d_stack, people, example_job("diabetes-classifier"),
@@ -131,7 +131,7 @@ def test_exit_1_when_a_stored_artifact_was_tampered_with(
 
 
 def test_exit_1_for_a_tampered_receipt_and_a_wrong_pinned_key(
-    c2d_stack: Stack, people: dict[str, Any], example_job: MakeJob, tmp_path: Path
+    c2d_stack: Installation, people: dict[str, Any], example_job: MakeJob, tmp_path: Path
 ) -> None:
     job_id = run_to_release(c2d_stack, people, example_job("bp-regression"))
     out = tmp_path / "good"
@@ -167,7 +167,7 @@ def test_exit_1_for_a_tampered_receipt_and_a_wrong_pinned_key(
     assert done.returncode == 1
 
 
-def test_exit_1_for_a_tampered_copy_of_the_ledger(c2d_stack: Stack, tmp_path: Path) -> None:
+def test_exit_1_for_a_tampered_copy_of_the_ledger(c2d_stack: Installation, tmp_path: Path) -> None:
     copy = tmp_path / "home"
     copy.mkdir()
     with (
@@ -184,7 +184,7 @@ def test_exit_1_for_a_tampered_copy_of_the_ledger(c2d_stack: Stack, tmp_path: Pa
 
 
 def test_exit_2_for_spec_errors_conflicts_and_usage(
-    c2d_stack: Stack, people: dict[str, Any], example_job: MakeJob
+    c2d_stack: Installation, people: dict[str, Any], example_job: MakeJob
 ) -> None:
     job_dir = example_job("diabetes-classifier")
     (job_dir / "job.yaml").write_text((job_dir / "job.yaml").read_text() + "colour: blue\n")
@@ -209,7 +209,7 @@ def test_exit_2_for_spec_errors_conflicts_and_usage(
 
 
 def test_exit_3_for_unknown_and_invisible_jobs(
-    c2d_stack: Stack, people: dict[str, Any], example_job: MakeJob, tmp_path: Path
+    c2d_stack: Installation, people: dict[str, Any], example_job: MakeJob, tmp_path: Path
 ) -> None:
     done = c2d_stack.c2d("status", "no-such-job", "--json", token=people["rita"])
     assert done.returncode == 3, done.stderr
@@ -226,7 +226,7 @@ def test_exit_3_for_unknown_and_invisible_jobs(
 
 
 def test_exit_4_for_bad_tokens_and_roles(
-    c2d_stack: Stack, people: dict[str, Any], example_job: MakeJob
+    c2d_stack: Installation, people: dict[str, Any], example_job: MakeJob
 ) -> None:
     done = c2d_stack.c2d("jobs", "--json", token="not-a-token")
     assert done.returncode == 4, done.stderr
@@ -246,7 +246,7 @@ def test_exit_4_for_bad_tokens_and_roles(
     assert login.returncode == 4
 
 
-def test_exit_5_when_the_api_is_unreachable(c2d_stack: Stack) -> None:
+def test_exit_5_when_the_api_is_unreachable(c2d_stack: Installation) -> None:
     url = c2d_stack.unused_url()
     done = c2d_stack.c2d("--url", url, "status", "x", "--json", token="t")
     assert done.returncode == 5, done.stderr

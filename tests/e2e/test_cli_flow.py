@@ -23,7 +23,7 @@ import skops.io
 from jobs.bundle import pack
 
 if TYPE_CHECKING:
-    from conftest import Stack
+    from tests.kit.installation import Installation
 
 MakeJob = Callable[[str], Path]
 
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 FINAL = {"succeeded", "failed", "released", "rejected", "cancelled"}
 
 
-def wait_state(stack: Stack, job_id: str, token: str, states: set[str]) -> dict[str, Any]:
+def wait_state(stack: Installation, job_id: str, token: str, states: set[str]) -> dict[str, Any]:
     """Poll `c2d status` until the job is in one of `states` (bounded by the job's timeout)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -44,7 +44,7 @@ def wait_state(stack: Stack, job_id: str, token: str, states: set[str]) -> dict[
 
 
 def test_owner_and_researcher_from_dataset_to_verified_model(
-    c2d_stack: Stack, patients_dir: Path, tmp_path: Path, example_job: MakeJob
+    c2d_stack: Installation, patients_dir: Path, tmp_path: Path, example_job: MakeJob
 ) -> None:
     stack = c2d_stack
     owner, owner_token = stack.add_user("owner", "olga")
@@ -169,7 +169,7 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
 
 
 def test_submit_wait_follows_to_the_end_and_trust_approves_by_policy(
-    c2d_stack: Stack, patients_dir: Path, tmp_path: Path, example_job: MakeJob
+    c2d_stack: Installation, patients_dir: Path, tmp_path: Path, example_job: MakeJob
 ) -> None:
     """After `c2d trust --any-params`, the researcher's same code is approved by policy, with
     other params too, so `--wait` runs unattended."""
@@ -202,7 +202,7 @@ def test_submit_wait_follows_to_the_end_and_trust_approves_by_policy(
 
 
 def test_reject_ends_a_job_and_says_why(
-    c2d_stack: Stack, patients_dir: Path, example_job: MakeJob
+    c2d_stack: Installation, patients_dir: Path, example_job: MakeJob
 ) -> None:
     stack = c2d_stack
     _, owner_token = stack.add_user("owner", "olga")
@@ -221,7 +221,7 @@ def test_reject_ends_a_job_and_says_why(
 
 
 def test_a_folder_is_one_owners_and_trust_is_one_researchers(
-    c2d_stack: Stack, patients_dir: Path, example_job: MakeJob
+    c2d_stack: Installation, patients_dir: Path, example_job: MakeJob
 ) -> None:
     """The security issue's attacks, as people type them: a second owner registering the
     first one's folder, a folder outside the dataset roots, and a trusted code digest reused

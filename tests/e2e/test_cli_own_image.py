@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from recorder import Recorder
+
+from tests.kit.recorder import Recorder
 
 if TYPE_CHECKING:
-    from conftest import Stack
+    from tests.kit.installation import Installation
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -75,7 +76,7 @@ def _job_folder(root: Path, dockerfile: str, train: str = "print('hi')\n") -> Pa
     return folder
 
 
-def _blobs(stack: Stack) -> set[str]:
+def _blobs(stack: Installation) -> set[str]:
     return {str(p) for p in (stack.home / "artifacts").rglob("*") if p.is_file()}
 
 
@@ -84,7 +85,7 @@ def _byo_images(docker_client: Any) -> set[str]:
 
 
 @pytest.fixture
-def people(c2d_stack: Stack, patients_dir: Path) -> tuple[str, str, str]:
+def people(c2d_stack: Installation, patients_dir: Path) -> tuple[str, str, str]:
     """An owner's token, a researcher's token and a fresh dataset of the owner's."""
     _, owner = c2d_stack.add_user("owner", "owen")
     _, researcher = c2d_stack.add_user("researcher", "rhea")
@@ -103,7 +104,7 @@ def made_images(docker_client: Any) -> Iterator[set[str]]:
 
 
 def test_a_dockerfile_job_is_built_reviewed_approved_and_uses_its_wheel(
-    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, made_images: set[str]
+    c2d_stack: Installation, people: tuple[str, str, str], tmp_path: Path, made_images: set[str]
 ) -> None:
     stack = c2d_stack
     owner, researcher, dataset = people
@@ -141,7 +142,7 @@ def test_a_dockerfile_job_is_built_reviewed_approved_and_uses_its_wheel(
 
 
 def test_a_disallowed_base_is_refused_at_submit_and_nothing_is_stored(
-    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
+    c2d_stack: Installation, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
 ) -> None:
     stack = c2d_stack
     _, researcher, dataset = people
@@ -158,7 +159,7 @@ def test_a_disallowed_base_is_refused_at_submit_and_nothing_is_stored(
 
 
 def test_a_built_image_is_removed_when_the_job_is_not_recorded(
-    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
+    c2d_stack: Installation, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
 ) -> None:
     stack = c2d_stack
     _, researcher, _ = people
@@ -175,7 +176,7 @@ def test_a_built_image_is_removed_when_the_job_is_not_recorded(
 
 
 def test_a_build_that_tries_the_network_fails_with_the_reason_and_nothing_is_stored(
-    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
+    c2d_stack: Installation, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
 ) -> None:
     stack = c2d_stack
     _, researcher, dataset = people
@@ -198,7 +199,7 @@ def test_a_build_that_tries_the_network_fails_with_the_reason_and_nothing_is_sto
 
 @pytest.mark.attack
 def test_the_attack_that_fetched_a_host_url_before_approval_is_refused_at_submit(
-    c2d_stack: Stack, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
+    c2d_stack: Installation, people: tuple[str, str, str], tmp_path: Path, docker_client: Any
 ) -> None:
     # Reproduced end to end before the fix: the engine fetched the URL from the data host's
     # loopback at submit, the dry run printed the secret and `c2d status` showed it to the
@@ -238,7 +239,7 @@ def _tiny_image(docker_client: Any) -> str:
 
 
 def test_an_archive_of_two_images_is_refused_and_nothing_is_stored(
-    c2d_stack: Stack,
+    c2d_stack: Installation,
     people: tuple[str, str, str],
     tmp_path: Path,
     docker_client: Any,
@@ -282,7 +283,7 @@ def _remove_when_unused(docker_client: Any, image_id: str, timeout: float = 180.
 
 
 def test_a_job_whose_approved_image_is_gone_fails_without_a_container(
-    c2d_stack: Stack,
+    c2d_stack: Installation,
     people: tuple[str, str, str],
     tmp_path: Path,
     docker_client: Any,
@@ -310,7 +311,7 @@ def test_a_job_whose_approved_image_is_gone_fails_without_a_container(
 
 
 def test_an_image_archive_is_loaded_pinned_reviewed_and_run(
-    c2d_stack: Stack,
+    c2d_stack: Installation,
     people: tuple[str, str, str],
     tmp_path: Path,
     docker_client: Any,

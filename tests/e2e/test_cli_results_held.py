@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Stack
+    from tests.kit.installation import Installation
 
 pytestmark = [
     pytest.mark.docker,
@@ -55,7 +55,7 @@ def _leaks(text: str) -> list[str]:
     return [s for s in SECRETS if s in lowered]
 
 
-def _everything_the_researcher_reads(stack: Stack, token: str, job_id: str) -> str:
+def _everything_the_researcher_reads(stack: Installation, token: str, job_id: str) -> str:
     """`c2d status` and `c2d jobs` (people's and JSON forms), the API, receipt and ledger."""
     seen = []
     for args in (("status", job_id), ("status", job_id, "--json"), ("jobs",), ("jobs", "--json")):
@@ -73,7 +73,7 @@ def _everything_the_researcher_reads(stack: Stack, token: str, job_id: str) -> s
     return "\n".join(seen)
 
 
-def _wait(stack: Stack, token: str, job_id: str, expect: int = 0) -> dict[str, Any]:
+def _wait(stack: Installation, token: str, job_id: str, expect: int = 0) -> dict[str, Any]:
     done: dict[str, Any] = stack.json(
         "status", job_id, "--wait", token=token, expect=expect, timeout=300
     )
@@ -81,7 +81,7 @@ def _wait(stack: Stack, token: str, job_id: str, expect: int = 0) -> dict[str, A
 
 
 @pytest.fixture
-def held(c2d_stack: Stack, patients_dir: Path) -> tuple[str, str, str]:
+def held(c2d_stack: Installation, patients_dir: Path) -> tuple[str, str, str]:
     """An owner's token, a researcher's token and a dataset that holds outputs for review."""
     _, owner = c2d_stack.add_user("owner", "owen")
     _, researcher = c2d_stack.add_user("researcher", "rhea")
@@ -91,7 +91,7 @@ def held(c2d_stack: Stack, patients_dir: Path) -> tuple[str, str, str]:
 
 
 def test_metrics_and_output_names_stay_with_the_owner_until_release(
-    c2d_stack: Stack, held: tuple[str, str, str], tmp_path: Path
+    c2d_stack: Installation, held: tuple[str, str, str], tmp_path: Path
 ) -> None:
     stack = c2d_stack
     owner, researcher, dataset = held
@@ -128,7 +128,7 @@ def test_metrics_and_output_names_stay_with_the_owner_until_release(
 
 
 def test_a_row_as_a_metric_key_fails_the_job_and_its_reason_stays_with_the_owner(
-    c2d_stack: Stack, held: tuple[str, str, str], tmp_path: Path
+    c2d_stack: Installation, held: tuple[str, str, str], tmp_path: Path
 ) -> None:
     stack = c2d_stack
     owner, researcher, dataset = held
@@ -149,7 +149,7 @@ def test_a_row_as_a_metric_key_fails_the_job_and_its_reason_stays_with_the_owner
 
 
 def test_a_job_chosen_path_in_a_reason_is_bounded_and_escaped(
-    c2d_stack: Stack, held: tuple[str, str, str], tmp_path: Path
+    c2d_stack: Installation, held: tuple[str, str, str], tmp_path: Path
 ) -> None:
     stack = c2d_stack
     owner, researcher, dataset = held
@@ -177,7 +177,7 @@ def test_a_job_chosen_path_in_a_reason_is_bounded_and_escaped(
 
 
 def test_the_owner_sets_how_many_metrics_a_job_may_report(
-    c2d_stack: Stack, patients_dir: Path, tmp_path: Path
+    c2d_stack: Installation, patients_dir: Path, tmp_path: Path
 ) -> None:
     stack = c2d_stack
     _, owner = stack.add_user("owner", "owen")

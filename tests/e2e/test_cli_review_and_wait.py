@@ -17,13 +17,13 @@ from runner.client import Client
 from runner.errors import ApiError
 
 if TYPE_CHECKING:
-    from conftest import Stack
+    from tests.kit.installation import Installation
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 
 
 def test_first_review_shows_all_code_and_status_wait_follows_to_the_end(
-    c2d_stack: Stack, patients_dir: Path, example_job: Callable[[str], Path]
+    c2d_stack: Installation, patients_dir: Path, example_job: Callable[[str], Path]
 ) -> None:
     stack = c2d_stack
     _, owner = stack.add_user("owner", "owen")
@@ -71,7 +71,7 @@ def _job_folder(folder: Path, dataset: str, files: dict[str, str]) -> Path:
 
 
 def test_review_shows_terminal_codes_in_code_and_logs_escaped_never_raw(
-    c2d_stack: Stack, patients_dir: Path, tmp_path: Path
+    c2d_stack: Installation, patients_dir: Path, tmp_path: Path
 ) -> None:
     """A line of code that would erase the line above it, and a bidi override, reach the
     owner's review (the diff and the dry run's log) as visible escapes."""
@@ -111,7 +111,7 @@ def test_review_shows_terminal_codes_in_code_and_logs_escaped_never_raw(
 
 
 def test_a_file_name_with_a_terminal_code_is_refused_by_submit_and_by_the_server(
-    c2d_stack: Stack, patients_dir: Path, tmp_path: Path
+    c2d_stack: Installation, patients_dir: Path, tmp_path: Path
 ) -> None:
     stack = c2d_stack
     _, owner = stack.add_user("owner", "owen")

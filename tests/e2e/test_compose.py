@@ -33,7 +33,8 @@ import httpx
 import pandas as pd
 import pytest
 import skops.io
-from prockit import free_port
+
+from tests.kit.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 C2D = Path(sys.executable).with_name("c2d")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from fault_kit import CANARY, ENDED, FaultStack, job_containers, job_folder
-from prockit import wait_for
+
+from tests.kit.procs import wait_for
 
 ENDING_ENTRIES = frozenset({"job.finished", "job.rejected", "job.cancelled"})
 

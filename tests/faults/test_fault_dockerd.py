@@ -35,7 +35,8 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import REPO, fault_stack, job_folder, running_container, sleeper
-from prockit import Proc, spawn, wait_for
+
+from tests.kit.procs import Proc, spawn, wait_for
 
 MODE = os.environ.get("C2D_FAULTS_DOCKERD", "private")
 SKIP_REASON = f"C2D_FAULTS_DOCKERD={MODE}: the dockerd restart case is off"

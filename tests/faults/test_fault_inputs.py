@@ -189,7 +189,7 @@ def test_a_bundle_altered_after_approval_never_runs(stack, workdir, docker_clien
     since = time.time()
     folder = job_folder(workdir / "altered", sleeper(0) + "# altered-bundle case\n")
     job_id = stack.submit(folder)
-    blob = ArtifactStore(stack.home / "artifacts").path(stack.job(job_id)["code_digest"])
+    blob = ArtifactStore(stack.home / "artifacts").path(stack.api_job(job_id)["code_digest"])
     blob.chmod(0o600)
     blob.write_bytes(tar_of((member("run.py"), b"print('not what was approved')\n")))
     stack.approve(job_id)

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, job_folder, running_container
-from prockit import wait_for
+
+from tests.kit.procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, fault_stack, job_folder, running_container, sleeper
-from prockit import wait_for
 
 from runner.settings import Settings
 from runner.transport import key_prefix, queue_name
+from tests.kit.procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
 

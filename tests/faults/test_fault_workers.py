@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, job_containers, job_folder, running_container, sleeper
-from prockit import wait_for
 
 from runner.settings import Settings
 from runner.transport import TASK_RUN, key_prefix, queue_name
+from tests.kit.procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
 

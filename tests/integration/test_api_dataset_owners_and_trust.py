@@ -21,11 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-from control_kit import Install, flush_redis, installation, make_dataset, make_job
-from prockit import redis_db_url
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec
+from tests.kit.data import counting_job, make_dataset
+from tests.kit.installation import Installation, installed
+from tests.kit.procs import redis_db_url
+from tests.kit.redis import flush_redis
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -34,7 +36,7 @@ REDIS_DB = 7
 
 @dataclass
 class World:
-    install: Install
+    install: Installation
     root: Path
     tokens: dict[str, str]
     names: dict[str, str]
@@ -75,7 +77,7 @@ def world(tmp_path_factory, redis_url, job_image) -> Iterator[World]:
     url = redis_db_url(redis_url, REDIS_DB)
     flush_redis(url)
     root = tmp_path_factory.mktemp("owners")
-    with installation(root, url, dataset_roots=str(root / "datasets")) as install:
+    with installed(root, url, dataset_roots=str(root / "datasets")) as install:
         install.start_server()
         users = {
             "olga": install.user("owner", "olga"),
@@ -172,9 +174,7 @@ def test_a_folder_outside_the_dataset_roots_is_refused(
 
 
 def test_the_state_folder_is_refused_even_when_a_root_holds_it(tmp_path, redis_url) -> None:
-    with installation(
-        tmp_path, redis_db_url(redis_url, REDIS_DB), dataset_roots=str(tmp_path)
-    ) as ins:
+    with installed(tmp_path, redis_db_url(redis_url, REDIS_DB), dataset_roots=str(tmp_path)) as ins:
         ins.start_server()
         _, token = ins.user("owner", "otto")
         for path in (ins.settings.home, ins.settings.home / "artifacts"):
@@ -211,7 +211,7 @@ def _stays_pending(world: World, job: dict[str, Any]) -> None:
 
 
 def test_trust_for_bob_approves_nobody_else_and_no_other_params(world: World) -> None:
-    job_dir = make_job(world.root / "job-trust", world.dataset)
+    job_dir = counting_job(world.root / "job-trust", world.dataset)
     first = world.submit("bob", job_dir)
     trusted = world.call("olga", "POST", f"/v1/jobs/{first['id']}/trust")
     assert trusted.status_code == 200, trusted.text
@@ -254,7 +254,7 @@ def test_trust_for_bob_approves_nobody_else_and_no_other_params(world: World) ->
 
 
 def test_the_owners_own_job_cannot_be_trusted(world: World) -> None:
-    own = world.submit("olga", make_job(world.root / "job-own", world.dataset))
+    own = world.submit("olga", counting_job(world.root / "job-own", world.dataset))
     size = world.ledger_size()
     for who in ("olga", "admin"):
         refused = world.call(who, "POST", f"/v1/jobs/{own['id']}/trust", json={"any_params": True})
@@ -276,7 +276,7 @@ def test_long_or_control_character_notes_are_refused_with_422(
     world: World, route: str, field: str, text: str
 ) -> None:
     # Carol: nobody trusted her code, so the job is pending.
-    folder = make_job(world.root / f"job-note-{route}-{len(text)}", world.dataset)
+    folder = counting_job(world.root / f"job-note-{route}-{len(text)}", world.dataset)
     job = world.submit("carol", folder)
     size = world.ledger_size()
     who = "carol" if route == "cancel" else "olga"

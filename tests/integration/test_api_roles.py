@@ -11,17 +11,16 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from control_kit import Install, flush_redis, installation, make_dataset, make_job
-from prockit import redis_db_url
 
-from jobs.bundle import pack
 from jobs.models import Outcome, OutputFile
-from jobs.spec import JobSpec
+from tests.kit.data import counting_job, make_dataset
+from tests.kit.installation import Installation, installed
+from tests.kit.procs import redis_db_url
+from tests.kit.redis import flush_redis
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -31,7 +30,7 @@ WRONG = "not-a-token-anyone-holds"
 
 @dataclass
 class World:
-    install: Install
+    install: Installation
     tokens: dict[str, str | None]
     names: dict[str, str]
     dataset: str
@@ -50,34 +49,20 @@ class World:
         return httpx.request(method, url, headers=sent, timeout=30, **kw)
 
 
-def submit(install: Install, token: str, job_dir: Path) -> str:
-    bundle = pack(job_dir)
-    spec = JobSpec.from_yaml(job_dir / "job.yaml")
-    response = httpx.post(
-        f"{install.url}/v1/jobs",
-        headers={"Authorization": f"Bearer {token}"},
-        data={"spec": spec.model_dump_json()},
-        files={"bundle": ("bundle.tar", bundle.data, "application/x-tar")},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, redis_url, job_image) -> Iterator[World]:
     url = redis_db_url(redis_url, REDIS_DB)
     flush_redis(url)
     root = tmp_path_factory.mktemp("roles")
-    with installation(root, url) as install:
+    with installed(root, url) as install:
         install.start_server()
         olga, olga_t = install.user("owner", "olga")
         _, oscar_t = install.user("owner", "oscar")
         rita, rita_t = install.user("researcher", "rita")
         rob, rob_t = install.user("researcher", "rob")
         dataset = install.dataset(olga, make_dataset(root / "data"), review_outputs=True)
-        pending = submit(install, rita_t, make_job(root / "job1", dataset))
-        succeeded = submit(install, rita_t, make_job(root / "job2", dataset, sleep=1))
+        pending = install.submit_http(rita_t, counting_job(root / "job1", dataset))["id"]
+        succeeded = install.submit_http(rita_t, counting_job(root / "job2", dataset, sleep=1))["id"]
 
         # Run the second job's bookkeeping in-process (no worker in this module): approve,
         # claim and finish with outputs that really are in the artifact store.
@@ -224,7 +209,9 @@ def test_a_hidden_job_looks_exactly_like_a_missing_one(world):
 
 
 def test_an_owner_cannot_approve_a_job_they_submitted_but_an_admin_can(world, tmp_path):
-    job = submit(world.install, world.tokens["olga"], make_job(tmp_path / "own", world.dataset))
+    job = world.install.submit_http(
+        world.tokens["olga"], counting_job(tmp_path / "own", world.dataset)
+    )["id"]
     refused = world.call("olga", "POST", f"/v1/jobs/{job}/approve", json={})
     assert refused.status_code == 403
     assert "own job" in refused.json()["error"]["message"]
@@ -292,7 +279,9 @@ def test_after_release_the_researcher_downloads_verified_bytes_and_a_stranger_ca
 
 
 def test_the_researcher_may_cancel_her_pending_job(world, tmp_path):
-    job = submit(world.install, world.tokens["rita"], make_job(tmp_path / "j", world.dataset))
+    job = world.install.submit_http(
+        world.tokens["rita"], counting_job(tmp_path / "j", world.dataset)
+    )["id"]
     cancelled = world.call("rita", "POST", f"/v1/jobs/{job}/cancel", json={"reason": "typo"})
     assert cancelled.status_code == 200
     assert cancelled.json()["state"] == "cancelled"

@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from control_kit import Install, flush_redis, installation, make_dataset, make_job
-from prockit import redis_db_url
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec
+from tests.kit.data import counting_job, make_dataset
+from tests.kit.installation import Installation, installed
+from tests.kit.procs import redis_db_url
+from tests.kit.redis import flush_redis
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -29,11 +31,11 @@ CAP = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def install(tmp_path_factory, redis_url, job_image) -> Iterator[Install]:
+def install(tmp_path_factory, redis_url, job_image) -> Iterator[Installation]:
     url = redis_db_url(redis_url, REDIS_DB)
     flush_redis(url)
     root = tmp_path_factory.mktemp("uploads")
-    with installation(root, url, max_bundle="64KiB") as made:
+    with installed(root, url, max_bundle="64KiB") as made:
         made.start_server()
         yield made
     flush_redis(url)
@@ -49,10 +51,10 @@ def people(install, tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture
 def job_dir(tmp_path, people) -> Path:
-    return make_job(tmp_path / "job", people["dataset"])
+    return counting_job(tmp_path / "job", people["dataset"])
 
 
-def snapshot(install: Install) -> dict[str, object]:
+def snapshot(install: Installation) -> dict[str, object]:
     """Everything a submission could leave behind."""
     home = install.settings.home
 
@@ -69,7 +71,7 @@ def snapshot(install: Install) -> dict[str, object]:
 
 
 def post(
-    install: Install, token: str, headers: dict[str, str] | None = None, **kw: Any
+    install: Installation, token: str, headers: dict[str, str] | None = None, **kw: Any
 ) -> httpx.Response:
     sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
     return httpx.post(f"{install.url}/v1/jobs", headers=sent, timeout=60, **kw)

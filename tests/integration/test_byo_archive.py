@@ -22,13 +22,13 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from archive_kit import annotated_archive, old_untagged_stream, smuggling_archive
 
 import runner.host.images.load
 from runner.errors import ByoInvalid, ByoRefused, ByoTooLarge
 from runner.host.images import ByoPolicy, load_archive
 from runner.host.images.policy import lookup
 from runner.host.images.tags import snapshot
+from tests.kit.archives import annotated_archive, old_untagged_stream, smuggling_archive
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 TEST_LABEL = "c2d.test"

@@ -18,12 +18,12 @@ from typing import Any
 
 import docker
 import pytest
-from recorder import Recorder
-from sandbox_kit import RUNTIMES, pick_runtime
 from test_byo_build import TEST_LABEL, job_folder, remove_labelled
 
 from runner.errors import BuildFailed, ByoError
 from runner.host.images import ByoPolicy, build_from_dockerfile
+from tests.kit.recorder import Recorder
+from tests.kit.sandbox import RUNTIMES, pick_runtime
 
 pytestmark = [pytest.mark.docker, pytest.mark.attack, pytest.mark.timeout(600)]
 PROBE = "C2D-BUILD-PROBE "

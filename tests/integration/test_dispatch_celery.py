@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from control_kit import (
-    Install,
-    container_creations,
-    flush_redis,
-    installation,
-    job_containers,
-    make_dataset,
-    make_job,
-    remove_job_containers,
-)
-from prockit import redis_db_url
 
 from jobs.bundle import pack
 from jobs.spec import JobSpec
 from jobs.states import JobState
+from tests.kit.containers import container_creations, job_containers
+from tests.kit.data import counting_job, make_dataset
+from tests.kit.installation import Installation, module_installation
+from tests.kit.procs import redis_db_url
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 
@@ -34,41 +26,24 @@ REDIS_DB = 11
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, redis_url, docker_client, job_image) -> Iterator[Install]:
+def stack(tmp_path_factory, redis_url, docker_client, job_image) -> Iterator[Installation]:
     url = redis_db_url(redis_url, REDIS_DB)
-    flush_redis(url)
     root = tmp_path_factory.mktemp("dispatch")
     # A long re-dispatch grace keeps the reconciler from adding messages of its own here;
     # its re-sending is tested in test_reconciler_live.py.
-    with installation(root, url, redispatch_s=120.0) as install:
+    with module_installation(root, url, docker_client, redispatch_s=120.0) as install:
         install.start_server()
         install.start_worker(concurrency=2)
         yield install
         for proc in install.procs:
             assert proc.alive(), proc.tail()
-        remove_job_containers(docker_client, [j.id for j in install.ctx.store.list_jobs()])
-    flush_redis(url)
-
-
-def submit_over_http(stack: Install, token: str, job_dir: Path) -> dict:
-    bundle = pack(job_dir)
-    spec = JobSpec.from_yaml(job_dir / "job.yaml")
-    response = httpx.post(
-        f"{stack.url}/v1/jobs",
-        headers={"Authorization": f"Bearer {token}"},
-        data={"spec": spec.model_dump_json()},
-        files={"bundle": ("bundle.tar", bundle.data, "application/x-tar")},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_approve_dispatches_runs_and_finishes(stack, tmp_path, docker_client):
     owner, owner_token = stack.user("owner", "olga")
     _, researcher_token = stack.user("researcher", "rita")
     dataset = stack.dataset(owner, make_dataset(tmp_path / "data", rows=40))
-    job = submit_over_http(stack, researcher_token, make_job(tmp_path / "job", dataset))
+    job = stack.submit_http(researcher_token, counting_job(tmp_path / "job", dataset))
     assert job["state"] == "pending"
 
     approved_at = time.time()
@@ -81,7 +56,7 @@ def test_approve_dispatches_runs_and_finishes(stack, tmp_path, docker_client):
     assert response.status_code == 200, response.text
     done = stack.wait_final(job["id"])
 
-    assert done.state is JobState.RELEASED, f"{done.reason}\n{stack.logs_text()}"
+    assert done.state is JobState.RELEASED, f"{done.reason}\n{stack.logs()}"
     assert done.outcome is not None
     assert done.outcome.metrics == {"rows": 40.0}
     # A pre-approval dry run (job.dryrun) may land anywhere in between; it is no state change.
@@ -90,7 +65,7 @@ def test_approve_dispatches_runs_and_finishes(stack, tmp_path, docker_client):
     ]  # fmt: skip
     created = container_creations(docker_client, job["id"], approved_at)
     assert len(created) == 1
-    assert job_containers(docker_client, job["id"]) == []
+    assert job_containers(docker_client, [job["id"]], dryruns=False) == []
     assert not (stack.settings.code_dir / job["id"]).exists()
     latency = created[0]["timeNano"] / 1e9 - approved_at
     print(f"\napprove -> container created: {latency * 1000:.0f} ms")
@@ -100,7 +75,7 @@ def test_the_same_task_delivered_twice_runs_once(stack, tmp_path, docker_client,
     owner, _ = stack.user("owner", "olga")
     researcher, _ = stack.user("researcher", "rita")
     dataset = stack.dataset(owner, make_dataset(tmp_path / "data"))
-    job_dir = make_job(tmp_path / "job", dataset, sleep=2)
+    job_dir = counting_job(tmp_path / "job", dataset, sleep=2)
     bundle = pack(job_dir)
     stack.ctx.artifacts.put_bytes(bundle.data)
     spec = JobSpec.from_yaml(job_dir / "job.yaml")
@@ -118,7 +93,7 @@ def test_the_same_task_delivered_twice_runs_once(stack, tmp_path, docker_client,
 
     done = stack.wait_final(job.id)
 
-    assert done.state is JobState.RELEASED, f"{done.reason}\n{stack.logs_text()}"
+    assert done.state is JobState.RELEASED, f"{done.reason}\n{stack.logs()}"
     types = stack.entry_types(job.id)
     assert types.count("job.started") == 1
     assert types.count("job.reclaimed") == 0
@@ -126,7 +101,7 @@ def test_the_same_task_delivered_twice_runs_once(stack, tmp_path, docker_client,
     assert len(container_creations(docker_client, job.id, since)) == 1
     assert done.attempts == 1
     # Both messages reached the worker: the second one was acked without running anything.
-    worker_log = stack.logs_text()
+    worker_log = stack.logs()
     assert worker_log.count(f"job {job.id} not claimed") == 1, worker_log
 
 
@@ -137,8 +112,8 @@ def test_a_dataset_changed_after_approval_is_refused_and_no_container_starts(
     _, researcher_token = stack.user("researcher", "rita")
     data = make_dataset(tmp_path / "data")
     dataset = stack.dataset(owner, data)
-    job_dir = make_job(tmp_path / "job", dataset)
-    job = submit_over_http(stack, researcher_token, job_dir)
+    job_dir = counting_job(tmp_path / "job", dataset)
+    job = stack.submit_http(researcher_token, job_dir)
     stack.ctx.service.approve(owner, job["id"])  # in-process: nothing is dispatched yet
     (data / "rows.csv").write_text("x,y\n1,1\n")  # the owner's data changes after approval
     since = time.time()

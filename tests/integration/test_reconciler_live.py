@@ -12,24 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from control_kit import (
-    Install,
-    flush_redis,
-    installation,
-    job_containers,
-    make_dataset,
-    make_job,
-    remove_job_containers,
-)
-from prockit import redis_db_url
 
-from jobs.bundle import pack
-from jobs.models import Job
-from jobs.spec import JobSpec
 from jobs.states import JobState
 from runner.host.preflight import prepare_run
 from runner.host.reconciler import Reconciler
 from runner.transport import Dispatcher, key_prefix, queue_name
+from tests.kit.containers import job_containers
+from tests.kit.installation import Installation, module_installation
+from tests.kit.procs import redis_db_url
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -37,29 +27,13 @@ REDIS_DB = 8
 
 
 @pytest.fixture
-def install(tmp_path, redis_url, docker_client, job_image) -> Iterator[Install]:
+def install(tmp_path, redis_url, docker_client, job_image) -> Iterator[Installation]:
     url = redis_db_url(redis_url, REDIS_DB)
-    flush_redis(url)
-    with installation(tmp_path, url, lease_s=1.0, redispatch_s=1.0) as made:
+    with module_installation(tmp_path, url, docker_client, lease_s=1.0, redispatch_s=1.0) as made:
         yield made
-        remove_job_containers(docker_client, [j.id for j in made.ctx.store.list_jobs()])
-    flush_redis(url)
 
 
-def approved(install: Install, tmp, image: str, sleep: float = 0) -> Job:
-    owner, _ = install.user("owner", "olga")
-    researcher, _ = install.user("researcher", "rita")
-    dataset = install.dataset(owner, make_dataset(tmp / "data"))
-    job_dir = make_job(tmp / "job", dataset, sleep=sleep)
-    bundle = pack(job_dir)
-    install.ctx.artifacts.put_bytes(bundle.data)
-    spec = JobSpec.from_yaml(job_dir / "job.yaml")
-    service = install.ctx.service
-    job = service.submit(researcher, spec, None, bundle.digest, list(bundle.files), image)
-    return service.approve(owner, job.id)
-
-
-def queue_length(install: Install) -> int:
+def queue_length(install: Installation) -> int:
     client = redis.Redis.from_url(install.settings.redis_url)
     try:
         return int(client.llen(key_prefix(install.settings) + queue_name("default")))
@@ -68,7 +42,7 @@ def queue_length(install: Install) -> int:
 
 
 def test_a_lost_message_is_sent_again_once_even_by_two_reconcilers(install, tmp_path, job_image):
-    job = approved(install, tmp_path, job_image)
+    job = install.approved_job(tmp_path, job_image)[0]
     time.sleep(install.settings.redispatch_s + 0.2)
     first, second = install.dispatcher(), install.dispatcher()
     try:
@@ -90,7 +64,7 @@ def test_a_lost_message_is_sent_again_once_even_by_two_reconcilers(install, tmp_
 def test_an_expired_lease_with_a_running_container_is_sent_for_adoption(
     install, tmp_path, docker_client, job_image
 ):
-    job = approved(install, tmp_path, job_image, sleep=30)
+    job = install.approved_job(tmp_path, job_image, sleep=30)[0]
     claim = install.ctx.service.claim(job.id, "gone@test:1", 1.0)
     spec = prepare_run(install.ctx, claim.job)
     executor = install.ctx.executor()
@@ -103,8 +77,8 @@ def test_an_expired_lease_with_a_running_container_is_sent_for_adoption(
         assert result.adopted == [job.id]
         assert result.reaped == []  # the job is live: its container stays
         assert dispatcher.queued("default") == {job.id}
-        assert job_containers(docker_client, job.id)[0].status == "running"
-        assert install.job(job.id).state is JobState.RUNNING
+        assert job_containers(docker_client, [job.id], dryruns=False)[0].status == "running"
+        assert install.load_job(job.id).state is JobState.RUNNING
     finally:
         dispatcher.close()
         executor.cleanup(job.id)
@@ -113,7 +87,7 @@ def test_an_expired_lease_with_a_running_container_is_sent_for_adoption(
 def test_the_reaper_removes_a_finished_jobs_leftovers_but_not_strangers(
     install, tmp_path, docker_client, job_image, test_labels
 ):
-    job = approved(install, tmp_path, job_image, sleep=30)
+    job = install.approved_job(tmp_path, job_image, sleep=30)[0]
     claim = install.ctx.service.claim(job.id, "w@test:1", 60)
     spec = prepare_run(install.ctx, claim.job)
     executor = install.ctx.executor()
@@ -128,7 +102,7 @@ def test_the_reaper_removes_a_finished_jobs_leftovers_but_not_strangers(
     try:
         result = Reconciler(install.ctx, dispatcher).run_once()
         assert job.id in result.reaped
-        assert job_containers(docker_client, job.id) == []
+        assert job_containers(docker_client, [job.id], dryruns=False) == []
         assert not (install.settings.work_dir / job.id).exists()
         assert not (install.settings.code_dir / job.id).exists()
         stranger.reload()  # still there
@@ -151,7 +125,7 @@ def test_sending_when_redis_is_down_is_refused_quietly(install):
 def test_installations_sharing_a_redis_database_do_not_see_each_others_queues(
     install, tmp_path, job_image
 ):
-    job = approved(install, tmp_path, job_image)
+    job = install.approved_job(tmp_path, job_image)[0]
     other_settings = install.settings.model_copy(update={"origin": "c2d.test/another"})
     mine, other = install.dispatcher(), Dispatcher.for_settings(other_settings)
     try:

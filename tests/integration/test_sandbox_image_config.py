@@ -14,9 +14,9 @@ from pathlib import Path
 
 import docker
 import pytest
-from sandbox_kit import Sandbox
 
 from runner.errors import SandboxError
+from tests.kit.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import docker
 import pytest
-from sandbox_kit import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
 
 from runner.host.sandbox.docker import DockerExecutor
 from runner.host.sandbox.hardening import BASE_ENV, fsize_limit
+from tests.kit.sandbox import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
 
 pytestmark = pytest.mark.docker
 

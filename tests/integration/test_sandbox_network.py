@@ -16,7 +16,8 @@ from pathlib import Path
 
 import docker
 import pytest
-from sandbox_kit import PROBE_HELPERS, RUNTIMES, Sandbox, host_addresses, make_sandbox
+
+from tests.kit.sandbox import PROBE_HELPERS, RUNTIMES, Sandbox, host_addresses, make_sandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 

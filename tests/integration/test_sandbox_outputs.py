@@ -14,10 +14,10 @@ from pathlib import Path
 
 import docker
 import pytest
-from sandbox_kit import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
 
 from runner.host.sandbox import RunResult, SandboxSpec, State
 from runner.host.sandbox.workdir import job_dir
+from tests.kit.sandbox import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
 
 pytestmark = pytest.mark.docker
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import docker
 import pytest
-from sandbox_kit import RUNTIMES, SMALL, Sandbox, make_sandbox
 
 from runner.host.sandbox import State
+from tests.kit.sandbox import RUNTIMES, SMALL, Sandbox, make_sandbox
 
 pytestmark = pytest.mark.docker
 

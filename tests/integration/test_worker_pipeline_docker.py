@@ -11,59 +11,36 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from control_kit import (
-    Install,
-    container_creations,
-    installation,
-    job_containers,
-    make_dataset,
-    make_job,
-    remove_job_containers,
-)
-from prockit import wait_for
 
-from jobs.bundle import pack
-from jobs.models import Job, User
-from jobs.spec import JobSpec
 from jobs.states import JobState
 from runner.context import open_context
 from runner.errors import TryLater
 from runner.host.engine import Engine
 from runner.host.pipeline import Ending, execute_job
+from tests.kit.containers import container_creations, job_containers, remove_job_containers
+from tests.kit.installation import Installation, installed
+from tests.kit.procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 @pytest.fixture
-def install(tmp_path, docker_client, job_image) -> Iterator[Install]:
+def install(tmp_path, docker_client, job_image) -> Iterator[Installation]:
     # No Redis is used here; the URL only fills the setting.
-    with installation(tmp_path, "redis://127.0.0.1:1/0", lease_s=2.0, heartbeat_s=0.3) as made:
+    with installed(tmp_path, "redis://127.0.0.1:1/0", lease_s=2.0, heartbeat_s=0.3) as made:
         yield made
         remove_job_containers(docker_client, [j.id for j in made.ctx.store.list_jobs()])
 
 
-def approved(install: Install, tmp, image: str, sleep: float) -> tuple[Job, User]:
-    owner, _ = install.user("owner", "olga")
-    researcher, _ = install.user("researcher", "rita")
-    dataset = install.dataset(owner, make_dataset(tmp / "data", rows=20))
-    job_dir = make_job(tmp / "job", dataset, sleep=sleep)
-    bundle = pack(job_dir)
-    install.ctx.artifacts.put_bytes(bundle.data)
-    spec = JobSpec.from_yaml(job_dir / "job.yaml")
-    service = install.ctx.service
-    job = service.submit(researcher, spec, None, bundle.digest, list(bundle.files), image)
-    return service.approve(owner, job.id), researcher
-
-
 def running(docker_client, job_id: str) -> bool:  # type: ignore[no-untyped-def]
-    found = job_containers(docker_client, job_id)
+    found = job_containers(docker_client, [job_id], dryruns=False)
     return bool(found) and found[0].status == "running"
 
 
 def test_cancelling_a_running_job_removes_its_container(
     install, tmp_path, docker_client, job_image
 ):
-    job, researcher = approved(install, tmp_path, job_image, sleep=60)
+    job, _, researcher = install.approved_job(tmp_path, job_image, sleep=60, rows=20)
     ended: list[Ending] = []
     worker = threading.Thread(
         target=lambda: ended.append(execute_job(install.ctx, job.id, "w@test:1", poll_s=0.2))
@@ -76,8 +53,8 @@ def test_cancelling_a_running_job_removes_its_container(
     finally:
         worker.join(60)
     assert ended == [Ending.CANCELLED]
-    assert job_containers(docker_client, job.id) == []
-    assert install.job(job.id).state is JobState.CANCELLED
+    assert job_containers(docker_client, [job.id], dryruns=False) == []
+    assert install.load_job(job.id).state is JobState.CANCELLED
     assert "job.finished" not in install.entry_types(job.id)
     assert not (install.settings.work_dir / job.id).exists()
 
@@ -85,7 +62,7 @@ def test_cancelling_a_running_job_removes_its_container(
 def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
     install, tmp_path, docker_client, job_image
 ):
-    job, _ = approved(install, tmp_path, job_image, sleep=3)
+    job, _, _ = install.approved_job(tmp_path, job_image, sleep=3, rows=20)
     since = time.time()
     stop = threading.Event()
     stop.set()
@@ -101,7 +78,7 @@ def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
     finally:
         other.close()
 
-    done = install.job(job.id)
+    done = install.load_job(job.id)
     assert done.state is JobState.RELEASED, done.reason
     assert done.outcome is not None
     assert done.outcome.metrics == {"rows": 20.0}
@@ -109,13 +86,13 @@ def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
     assert (types.count("job.started"), types.count("job.reclaimed")) == (1, 1)
     assert types.count("job.finished") == 1
     assert len(container_creations(docker_client, job.id, since)) == 1
-    assert job_containers(docker_client, job.id) == []
+    assert job_containers(docker_client, [job.id], dryruns=False) == []
 
 
 def test_a_tampered_bundle_is_refused_before_any_container(
     install, tmp_path, docker_client, job_image
 ):
-    job, _ = approved(install, tmp_path, job_image, sleep=0)
+    job, _, _ = install.approved_job(tmp_path, job_image, sleep=0, rows=20)
     blob = install.ctx.artifacts.path(job.code_digest)
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes().replace(b"time.sleep", b"print    ("))
@@ -123,7 +100,7 @@ def test_a_tampered_bundle_is_refused_before_any_container(
 
     assert execute_job(install.ctx, job.id, "w@test:1", poll_s=0.2) is Ending.FINISHED
 
-    done = install.job(job.id)
+    done = install.load_job(job.id)
     assert done.state is JobState.FAILED
     assert "code digest changed" in (done.reason or "")
     assert container_creations(docker_client, job.id, since) == []

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from jobs_world import build_world
+
+from tests.kit.worlds import build_world
 
 
 def _finish(w):

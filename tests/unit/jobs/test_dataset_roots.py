@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from jobs_world import Clock, make_service
 
 from jobs.dataset_roots import DatasetRoots, overlaps
 from jobs.errors import DatasetError, InvalidRequest, NotAllowed
 from jobs.models import DatasetPolicy
+from tests.kit.clock import Clock
+from tests.kit.worlds import make_service
 
 
 def folder_with_data(path: Path) -> Path:

@@ -4,12 +4,12 @@ import hashlib
 
 import pytest
 import rfc8785
-from jobs_world import IMAGE
 
 from jobs.errors import InvalidRequest, SpecError
 from jobs.images import ImageRecord, image_code_digest, log_digest
 from jobs.spec import JobSpec
 from jobs.states import JobState
+from tests.kit.worlds import IMAGE
 
 BASE = "name: t\ncommand: [python, train.py]\n"
 

@@ -1,11 +1,11 @@
 """Who sees which jobs, logs and downloads; invisible jobs look exactly like missing ones."""
 
 import pytest
-from jobs_world import ok_outcome
 
 from jobs.errors import Conflict, NotAllowed, NotFound
 from jobs.models import DatasetPolicy
 from jobs.states import JobState
+from tests.kit.worlds import ok_outcome
 
 S = JobState
 

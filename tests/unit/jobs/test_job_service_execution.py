@@ -4,12 +4,12 @@ import json
 import threading
 
 import pytest
-from jobs_world import IMAGE, make_service, ok_outcome
 
 from jobs.digests import canonical_digest, outputs_digest
 from jobs.errors import Conflict, DigestMismatch, InvalidRequest, InvalidTransition, LeaseLost
 from jobs.models import OutputFile
 from jobs.states import JobState
+from tests.kit.worlds import IMAGE, make_service, ok_outcome
 
 S = JobState
 D = "sha256:" + "ab" * 32

@@ -3,12 +3,12 @@
 import sqlite3
 
 import pytest
-from jobs_world import make_service, ok_outcome
 
 from jobs.service import Service
 from jobs.states import JobState
 from jobs.store import Store
 from ledger import Ledger
+from tests.kit.worlds import make_service, ok_outcome
 
 S = JobState
 

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from jobs_world import IMAGE, ok_outcome
 
 from jobs.digests import canonical_digest
 from jobs.errors import (
@@ -18,6 +17,7 @@ from jobs.errors import (
 )
 from jobs.service import Limits
 from jobs.states import JobState
+from tests.kit.worlds import IMAGE, ok_outcome
 
 S = JobState
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from control_world import build_control_world
 
 from runner.control.api.errors import status_of
 from runner.control.api.views import dataset_view, job_view, rfc3339
 from runner.errors import HTTP_STATUS
+from tests.kit.worlds import build_control_world
 
 # From /work/notes/api.md, "Errors".
 CONTRACT = {

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from archive_kit import (
+
+from runner.errors import ByoInvalid, ByoTooLarge
+from runner.host.images.archive import read_archive, rebuilt_stream, receive_archive
+from tests.kit.archives import (
     annotated_archive,
     first_json,
     old_untagged_stream,
     read_back,
     smuggling_archive,
 )
-
-from runner.errors import ByoInvalid, ByoTooLarge
-from runner.host.images.archive import read_archive, rebuilt_stream, receive_archive
 
 
 def layer_tar(content: bytes) -> bytes:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from control_world import ControlWorld, build_control_world, tar_with
 
 from jobs.models import DatasetPolicy
 from jobs.states import JobState
@@ -18,6 +17,7 @@ from runner.errors import TryLater
 from runner.host.dryrun import RECORDED, SKIPPED, dryrun_id, execute_dryrun
 from runner.host.sandbox.fake import FakeExecutor, Script
 from runner.host.sandbox.interface import SandboxSpec
+from tests.kit.worlds import ControlWorld, build_control_world, tar_with
 
 
 class Recorder:

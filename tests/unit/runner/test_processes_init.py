@@ -7,7 +7,6 @@ import stat
 import sys
 
 import pytest
-from control_world import settings_for
 
 from jobs.models import Role
 from jobs.service import token_hash
@@ -15,6 +14,7 @@ from runner.context import open_context
 from runner.control.install import init_home
 from runner.errors import HomeExists, HomeNotInitialized
 from runner.logs import SafeFormatter
+from tests.kit.worlds import settings_for
 
 
 def test_init_makes_a_private_home_whose_token_is_the_admins(tmp_path):

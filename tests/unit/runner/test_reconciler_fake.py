@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from control_world import ControlWorld, build_control_world
 
 from jobs.states import JobState
 from runner.host.preflight import prepare_run
 from runner.host.reconciler import MAX_ATTEMPTS, Reconciler
 from runner.host.sandbox.fake import Script
 from runner.transport import TASK_DRYRUN, TASK_RUN
+from tests.kit.worlds import ControlWorld, build_control_world
 
 
 @dataclass

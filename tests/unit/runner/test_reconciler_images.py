@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from control_world import IMAGE, ControlWorld, build_control_world
 
 import runner.host.images
 import runner.host.images.policy
 from runner.errors import ImageError
 from runner.host.images.policy import AllowedBase
 from runner.host.reconciler import Reconciler
+from tests.kit.worlds import IMAGE, ControlWorld, build_control_world
 
 BASE_ID = "sha256:" + "b" * 64
 OTHER = "sha256:" + "c" * 64

@@ -7,12 +7,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from control_world import ControlWorld, build_control_world, tar_with
 
 from jobs.states import JobState
 from runner.errors import TryLater
 from runner.host.pipeline import Ending, execute_job
 from runner.host.sandbox.fake import Script
+from tests.kit.worlds import ControlWorld, build_control_world, tar_with
 
 W1, W2 = "default@test:1", "default@test:2"
 

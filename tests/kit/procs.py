@@ -2,8 +2,7 @@
 
 Each process runs in a session of its own with its output appended to a log file, so a test
 signals exactly that process group (never anything by name) and can show the log when it
-fails. Shared by tests/integration, tests/e2e and tests/faults (tests/ is on ``sys.path``
-because tests/conftest.py lives there) and by bench/common.py (which adds tests/ itself).
+fails. Part of the one test kit (``tests.kit``), shared by the suites and the benchmarks.
 """
 
 from __future__ import annotations

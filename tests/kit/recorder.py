@@ -1,8 +1,7 @@
 """A recorder: an HTTP server on every address of this host that writes down what it is asked.
 
 Attack tests plant it and try to make c2d reach it (a build, a job, a data host); its silence is
-the proof. Shared by tests/integration and tests/e2e (tests/ is on ``sys.path`` because
-tests/conftest.py lives there).
+the proof. Part of the one test kit (``tests.kit``).
 """
 
 from __future__ import annotations

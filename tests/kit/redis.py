@@ -1,9 +1,9 @@
-"""Processes of the fault-injection suite: each in its own process group, and its own Redis.
+"""Redis for the suites and the benchmarks: a private ``redis-server``, or a database of the
+shared one emptied for a test module.
 
-``spawn`` (tests/prockit.py) starts a process in a new session with its output in a log file,
-so a case can SIGKILL or SIGTERM exactly that process group (never anything by name).
-``RedisServer`` is a ``redis-server`` of the suite's own on a free port, which a case may
-restart.
+``RedisServer`` runs on a free port in a folder of its own (with or without persistence), so a
+fault case may stop and restart it, and a benchmark is not slowed by another installation's
+queue; ``flush_redis`` empties one database of the shared Redis, which a test module owns.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prockit import Proc, free_port, spawn, wait_for
+from tests.kit.procs import Proc, free_port, spawn, wait_for
 
 
 class RedisServer:
@@ -70,3 +70,12 @@ class RedisServer:
         self.stop()
         time.sleep(down_s)
         self.start()
+
+
+def flush_redis(url: str) -> None:
+    """Empty the Redis database at ``url`` (a test module owns one)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()

@@ -17,12 +17,12 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from recorder import interface_addresses
 
 from runner.artifacts import ArtifactStore
 from runner.host.sandbox import Limits, RunResult, SandboxSpec
 from runner.host.sandbox.docker import DockerExecutor
 from runner.host.sandbox.hardening import LABEL_JOB, container_name
+from tests.kit.recorder import interface_addresses
 
 MiB = 1024 * 1024
 RUNTIMES = ["runc", "runsc"]

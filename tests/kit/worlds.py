@@ -1,0 +1,248 @@
+"""The unit tests' worlds: real stores and ledgers on SQLite in a temporary folder, fake engines.
+
+- ``build_world``: the job service alone (``jobs``): a real ledger and store on one file, five
+  people (ada the admin, owners olga and otto, researchers rita and rob), the dataset ``iris``
+  and a clock the test moves.
+- ``build_control_world``: a whole installation (``c2d init``'s state folder, the context the
+  API and the worker open) whose engine is the sandbox's ``FakeExecutor``; images resolve to
+  ``IMAGE``; an owner olga, a researcher rita and the dataset ``ds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs.bundle import Bundle, pack
+from jobs.digests import sha256_digest
+from jobs.models import DatasetPolicy, Job, Outcome, Role, User
+from jobs.service import DatasetRoots, Limits, Service
+from jobs.spec import JobSpec
+from jobs.store import Store
+from ledger import Ledger
+from runner.context import Context, open_context
+from runner.control.install import init_home
+from runner.host.engine import Engine
+from runner.host.sandbox.fake import FakeExecutor, FakeHost, Script
+from runner.host.sandbox.interface import SandboxSpec
+from runner.settings import Settings
+from tests.kit.clock import Clock
+
+IMAGE = "sha256:" + "1" * 64
+
+
+@dataclass
+class World:
+    """A service with users, a dataset and a job folder, ready for a test to act on."""
+
+    service: Service
+    ledger: Ledger
+    store: Store
+    clock: Clock
+    tmp: Path
+    users: dict[str, User] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    tampered: bool = False
+
+    def __getattr__(self, name: str) -> User:
+        try:
+            return self.__dict__["users"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def code(self, text: str = "print('train')\n") -> tuple[JobSpec, str, list[str]]:
+        """A job folder with ``train.py`` = ``text``: its spec, code digest and files."""
+        folder = self.tmp / ("job-" + hashlib.sha256(text.encode()).hexdigest()[:12])
+        folder.mkdir(exist_ok=True)
+        (folder / "job.yaml").write_text(
+            "name: train\ncommand: [python, train.py]\ndataset: iris\nparams: {lr: 0.1}\n"
+            "resources: {memory: 512MiB, timeout: 10m}\noutputs: [model.skops]\n"
+        )
+        (folder / "train.py").write_text(text)
+        bundle = pack(folder)
+        return JobSpec.from_yaml(folder / "job.yaml"), bundle.digest, list(bundle.files)
+
+    def submit(self, who: str = "rita", text: str = "print('train')\n", **kw):
+        spec, digest, files = self.code(text)
+        args = {"dataset_name": None, "image_id": IMAGE, "params": None, **kw}
+        return self.service.submit(
+            self.users[who],
+            spec,
+            args["dataset_name"],
+            digest,
+            files,
+            args["image_id"],
+            args["params"],
+        )
+
+    def approved(self, who: str = "rita", **kw):
+        job = self.submit(who, **kw)
+        return self.service.approve(self.olga, job.id, "ok")
+
+    def types(self, subject: str) -> list[str]:
+        return [e.type for e in self.ledger.entries_for(subject)]
+
+
+def ok_outcome(**kw) -> Outcome:
+    base = {
+        "succeeded": True,
+        "exit_code": 0,
+        "reason": "exited with code 0",
+        "duration_s": 2.0,
+        "metrics": {"accuracy": 0.9},
+    }
+    return Outcome(**{**base, **kw})
+
+
+def make_service(tmp: Path, clock: Clock, ledger_cls: type[Ledger] = Ledger, **kw):
+    ledger = ledger_cls(tmp / "c2d.db", tmp / "ledger.key", "c2d.test/ledger")
+    store = Store(tmp / "c2d.db")
+    ids = (f"job{n:04d}" for n in itertools.count(1))
+    # Datasets are folders under tmp; the database and key sit beside them, so no state folder.
+    kw.setdefault("dataset_roots", DatasetRoots.of([tmp], None))
+    service = Service(store, ledger, clock=clock, new_id=lambda: next(ids), **kw)
+    return service, store, ledger
+
+
+def build_world(
+    tmp: Path,
+    ledger_cls: type[Ledger] = Ledger,
+    review_outputs: bool = False,
+    limits: Limits | None = None,
+) -> World:
+    tmp.mkdir(parents=True, exist_ok=True)
+    clock = Clock(1_700_000_000.0)
+    service, store, ledger = make_service(tmp, clock, ledger_cls, limits=limits)
+    world = World(service=service, ledger=ledger, store=store, clock=clock, tmp=tmp)
+    for name, role in [
+        ("ada", Role.ADMIN),
+        ("olga", Role.OWNER),
+        ("otto", Role.OWNER),
+        ("rita", Role.RESEARCHER),
+        ("rob", Role.RESEARCHER),
+    ]:
+        world.users[name], world.tokens[name] = service.add_user(name, role)
+    data = tmp / "iris"
+    data.mkdir()
+    (data / "iris.csv").write_text("sepal,petal,species\n5.1,1.4,setosa\n")
+    (data / "more").mkdir()
+    (data / "more" / "extra.csv").write_text("a\n1\n")
+    service.register_dataset(
+        world.olga,
+        "iris",
+        data,
+        DatasetPolicy(owner="olga", review_outputs=review_outputs, caps={"memory": "2GiB"}),
+    )
+    return world
+
+
+@dataclass
+class ControlWorld:
+    """An installation with an owner, a researcher and a dataset, and a fake engine."""
+
+    ctx: Context
+    tmp: Path
+    host: FakeHost
+    clock: Clock
+    scripts: dict[str, Script] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+
+    @property
+    def service(self):  # type: ignore[no-untyped-def]
+        return self.ctx.service
+
+    def submit(
+        self,
+        *,
+        command: str = "train.py",
+        params: dict[str, Any] | None = None,
+        bundle_data: bytes | None = None,
+    ) -> Job:
+        """Submit a job of ``train.py``, or of ``bundle_data`` stored as it is (unchecked, as
+        an upload accepted by an earlier server would be)."""
+        folder = self.tmp / "job"
+        folder.mkdir(exist_ok=True)
+        (folder / "train.py").write_text("print('hello')\n")
+        bundle = pack(folder)
+        if bundle_data is not None:
+            bundle = Bundle(bundle_data, sha256_digest(bundle_data), ("train.py",))
+        self.ctx.artifacts.put_bytes(bundle.data)
+        spec = JobSpec(
+            name="train",
+            command=["python3", command],
+            dataset="ds",
+            params=params or {"n": 1},
+            outputs=["model.bin"],
+        )
+        return self.service.submit(
+            self.users["rita"], spec, None, bundle.digest, list(bundle.files), IMAGE
+        )
+
+    def approved(self, script: Script | None = None, **kw: Any) -> Job:
+        job = self.submit(**kw)
+        if script is not None:
+            self.scripts[job.id] = script
+        return self.service.approve(self.users["olga"], job.id, "ok")
+
+    def executor(self, **kw: Any) -> FakeExecutor:
+        """Another fake executor on the same fake engine (a restarted worker)."""
+        return FakeExecutor(self.ctx.settings.work_dir, self._script, host=self.host, **kw)
+
+    def _script(self, spec: SandboxSpec) -> Script:
+        return self.scripts.get(spec.job_id, Script(files={"model.bin": b"m"}))
+
+    def close(self) -> None:
+        self.ctx.close()
+
+
+def settings_for(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "home": tmp / "home",
+        # Datasets live under tmp (the state folder, tmp/home, never counts as one).
+        "dataset_roots": str(tmp),
+        "origin": "c2d.test/unit",
+        "redis_url": "redis://127.0.0.1:1/0",
+        "lease_s": 5.0,
+        "heartbeat_s": 0.2,
+        "redispatch_s": 10.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def build_control_world(tmp: Path, **overrides: Any) -> ControlWorld:
+    settings = settings_for(tmp, **overrides)
+    init_home(settings)
+    host = FakeHost()
+    clock = Clock()
+    world = ControlWorld(ctx=None, tmp=tmp, host=host, clock=clock)  # type: ignore[arg-type]
+    executor = FakeExecutor(settings.work_dir, world._script, host=host)
+    engine = Engine(settings.work_dir, executor=executor, resolver=lambda _name: IMAGE)
+    world.ctx = open_context(settings, engine=engine, clock=clock)
+    service = world.ctx.service
+    for name, role in (("olga", Role.OWNER), ("rita", Role.RESEARCHER)):
+        user, _ = service.add_user(name, role)
+        world.users[name] = user
+    data = tmp / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text("a,b\n1,2\n")
+    data.chmod(0o755)
+    (data / "rows.csv").chmod(0o644)
+    service.register_dataset(world.users["olga"], "ds", data, DatasetPolicy(owner="olga"))
+    return world
+
+
+def tar_with(members: dict[str, bytes]) -> bytes:
+    """A plain tar holding ``members`` (for tampering tests)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
