@@ -4,17 +4,19 @@ The API server, the worker and the reconciler each open one ``Context``: the sto
 ledger on the one database file, the ``Service`` over them, the artifact store, the host's
 ``Limits``, and, in a data host's processes, its Docker ``engine`` (``runner.host.engine``,
 connected lazily because a process may start before the engine). Tests give an engine with
-their own executor or image resolver.
+their own executor or image resolver. ``setup_logging`` is how every long-running process logs.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from jobs.dataset_roots import DatasetRoots
 from jobs.limits import Limits
+from jobs.safe_text import escape
 from jobs.service import Service
 from jobs.store import Store
 from jobs.units import parse_duration, parse_size
@@ -135,3 +137,19 @@ def open_context(
         limits=limits,
         engine=engine,
     )
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines quote job-controlled text (reasons, names, errors); like the CLI, they show
+    its control and invisible characters escaped, so a job cannot redraw the operator's
+    terminal under `c2d up`. Line breaks stay (tracebacks)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape(super().format(record), multiline=True)
+
+
+def setup_logging() -> None:
+    """Log INFO and above to stderr through ``SafeFormatter``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])

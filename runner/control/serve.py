@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from runner.context import setup_logging
 from runner.errors import ServiceUnavailable
-from runner.logs import setup_logging
 from runner.settings import Settings
 
 if TYPE_CHECKING:

@@ -12,9 +12,8 @@ import os
 import socket
 import warnings
 
-from runner.context import open_context
+from runner.context import open_context, setup_logging
 from runner.host.engine import Engine
-from runner.logs import setup_logging
 from runner.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,9 @@ import pytest
 
 from jobs.models import Role
 from jobs.service import token_hash
-from runner.context import open_context
+from runner.context import SafeFormatter, open_context
 from runner.control.install import init_home
 from runner.errors import HomeExists, HomeNotInitialized
-from runner.logs import SafeFormatter
 from tests.kit.worlds import settings_for
 
 
