@@ -23,7 +23,7 @@ DRYRUN_RETRIES = 10
 
 
 class WorkerRuntime:
-    """What the task needs in a worker process: the context, its name, a stop signal."""
+    """What the tasks need in a worker process: the context, its name, a stop signal."""
 
     def __init__(self, ctx: Context, worker: str) -> None:
         self.ctx = ctx
@@ -41,6 +41,28 @@ class WorkerRuntime:
 
         return execute_job(self.ctx, job_id, self.worker, stop=self.stop).value
 
+    def dryrun(self, job_id: str) -> str:
+        """Dry-run a pending job on mock data (``runner.host.dryrun.execute_dryrun``)."""
+        from runner.host.dryrun import execute_dryrun
+
+        return execute_dryrun(self.ctx, job_id, self.worker, stop=self.stop)
+
+
+def _hand_over(task: Any, app: C2DCelery, job_id: object, what: str) -> str:
+    """Transport only: give the job id to the runtime's ``what`` ("run" or "dryrun"); a
+    malformed message is dropped, a job handed back (``TryLater``) is retried after its lease."""
+    runtime = app.runtime
+    if runtime is None:
+        raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
+    if not isinstance(job_id, str):
+        log.error("dropping a malformed %s message: job id %r", what, job_id)
+        return "skipped"
+    try:
+        return str(getattr(runtime, what)(job_id))
+    except TryLater as exc:
+        log.info("job %s handed back (%s): %s", job_id, what, exc)
+        raise task.retry(exc=exc, countdown=runtime.retry_after_s) from exc
+
 
 def worker_app(settings: Settings, runtime: WorkerRuntime) -> C2DCelery:
     """The Celery app of a data host's worker: the shared settings, its runtime, its tasks."""
@@ -49,34 +71,12 @@ def worker_app(settings: Settings, runtime: WorkerRuntime) -> C2DCelery:
 
     @app.task(name=TASK_RUN, bind=True, max_retries=None)
     def run_job(self: Any, job_id: str) -> str:
-        """Transport only: hand the job id to the worker pipeline."""
-        runtime = app.runtime
-        if runtime is None:
-            raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
-        if not isinstance(job_id, str):
-            log.error("dropping a malformed message: job id %r", job_id)
-            return "skipped"
-        try:
-            return runtime.run(job_id)
-        except TryLater as exc:
-            log.info("job %s handed back: %s", job_id, exc)
-            raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
+        """Hand an approved job's id to the job pipeline."""
+        return _hand_over(self, app, job_id, "run")
 
     @app.task(name=TASK_DRYRUN, bind=True, max_retries=DRYRUN_RETRIES)
     def dryrun_job(self: Any, job_id: str) -> str:
-        """Transport only: hand a pending job's id to the dry-run pipeline (runner.host.dryrun)."""
-        runtime = app.runtime
-        if runtime is None:
-            raise RuntimeError("this process has no worker runtime; start it with `c2d worker`")
-        if not isinstance(job_id, str):
-            log.error("dropping a malformed dry-run message: job id %r", job_id)
-            return "skipped"
-        from runner.host.dryrun import execute_dryrun
-
-        try:
-            return execute_dryrun(runtime.ctx, job_id, runtime.worker, stop=runtime.stop)
-        except TryLater as exc:
-            log.info("job %s: dry run handed back: %s", job_id, exc)
-            raise self.retry(exc=exc, countdown=runtime.retry_after_s) from exc
+        """Hand a pending job's id to the dry-run pipeline."""
+        return _hand_over(self, app, job_id, "dryrun")
 
     return app
