@@ -25,7 +25,7 @@ services: ## Install (Debian + root) and start the Docker engine and Redis; idem
 	@bash runner/scripts/services.sh
 
 image: dev services ## Build the job environment image c2d/python-ml (skipped when up to date)
-	@$(PY) -m runner.host.images.environments build >/dev/null
+	@$(VENV)/bin/c2d image build >/dev/null
 
 lint: dev ## ruff and mypy
 	@$(VENV)/bin/ruff format --check runner jobs ledger tests bench examples
