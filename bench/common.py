@@ -28,7 +28,7 @@ from jobs.bundle import pack
 from jobs.spec import JobSpec
 from runner.client import Client
 from tests.kit import data
-from tests.kit.installation import Installation, new_installation
+from tests.kit.installation import Installation, running
 from tests.kit.procs import wait_for
 from tests.kit.redis import RedisServer
 
@@ -52,23 +52,18 @@ def stack(
     root.mkdir(parents=True, exist_ok=True)
     redis = RedisServer(root / "redis", persistent=False)
     redis.start()
-    made = new_installation(
-        root,
-        redis.url,
-        dataset_roots=CACHE,
-        origin=f"c2d.bench/{uuid.uuid4().hex[:8]}",
-        **settings,
-    )
     try:
-        done = made.init()
-        if done.returncode != 0:
-            raise RuntimeError(f"c2d init failed: {done.stderr}")
-        made.start_server()
-        for _ in range(workers):
-            made.start_worker(concurrency)
-        yield made
+        with running(
+            root,
+            redis.url,
+            workers=workers,
+            concurrency=concurrency,
+            dataset_roots=CACHE,
+            origin=f"c2d.bench/{uuid.uuid4().hex[:8]}",
+            **settings,
+        ) as made:
+            yield made
     finally:
-        made.stop()
         redis.stop()
 
 
