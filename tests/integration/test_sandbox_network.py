@@ -12,12 +12,11 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
 
-from tests.kit.sandbox import PROBE_HELPERS, RUNTIMES, Sandbox, host_addresses, make_sandbox
+from tests.kit.sandbox import PROBE_HELPERS, Sandbox, host_addresses
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -34,17 +33,6 @@ report(
         b"x", ("8.8.8.8", 53))),
 )
 """
-
-
-@pytest.fixture(params=RUNTIMES)
-def sandbox(
-    request: pytest.FixtureRequest,
-    docker_client: docker.DockerClient,
-    job_image: str,
-    runsc_available: bool,
-    tmp_path: Path,
-) -> Iterator[Sandbox]:
-    yield from make_sandbox(request, docker_client, job_image, runsc_available, tmp_path)
 
 
 @pytest.fixture

@@ -9,31 +9,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
 from runner.host.sandbox import RunResult, SandboxSpec, State
 from runner.host.sandbox.workdir import job_dir
-from tests.kit.sandbox import RUNTIMES, SECRET, SMALL, Sandbox, make_sandbox, reported
+from tests.kit.sandbox import SECRET, SMALL, Sandbox, reported
 
 pytestmark = pytest.mark.docker
 
 MiB = 1024 * 1024
 MARKER = b"c2d-marker-9d41e0-must-not-be-stored"
-
-
-@pytest.fixture(params=RUNTIMES)
-def sandbox(
-    request: pytest.FixtureRequest,
-    docker_client: docker.DockerClient,
-    job_image: str,
-    runsc_available: bool,
-    tmp_path: Path,
-) -> Iterator[Sandbox]:
-    yield from make_sandbox(request, docker_client, job_image, runsc_available, tmp_path)
 
 
 def run_until_exited(sandbox: Sandbox, spec: SandboxSpec) -> None:

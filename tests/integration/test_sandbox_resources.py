@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
 from runner.host.sandbox import State
-from tests.kit.sandbox import RUNTIMES, SMALL, Sandbox, make_sandbox
+from tests.kit.sandbox import SMALL, Sandbox
 
 pytestmark = pytest.mark.docker
 
@@ -36,17 +34,6 @@ while True:
     block[::4096] = b"x" * len(block[::4096])  # touch every page so it is really allocated
     hoard.append(block)
 """
-
-
-@pytest.fixture(params=RUNTIMES)
-def sandbox(
-    request: pytest.FixtureRequest,
-    docker_client: docker.DockerClient,
-    job_image: str,
-    runsc_available: bool,
-    tmp_path: Path,
-) -> Iterator[Sandbox]:
-    yield from make_sandbox(request, docker_client, job_image, runsc_available, tmp_path)
 
 
 def cgroup_limits(container_id: str) -> dict[str, str]:
