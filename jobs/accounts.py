@@ -25,14 +25,14 @@ def token_hash(token: str) -> str:
 TOKEN_PREFIX = "c2d_"  # noqa: S105 - a prefix, not a secret
 
 
-def new_token() -> str:
-    """A new API token: ``c2d_`` and 43 URL-safe characters (256 random bits).
+def new_token(prefix: str = TOKEN_PREFIX) -> str:
+    """A new token: ``prefix`` (``c2d_`` for people) and 43 URL-safe characters (256 bits).
 
     The prefix says what it is (and lets secret scanners find one pasted where it should not
     be); it also means no token starts with ``-``, which a command line would read as an
     option (about one bare token in 64 did).
     """
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return prefix + secrets.token_urlsafe(32)
 
 
 class Accounts(ServiceCore):

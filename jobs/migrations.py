@@ -159,6 +159,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX trusted_code_scope ON trusted_code"
         " (dataset, code_digest, researcher, ifnull(params_digest, ''))",
     ),
+    # 6: data hosts (jobs.host_records): each enrolls once with a one-time token, then speaks
+    # with its own credential and signs with its own key.
+    (
+        "CREATE TABLE hosts ("
+        " name TEXT PRIMARY KEY,"
+        " added_by TEXT NOT NULL,"
+        " created REAL NOT NULL,"
+        " enroll_hash TEXT UNIQUE,"
+        " public_key TEXT,"
+        " fingerprint TEXT,"
+        " token_hash TEXT UNIQUE,"
+        " enrolled REAL,"
+        " last_seen REAL,"
+        " environments TEXT NOT NULL DEFAULT '{}',"
+        " agent TEXT NOT NULL DEFAULT '')",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

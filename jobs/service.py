@@ -24,6 +24,8 @@ release                    succeeded -> released            job.released
 cancel                     pending|approved|running ->      job.cancelled
                            cancelled
 record_dryrun              (none: a dry run on mock data)   job.dryrun
+add_host                   new data host (or renewed)       host.added (host:NAME)
+enroll_host                the host's key and credential    host.enrolled (host:NAME)
 =========================  ===============================  ==========================
 
 Entries about a job have the job id as subject; the actor is the user's name, ``worker:NAME``
@@ -36,6 +38,7 @@ from jobs.accounts import Accounts, token_hash
 from jobs.dataset_roots import DatasetRoots
 from jobs.dryruns import DryRuns
 from jobs.execution import Claim, Execution
+from jobs.hosts import Hosts
 from jobs.limits import Limits
 from jobs.queries import Queries
 from jobs.review import Review
@@ -44,7 +47,7 @@ from jobs.schemas import Schemas
 __all__ = ["Claim", "DatasetRoots", "Limits", "Service", "token_hash"]
 
 
-class Service(Accounts, Review, Execution, Queries, Schemas, DryRuns):
+class Service(Accounts, Review, Execution, Queries, Schemas, DryRuns, Hosts):
     """The job service: ``Service(store, ledger, clock=time.time, limits=Limits(),
     dataset_roots=DatasetRoots())``.
 

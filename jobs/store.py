@@ -26,6 +26,7 @@ from typing import Any
 from jobs import migrations
 from jobs.datasets import CachedHash
 from jobs.errors import Conflict, StoreUnavailable
+from jobs.host_records import HostRecords
 from jobs.images import ImageRecord
 from jobs.models import Approval, Dataset, DatasetPolicy, Job, Outcome, Role, TrustedCode, User
 from jobs.schema_records import SchemaRecords
@@ -102,7 +103,7 @@ _DATASET_SELECT = (
 )
 
 
-class Store(SchemaRecords):
+class Store(SchemaRecords, HostRecords):
     """Typed access to the c2d tables. Safe to share between threads of one process.
 
     Dataset profiles and dry runs are read and written by ``SchemaRecords``."""
