@@ -119,12 +119,12 @@ def dataset_add(
     from jobs.models import DatasetPolicy
     from jobs.service_core import build
     from runner.host.datasets import attest_dataset, keep
-    from runner.host.identity import find_host_home, load_identity
+    from runner.host.identity import find_host_home, load_identity, with_saved_roots
     from runner.host.registry import Registry
 
     out = Output.start(json_out)
     settings = build_settings(home=home)
-    settings = build_settings(home=find_host_home(settings.home))
+    settings = with_saved_roots(build_settings(home=find_host_home(settings.home)))
     identity = load_identity(settings)
     registry = Registry(settings.registry_path)
     try:

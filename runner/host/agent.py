@@ -17,7 +17,7 @@ import warnings
 
 from runner.context import setup_logging
 from runner.host.engine import Engine
-from runner.host.identity import HostIdentity, load_identity
+from runner.host.identity import HostIdentity, load_identity, save_roots, with_saved_roots
 from runner.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def run_agent(settings: Settings, concurrency: int = 1) -> int:
     # is about unpickling as root, and this app accepts JSON only.
     warnings.filterwarnings("ignore", message=".*superuser privileges.*")
     identity = load_identity(settings)
-    settings = host_settings(settings, identity)
+    settings = with_saved_roots(host_settings(settings, identity))
+    save_roots(settings)
     if not settings.dataset_root_paths:
         log.warning(
             "no dataset roots are set, so no dataset can be registered here and none runs; set "

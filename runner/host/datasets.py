@@ -55,9 +55,19 @@ class Attested:
         }
 
 
+def state_folder(settings: Settings) -> Path:
+    """The state folder no dataset may overlap: the host's own, or, for a host that lives
+    under a control plane's ``hosts/`` on one machine (`c2d up`'s ``local``), the control
+    plane's, which holds it (its database, key and released artifacts)."""
+    home = settings.home
+    if home.parent.name == "hosts" and (home.parent.parent / "c2d.db").exists():
+        return home.parent.parent
+    return home
+
+
 def roots_of(settings: Settings) -> DatasetRoots:
     """This host's dataset roots (``C2D_DATASET_ROOTS``), its state folder excluded."""
-    return DatasetRoots.of(settings.dataset_root_paths, settings.home)
+    return DatasetRoots.of(settings.dataset_root_paths, state_folder(settings))
 
 
 def _check_not_taken(registry: Registry, folder: Path, name: str, owner: str, shown: str) -> None:

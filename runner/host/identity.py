@@ -6,7 +6,8 @@ All of it lives in the host's own state folder, written once by ``enroll``:
   it signs what the host attests (dataset digests, run outcomes);
 - ``host.token``: its credential with the control plane (mode 0600), which the control plane
   gives in exchange for the one-time enrollment token and the public key;
-- ``host.json``: its name, the control plane's URL and origin, and the key's fingerprint.
+- ``host.json``: its name, the control plane's URL and origin, the key's fingerprint, and the
+  dataset roots its agent last started with.
 
 A host process loads them with ``load_identity``; the URL may be overridden by ``C2D_API_URL``.
 """
@@ -90,6 +91,7 @@ def enroll(settings: Settings, api_url: str, token: str, call: Enroller) -> Host
         "api_url": api_url.rstrip("/"),
         "origin": str(answer.get("origin") or ""),
         "fingerprint": fingerprint(raw_public_key(key)),
+        "dataset_roots": settings.dataset_roots,
     }
     settings.host_file.write_text(json.dumps(facts, indent=2) + "\n")
     return load_identity(settings)
@@ -135,3 +137,23 @@ def find_host_home(home: Path) -> Path:
         f"{home} holds no enrolled data host; an admin adds it with `c2d host add NAME`, then "
         "run `c2d host enroll URL` on the host (or pass its folder with --home)"
     )
+
+
+def with_saved_roots(settings: Settings) -> Settings:
+    """``settings`` with this host's dataset roots: C2D_DATASET_ROOTS where set, else the roots
+    its agent last started with (kept in ``host.json``), so an owner's `c2d dataset add` on the
+    host checks the same roots the agent runs jobs under."""
+    if settings.dataset_roots or not settings.host_file.is_file():
+        return settings
+    saved = json.loads(settings.host_file.read_text()).get("dataset_roots") or ""
+    return settings.model_copy(update={"dataset_roots": str(saved)})
+
+
+def save_roots(settings: Settings) -> None:
+    """Keep the agent's dataset roots in ``host.json`` (see ``with_saved_roots``)."""
+    facts = json.loads(settings.host_file.read_text())
+    if facts.get("dataset_roots") != settings.dataset_roots:
+        facts["dataset_roots"] = settings.dataset_roots
+        temp = settings.host_file.with_suffix(".tmp")
+        temp.write_text(json.dumps(facts, indent=2) + "\n")
+        temp.replace(settings.host_file)

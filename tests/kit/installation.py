@@ -142,6 +142,14 @@ class Installation:
         self.admin_token = init_home(self.settings)
         return self.admin_token
 
+    def hello(self) -> None:
+        """The local data host says hello once, from this process (what its agent does every
+        pass): the environments its engine has, so jobs can be submitted before it runs."""
+        from runner.host.reconciler import environments
+
+        ctx = self.host_ctx
+        ctx.control.hello(environments(ctx), "test-kit")
+
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         """Start `c2d ARGS` in its own process group, its output in ``logs/NAME-xxxxxx.log``."""
         proc = spawn(
@@ -269,6 +277,23 @@ class Installation:
             f"stdout: {done.stdout}\nstderr: {done.stderr}\n" + self.logs()
         )
         return json.loads(done.stdout)
+
+    def dataset_add(
+        self, token: str, name: str, path: Path | str, *flags: str, host_home: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`c2d dataset add NAME PATH FLAGS --json` on the data host (default: ``local``) as
+        the holder of ``token``: the host hashes and signs, the API records."""
+        return self.c2d(
+            "dataset",
+            "add",
+            name,
+            str(path),
+            *flags,
+            "--home",
+            str(host_home or self.host_home),
+            "--json",
+            token=token,
+        )
 
     def add_user(self, role: str, prefix: str | None = None) -> tuple[str, str]:
         """Create a user with a fresh name, as the admin does (`c2d user add`); (name, token)."""
@@ -449,6 +474,7 @@ def running(
         else:
             done = made.init()
             assert done.returncode == 0, f"c2d init failed:\n{done.stdout}\n{done.stderr}"
+        made.hello()
         if server:
             made.start_server()
         for _ in range(workers):

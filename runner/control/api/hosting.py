@@ -147,6 +147,13 @@ def job_image(job_id: str, me: Me, state: State) -> dict[str, Any] | None:
     return None if record is None else record.model_dump(mode="json")
 
 
+@hosts.get("/images-in-use")
+def images_in_use(me: Me, state: State) -> list[str]:
+    """Image IDs this host's pending, approved or running jobs are bound to: the host's
+    clean-up never removes them."""
+    return sorted(state.ctx.service.images_in_use(me.name))
+
+
 @hosts.get("/jobs/{job_id}/bundle")
 def bundle(job_id: str, me: Me, state: State) -> StreamingResponse:
     """The job's code bundle as submitted; the host hashes it against the approval."""
