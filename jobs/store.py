@@ -328,6 +328,16 @@ class Store(SchemaRecords, HostRecords):
             ),
         )
 
+    def names_blob(self, digest: str) -> bool:
+        """Whether a recorded job names artifact ``digest`` as its code bundle (alone, or
+        with its own image) or its image archive."""
+        rows = self._read(
+            "SELECT 1 FROM jobs WHERE code_digest = ? UNION ALL SELECT 1 FROM job_images"
+            " WHERE bundle_digest = ? OR archive_sha256 = ? LIMIT 1",
+            (digest, digest, digest),
+        )
+        return bool(rows)
+
     def job_image(self, job_id: str) -> ImageRecord | None:
         """The own image of a job, or None for a job that runs in a named environment."""
         rows = self._read(
