@@ -45,6 +45,13 @@ class RejectBody(BaseModel):
     reason: Note
 
 
+class RefuseBody(BaseModel):
+    """``POST /v1/jobs/{id}/refuse``."""
+
+    model_config = _REQUEST
+    reason: Note
+
+
 class CancelBody(BaseModel):
     """``POST /v1/jobs/{id}/cancel``."""
 
@@ -195,6 +202,13 @@ def cancel(
 def release(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     """Release a succeeded job's outputs to its researcher."""
     return job_view(state.ctx.service.release(actor, job_id))
+
+
+@router.post("/{job_id}/refuse")
+def refuse(job_id: str, body: RefuseBody, actor: Actor, state: State) -> dict[str, Any]:
+    """Refuse to release a succeeded job's outputs, for good, with a reason its researcher
+    reads (the job ends cancelled)."""
+    return job_view(state.ctx.service.refuse(actor, job_id, body.reason))
 
 
 @router.post("/{job_id}/trust")
