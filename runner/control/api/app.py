@@ -1,8 +1,8 @@
 """``create_app(settings)``: the c2d HTTP API (v1) as a FastAPI application.
 
-The routes live in one module per concern (``people``, ``jobs``, ``submit``, ``results``,
-``audit``, ``develop``); ``errors`` turns every error into the contract's JSON body. OpenAPI is
-served at ``/openapi.json`` and ``/docs``.
+The routes live in one module per concern (``people``, ``jobs``, ``reviewing``, ``submit``,
+``results``, ``audit``, ``develop``); ``errors`` turns every error into the contract's JSON body.
+OpenAPI is served at ``/openapi.json`` and ``/docs``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from runner.context import Context, open_context
-from runner.control.api import audit, develop, errors, jobs, people, results, submit
+from runner.control.api import (
+    audit,
+    develop,
+    errors,
+    jobs,
+    people,
+    results,
+    reviewing,
+    submit,
+)
 from runner.control.api.deps import ApiState, State
 from runner.host.engine import Engine
 from runner.settings import Settings
@@ -60,6 +69,6 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         """Liveness, without a token: the version and the ledger's origin."""
         return {"ok": True, "version": version(), "origin": api.ctx.settings.origin}
 
-    for module in (people, submit, jobs, results, audit, develop):
+    for module in (people, submit, reviewing, jobs, results, audit, develop):
         app.include_router(module.router)
     return app

@@ -17,6 +17,7 @@ from jobs.errors import Conflict, NotFound
 from jobs.states import JobState
 from runner.control.api.deps import Actor, State
 from runner.control.api.views import outputs_view
+from runner.control.previews import preview
 from runner.wire import LOG_TRUNCATED_HEADER, SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
@@ -44,6 +45,15 @@ def logs(job_id: str, actor: Actor, state: State) -> PlainTextResponse:
 def artifacts(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
     """The released job's outputs (``metrics.json`` among them)."""
     return outputs_view(state.ctx.service.authorize_download(actor, job_id).outcome)
+
+
+@router.get("/{job_id}/previews")
+def previews(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
+    """Each output's type and, for text, its first rows or bytes (``runner.control.previews``):
+    for the dataset's owner before release, for the researcher after."""
+    job = state.ctx.service.authorize_outputs(actor, job_id)
+    outputs = job.outcome.outputs if job.outcome else []
+    return [preview(state.ctx.artifacts, output).as_dict() for output in outputs]
 
 
 class BlobResponse(FileResponse):
