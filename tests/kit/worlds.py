@@ -151,6 +151,7 @@ class ControlWorld:
     clock: Clock
     scripts: dict[str, Script] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def service(self):  # type: ignore[no-untyped-def]
@@ -226,8 +227,9 @@ def build_control_world(tmp: Path, **overrides: Any) -> ControlWorld:
     world.ctx = open_context(settings, engine=engine, clock=clock)
     service = world.ctx.service
     for name, role in (("olga", Role.OWNER), ("rita", Role.RESEARCHER)):
-        user, _ = service.add_user(name, role)
+        user, token = service.add_user(name, role)
         world.users[name] = user
+        world.tokens[name] = token
     data = tmp / "data"
     data.mkdir()
     (data / "rows.csv").write_text("a,b\n1,2\n")

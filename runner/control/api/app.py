@@ -1,8 +1,9 @@
 """``create_app(settings)``: the c2d HTTP API (v1) as a FastAPI application.
 
 The routes live in one module per concern (``people``, ``jobs``, ``reviewing``, ``submit``,
-``results``, ``audit``, ``develop``); ``errors`` turns every error into the contract's JSON body.
-OpenAPI is served at ``/openapi.json`` and ``/docs``.
+``results``, ``audit``, ``develop``); ``errors`` turns every error into the contract's JSON body
+(or, for the web pages under ``/ui`` that ``runner.control.web`` adds, an HTML page). OpenAPI is
+served at ``/openapi.json`` and ``/docs``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from runner.context import Context, open_context
+from runner.control import web
 from runner.control.api import (
     audit,
     develop,
@@ -62,7 +64,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.c2d = state
-    errors.install(app)
+    errors.install(app, pages=web.error_page)
 
     @app.get("/v1/health")
     def health(api: State) -> dict[str, Any]:
@@ -71,4 +73,5 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
     for module in (people, submit, reviewing, jobs, results, audit, develop):
         app.include_router(module.router)
+    web.install(app)
     return app
