@@ -27,6 +27,7 @@ from runner.wire import SHA256_HEADER
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
 LIVE_HEADER = "X-C2D-Live"
+LIST_MAX = 200  # jobs on the list page; `c2d jobs` lists them all
 _DOWNLOAD_HEADERS = {
     # An output is the job's file: never run or shown in the page's origin.
     "Content-Security-Policy": "sandbox; default-src 'none'",
@@ -39,23 +40,28 @@ def _live(done: bool) -> dict[str, str]:
     return {LIVE_HEADER: "done" if done else "more"}
 
 
-def _rows(state: State, who: Viewer) -> tuple[list[dict[str, Any]], bool]:
+def _rows(state: State, who: Viewer) -> tuple[list[dict[str, Any]], bool, int]:
+    """The newest ``LIST_MAX`` jobs the viewer may see, whether none of those can change any
+    more, and how many there are in all."""
     jobs = state.ctx.service.list_jobs(who.user)
-    views = [{**job_view(job), "created_s": job.created} for job in reversed(jobs)]
-    return views, all(job.state in TERMINAL for job in jobs)
+    shown = jobs[-LIST_MAX:][::-1]
+    views = [{**job_view(job), "created_s": job.created} for job in shown]
+    return views, all(job.state in TERMINAL for job in shown), len(jobs)
 
 
 @router.get("/jobs")
 def jobs(request: Request, who: SignedIn, state: State) -> Response:
     """The jobs the viewer may see, newest first, updated live."""
-    rows, done = _rows(state, who)
-    return page(request, "jobs.html", who, title="Jobs", rows=rows, headers=_live(done))
+    rows, done, total = _rows(state, who)
+    return page(
+        request, "jobs.html", who, title="Jobs", rows=rows, total=total, headers=_live(done)
+    )
 
 
 @router.get("/jobs/rows")
 def job_rows(request: Request, who: SignedIn, state: State) -> Response:
     """The list's rows alone (the live part of ``/ui/jobs``)."""
-    rows, done = _rows(state, who)
+    rows, done, _ = _rows(state, who)
     return page(request, "_job_rows.html", who, rows=rows, headers=_live(done))
 
 

@@ -268,3 +268,14 @@ def test_the_json_forms_of_the_queue_previews_and_verification(web, who):
     else:
         assert queue == []
         assert previews.status_code == 409
+
+
+def test_the_job_list_shows_the_newest_jobs_only_and_says_so(web, monkeypatch):
+    from runner.control.web import researcher as pages
+
+    monkeypatch.setattr(pages, "LIST_MAX", 2)
+    jobs = [web.world.submit(params={"n": n}) for n in range(3)]
+    html = web.visitor("rita").get("/ui/jobs").text
+    assert "the 2 newest of 3" in html
+    assert jobs[0].id not in html
+    assert html.index(jobs[2].id) < html.index(jobs[1].id)
