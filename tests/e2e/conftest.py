@@ -153,10 +153,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium (`make browser`), launched headless by Playwright for Python; skips
-    on a laptop without either, fails when CI is set."""
+    """Debian's Chromium (`make browser`, or `C2D_CHROMIUM`), launched headless by Playwright
+    for Python for one test module (its driver's event loop then stops); skips on a laptop
+    without either, fails when CI is set."""
     from tests.conftest import missing
 
     path = os.environ.get("C2D_CHROMIUM") or shutil.which("chromium")
