@@ -87,6 +87,7 @@ def mount() -> None:
         account,
         datasets,
         fetch,
+        hosts,
         ledger,
         operator,
         owner,
@@ -94,7 +95,7 @@ def mount() -> None:
         run_local,
     )
 
-    for module in (account, researcher, fetch, run_local, owner, ledger, operator):
+    for module in (account, researcher, fetch, run_local, owner, ledger, operator, hosts):
         app.add_typer(module.app)
     app.add_typer(datasets.app, name="dataset", rich_help_panel=OWNER)
 

@@ -8,6 +8,11 @@ decode as UTF-8 and hold no NUL; everything else is named by its magic bytes and
 Nothing is parsed beyond that: no unpickling, no unzipping, no Parquet reader on a file the
 job wrote. The caller has checked that its reader may see the outputs
 (``Service.authorize_outputs``); every string here is the job's and is escaped where shown.
+
+Outputs stay on the job's data host until they are needed (``runner.host.delivery``).
+``gather`` reads only what is already on the control plane and says what to ask the host for:
+before release only the copies the host uploaded for the owner's review (``Context.review``),
+never the store of released artifacts; after release the released outputs.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from jobs.models import OutputFile
+from jobs.models import Job, OutputFile
+from jobs.states import JobState
 from runner.artifacts import ArtifactStore
+from runner.context import Context
 
 READ_BYTES = 16 * 1024
 MAX_ROWS = 20
@@ -53,7 +60,7 @@ class Preview:
     truncated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form (``GET /v1/jobs/{id}/outputs/{name}/preview``)."""
+        """The JSON form (one item of ``GET /v1/jobs/{id}/previews``)."""
         return asdict(self)
 
 
@@ -118,4 +125,46 @@ def preview(artifacts: ArtifactStore, output: OutputFile) -> Preview:
     found.type = _TEXT_KINDS.get(suffix, "text")
     found.text = text[:MAX_TEXT]
     found.truncated = not complete or len(text) > MAX_TEXT
+    return found
+
+
+@dataclass
+class Gathered:
+    """What of a job's outputs is here to preview, and what is not (yet)."""
+
+    previews: list[Preview]
+    """One per output that is here, in the outcome's order."""
+    missing: list[OutputFile]
+    """Outputs still on the job's data host."""
+    ask: str | None
+    """What to ask the data host to upload for the missing ones (``review`` before release,
+    ``outputs`` after), or ``None`` when it would refuse: the job ended some other way (its
+    outputs refused, say), so they never leave the host."""
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def sources(ctx: Context, job: Job) -> tuple[tuple[ArtifactStore, ...], str | None]:
+    """The stores a preview of ``job``'s outputs may read, and what to ask its data host for
+    when an output is in none of them. The released artifacts are read only once released
+    (the review copy, the same bytes by digest, serves too)."""
+    if job.state is JobState.RELEASED:
+        return (ctx.artifacts, ctx.review), "outputs"
+    if job.state is JobState.SUCCEEDED:
+        return (ctx.review,), "review"
+    return (ctx.review,), None
+
+
+def gather(ctx: Context, job: Job) -> Gathered:
+    """A preview of each of ``job``'s outputs that is here (see ``sources``), and which are not."""
+    stores, ask = sources(ctx, job)
+    found = Gathered([], [], ask)
+    for output in job.outcome.outputs if job.outcome else []:
+        store = next((s for s in stores if s.has(output.sha256)), None)
+        if store is None:
+            found.missing.append(output)
+        else:
+            found.previews.append(preview(store, output))
     return found

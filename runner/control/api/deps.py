@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -18,22 +19,29 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.context import Context
-from runner.transport import TASK_DRYRUN, Dispatcher
+from runner.control.preparations import Preparations
+from runner.transport import TASK_DRYRUN, TASK_PREPARE, TASK_UPLOAD, Dispatcher
 
 log = logging.getLogger(__name__)
+
+ASK_EVERY_S = 10.0
+"""How often ``ask_host_soon`` asks a data host again for the same files of the same job."""
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `c2d init` or `c2d user add`.")
 
 
 @dataclass
 class ApiState:
-    """The API process's context and its (lazily connected) dispatcher."""
+    """The API process's context, its (lazily connected) dispatcher, and the own-image
+    preparations its submissions wait for (``runner.control.api.preparing``)."""
 
     ctx: Context
     dispatcher: Dispatcher | None = None
+    preparations: Preparations = field(default_factory=Preparations)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _asked: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def _sender(self) -> Dispatcher:
+    def sender(self) -> Dispatcher:
         with self._lock:
             if self.dispatcher is None:
                 self.dispatcher = Dispatcher.for_settings(self.ctx.settings)
@@ -45,7 +53,7 @@ class ApiState:
             return
         try:
             host = self.ctx.service.dataset_of(job).policy.host
-            self._sender().send(job.id, host, ttl=self.ctx.settings.redispatch_s)
+            self.sender().send(job.id, host, ttl=self.ctx.settings.redispatch_s)
         except Exception as exc:
             log.warning("job %s not dispatched now (the reconciler will): %s", job.id, exc)
 
@@ -56,9 +64,38 @@ class ApiState:
             return
         try:
             host = self.ctx.service.dataset_of(job).policy.host
-            self._sender().send(job.id, host, task=TASK_DRYRUN)
+            self.sender().send(job.id, host, task=TASK_DRYRUN)
         except Exception as exc:
             log.warning("job %s: no dry run requested: %s", job.id, exc)
+
+    def ask_host(self, job: Job, what: str) -> bool:
+        """Ask the job's data host to upload ``what`` (``outputs``, ``log``, ``review``) of it;
+        best effort (True if the request was queued)."""
+        try:
+            host = self.ctx.service.dataset_of(job).policy.host
+            return self.sender().send(job.id, host, task=TASK_UPLOAD, args=(what,))
+        except Exception as exc:
+            log.warning("job %s: its data host was not asked for its %s: %s", job.id, what, exc)
+            return False
+
+    def ask_host_soon(self, job: Job, what: str, every_s: float = ASK_EVERY_S) -> bool:
+        """``ask_host``, unless this process asked for the same in the last ``every_s`` seconds:
+        a page that polls every few seconds, or a client retrying after a 503, must not queue
+        an upload of the same (maybe large) files each time. True if asked now."""
+        now = time.monotonic()
+        key = (job.id, what)
+        with self._lock:
+            last = self._asked.get(key)
+            if last is not None and now - last < every_s:
+                return False
+            if len(self._asked) > 1000:  # forget old asks; the map stays small
+                self._asked = {k: t for k, t in self._asked.items() if now - t < every_s}
+            self._asked[key] = now
+        return self.ask_host(job, what)
+
+    def prepare(self, prep_id: str, host: str) -> bool:
+        """Ask ``host`` to make a submission's own image (``runner.control.api.preparing``)."""
+        return self.sender().send(prep_id, host, task=TASK_PREPARE)
 
     def close(self) -> None:
         """Close the dispatcher and the context."""

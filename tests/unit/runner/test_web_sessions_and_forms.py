@@ -91,7 +91,7 @@ def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(web):
 def test_a_form_without_its_csrf_token_changes_nothing(web):
     job = web.world.submit()
     owner = web.visitor("olga")
-    size = web.world.ctx.ledger.size()
+    size = web.world.control.ledger.size()
     for csrf, headers in [
         ("", {}),
         ("f" * 64, {}),
@@ -103,7 +103,7 @@ def test_a_form_without_its_csrf_token_changes_nothing(web):
         assert answer.status_code == 403, (csrf, headers)
         assert "<h1>Not allowed</h1>" in answer.text
     assert web.service.load_job(job.id).state is S.PENDING
-    assert web.world.ctx.ledger.size() == size
+    assert web.world.control.ledger.size() == size
 
 
 def test_approve_reject_and_trust_are_the_services_with_their_ledger_entries(web):
@@ -122,7 +122,7 @@ def test_approve_reject_and_trust_are_the_services_with_their_ledger_entries(web
     assert web.service.load_job(second.id).reason == "n=2 leaks"
     assert web.entries(second.id)[-1] == ("job.rejected", "olga")
     assert owner.post(f"/ui/jobs/{first.id}/trust", {"any_params": "yes"}).status_code == 303
-    [trust] = web.world.ctx.ledger.entries_for("dataset:ds")[-1:]
+    [trust] = web.world.control.ledger.entries_for("dataset:ds")[-1:]
     assert (trust.type, trust.body["params_digest"]) == ("dataset.trusted", "any")
 
 
@@ -240,7 +240,7 @@ def test_ledger_page_verifies_now_and_names_a_bad_entry(web):
     # Rewrite one stored entry behind the ledger's back: "verify now" must see it.
     import sqlite3
 
-    conn = sqlite3.connect(web.world.ctx.settings.db_path)
+    conn = sqlite3.connect(web.world.control.settings.db_path)
     conn.execute(
         "UPDATE ledger_entries SET canonical = replace(canonical, 'job.submitted', 'job.submittee')"
         " WHERE subject = ?",
