@@ -62,12 +62,20 @@ def error_page(request: Request, kind: str, message: str, status: int) -> Respon
     if status == 401:
         target = request.url.path if request.method == "GET" else PATH + "/"
         return RedirectResponse(f"{PATH}/sign-in?next={quote(target, safe='/')}", 303)
-    titles = {403: "Not allowed", 404: "Not found", 409: "Not now", 413: "Too large"}
+    titles = {
+        403: "Not allowed",
+        404: "Not found",
+        409: "Not now",
+        413: "Too large",
+        503: "Not yet",
+    }
     return page(
         request,
         "error.html",
         live_session(request),
         status=status,
+        # As the API's: a file still on its data host, a service that blinked.
+        headers={"Retry-After": "2"} if status == 503 else None,
         title=titles.get(status, "Error" if status >= 500 else "Cannot do that"),
         kind=kind,
         message=message,

@@ -5,6 +5,12 @@ Every page and action asks ``jobs.service`` as the signed-in person: the review 
 the decisions are ``approve``, ``reject``, ``trust``, ``release`` and ``refuse``, as for the
 CLI, with the same ledger entries. A researcher opening a review page gets the service's
 ``NotAllowed`` as a 403 page.
+
+A job's outputs and log stay on its data host until needed. The outputs' review asks the host
+to upload them for review (``runner.control.previews``: kept apart from released artifacts,
+never read from those before release) and its log; until they are here the page says it is
+fetching them from the data host, and its script fetches that part again every few seconds
+(``static/live.js``), asking the host again at most every ``ASK_EVERY_S`` seconds.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from jobs.states import JobState
 from runner.control.api.deps import State
 from runner.control.api.reviewing import queue_entry, review_document
 from runner.control.api.views import job_view
-from runner.control.previews import preview
+from runner.control.previews import gather
 from runner.control.web.highlight import diff_sections
 from runner.control.web.render import page
-from runner.control.web.sessions import PATH, Form, SignedIn
+from runner.control.web.researcher import LIVE_HEADER
+from runner.control.web.sessions import PATH, Form, SignedIn, Viewer
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
@@ -118,51 +125,86 @@ def trust(job_id: str, sent: Form, state: State) -> Response:
     return _back(job_id, "review", "trusted")
 
 
-def _outputs(state: State, job: Job) -> list[dict[str, Any]]:
-    outputs = job.outcome.outputs if job.outcome else []
-    return [preview(state.ctx.artifacts, output).as_dict() for output in outputs]
+def _files(state: State, job: Job) -> tuple[list[dict[str, Any]], bool]:
+    """Every output of the job (name, size, digest, and its preview once it is here), and
+    whether the data host was asked for the missing ones (they come in a few seconds)."""
+    found = gather(state.ctx, job)
+    shown = {p.sha256: p.as_dict() for p in found.previews}
+    files = [
+        {"name": o.name, "bytes": o.bytes, "sha256": o.sha256, "preview": shown.get(o.sha256)}
+        for o in (job.outcome.outputs if job.outcome else [])
+    ]
+    if found.missing and found.ask is not None:
+        state.ask_host_soon(job, found.ask)
+        return files, True
+    return files, False
 
 
-def log_tail(state: State, job: Job) -> tuple[str | None, bool]:
-    """The end of the job's log (at most ``LOG_TAIL`` bytes) and whether it was cut here."""
+def log_tail(state: State, job: Job) -> tuple[str | None, bool, bool]:
+    """The end of the job's log (at most ``LOG_TAIL`` bytes), whether it was cut here, and
+    whether its data host was asked for it (it is not here yet)."""
     digest = job.outcome.log_digest if job.outcome else None
     if digest is None:
-        return None, False
+        return None, False, False
+    if not state.ctx.artifacts.has(digest):
+        state.ask_host_soon(job, "log")
+        return None, False, True
     with state.ctx.artifacts.open(digest) as handle:
         handle.seek(0, 2)
         size = handle.tell()
         handle.seek(max(0, size - LOG_TAIL))
         data = handle.read()
-    return data.decode("utf-8", errors="replace"), size > LOG_TAIL
+    return data.decode("utf-8", errors="replace"), size > LOG_TAIL, False
+
+
+def _what_the_outputs_hold(state: State, who: Viewer, job_id: str) -> dict[str, Any]:
+    job = state.ctx.service.authorize_outputs(who.user, job_id)
+    files, fetching = _files(state, job)
+    tail, tail_cut, log_fetching = log_tail(state, job)
+    return {
+        "job": job_view(job),
+        "files": files,
+        "fetching": fetching,
+        "log": tail,
+        "log_cut": tail_cut,
+        "log_fetching": log_fetching,
+        "log_truncated": bool(job.outcome and job.outcome.log_truncated),
+        "live": fetching or log_fetching,
+    }
 
 
 @router.get("/jobs/{job_id}/outputs")
 def outputs(request: Request, job_id: str, who: SignedIn, state: State) -> Response:
     """Metrics, every output's name, size, type and digest, a preview of text outputs and the
     log's end; release or refuse while the job waits for that."""
-    service = state.ctx.service
-    job = service.authorize_outputs(who.user, job_id)
-    tail, tail_cut = log_tail(state, job)
+    found = _what_the_outputs_hold(state, who, job_id)
     return page(
         request,
         "outputs.html",
         who,
         title=f"Outputs of job {job_id}",
-        job=job_view(job),
-        previews=_outputs(state, job),
-        log=tail,
-        log_cut=tail_cut,
-        log_truncated=bool(job.outcome and job.outcome.log_truncated),
+        **found,
         # Only the dataset's owner or an admin reaches a job that is not yet released.
-        decide=job.state is JobState.SUCCEEDED,
+        decide=found["job"]["state"] == JobState.SUCCEEDED.value,
         done=_done(request),
     )
 
 
+@router.get("/jobs/{job_id}/outputs/files")
+def outputs_files(request: Request, job_id: str, who: SignedIn, state: State) -> Response:
+    """The outputs' files, previews and log alone: what the page's script fetches again while
+    some of them are still on the data host (the same checks as the page)."""
+    found = _what_the_outputs_hold(state, who, job_id)
+    headers = {LIVE_HEADER: "more" if found["live"] else "done"}
+    return page(request, "_outputs_files.html", who, **found, headers=headers)
+
+
 @router.post("/jobs/{job_id}/release")
-def release(job_id: str, sent: Form, state: State) -> Response:
-    """``Service.release``."""
-    state.ctx.service.release(sent.viewer.user, job_id)
+def release(job_id: str, sent: Form, state: State, background: BackgroundTasks) -> Response:
+    """``Service.release``, then, as the API's route does, ask the job's data host to upload
+    the outputs (the control plane checks each against the digests the host signed)."""
+    job = state.ctx.service.release(sent.viewer.user, job_id)
+    background.add_task(state.ask_host, job, "outputs")
     return _back(job_id, "outputs", "released")
 
 

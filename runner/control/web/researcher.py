@@ -3,7 +3,8 @@
 The list and a job's status are fragments the page's script fetches again every few seconds
 (``static/live.js``) until the job can no longer change: the same service calls as the page,
 so a fragment shows no more than the page would. Downloads are ``authorize_download`` (only
-released outputs), sent as attachments that the browser never renders.
+released outputs), sent as attachments that the browser never renders; an output its data host
+has not uploaded yet is asked for and answered 503 with ``Retry-After``, like the API's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from jobs.errors import NotFound
 from jobs.models import Job
 from jobs.states import TERMINAL
 from runner.control.api.deps import State
+from runner.control.api.results import NotYetHere
 from runner.control.api.views import job_view
 from runner.control.web.render import page
 from runner.control.web.sessions import PATH, SignedIn, Viewer
@@ -112,6 +114,12 @@ def download(job_id: str, name: str, who: SignedIn, state: State) -> FileRespons
     """One released output, as an attachment (with its digest in ``X-C2D-SHA256``)."""
     job = state.ctx.service.authorize_download(who.user, job_id)
     output = _output(job, name)
+    if not state.ctx.artifacts.has(output.sha256):
+        state.ask_host_soon(job, "outputs")
+        raise NotYetHere(
+            f"{name} is still on the data host of job {job_id}, which has been asked to upload "
+            "it; try again in a few seconds"
+        )
     return FileResponse(
         state.ctx.artifacts.path(output.sha256),
         media_type="application/octet-stream",

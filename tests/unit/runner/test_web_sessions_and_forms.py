@@ -176,12 +176,35 @@ def test_outputs_wait_for_the_owner_who_releases_or_refuses(web):
     page = researcher.get(f"/ui/jobs/{done.id}").text
     assert "scores.csv" not in page
     assert "accuracy" not in page
+    # The outputs and the log are on the data host: the page asks it for them and says so,
+    # and its script fetches the files' part again until they are here.
     review = owner.get(f"/ui/jobs/{done.id}/outputs").text
     assert "accuracy" in review
-    assert "Python pickle" in review
-    assert "<td>1</td><td>2</td>" in review
+    assert "Fetching the outputs from the data host" in review
+    assert f'data-live="/ui/jobs/{done.id}/outputs/files"' in review
+    assert web.asks.asked == [(done.id, "review"), (done.id, "log")]
+    files = owner.get(f"/ui/jobs/{done.id}/outputs/files")
+    assert files.headers["x-c2d-live"] == "done"
+    assert "<html" not in files.text
+    assert "Python pickle" in files.text
+    assert "<td>1</td><td>2</td>" in files.text
+    assert "trained" in files.text  # the log's end
+    review = owner.get(f"/ui/jobs/{done.id}/outputs").text
+    assert "Fetching" not in review
+    assert "data-live" not in review
+    assert web.world.control.review.has(done.outcome.outputs[0].sha256)
+    assert not web.world.control.artifacts.has(done.outcome.outputs[0].sha256)
+    # Released, the outputs come from the host as soon as it answers; until then a download
+    # is a 503 that says to try again.
+    web.asks.held = True
     assert owner.post(f"/ui/jobs/{done.id}/release").status_code == 303
     assert web.entries(done.id)[-1] == ("job.released", "olga")
+    waiting = researcher.get(f"/ui/jobs/{done.id}/files/model.bin")
+    assert waiting.status_code == 503
+    assert waiting.headers["retry-after"] == "2"
+    assert "still on the data host" in waiting.text
+    assert (done.id, "outputs") in web.asks.asked
+    web.asks.answer()
     download = researcher.get(f"/ui/jobs/{done.id}/files/model.bin")
     assert download.status_code == 200
     assert download.content == b"\x80\x04weights"
@@ -197,6 +220,12 @@ def test_outputs_wait_for_the_owner_who_releases_or_refuses(web):
     page = researcher.get(f"/ui/jobs/{refused.id}").text
     assert "refused to release the outputs: memorises rows" in page
     assert researcher.get(f"/ui/jobs/{refused.id}/files/model.bin").status_code == 409
+    # Refused before anyone looked: the outputs stay on the host, and nobody asks for them.
+    asked = len(web.asks.asked)
+    files = owner.get(f"/ui/jobs/{refused.id}/outputs/files")
+    assert files.headers["x-c2d-live"] == "done"
+    assert "on the data host (not shown)" in files.text
+    assert [a for a in web.asks.asked[asked:] if a[1] != "log"] == []
 
 
 def test_the_job_list_and_status_say_when_to_stop_updating(web):
@@ -279,3 +308,35 @@ def test_the_job_list_shows_the_newest_jobs_only_and_says_so(web, monkeypatch):
     assert "the 2 newest of 3" in html
     assert jobs[0].id not in html
     assert html.index(jobs[2].id) < html.index(jobs[1].id)
+
+
+def test_previews_before_release_never_come_from_the_released_artifacts(web, monkeypatch):
+    from runner.control.api import results
+
+    monkeypatch.setattr(results, "PREVIEW_WAIT_S", 0.3)
+    done = web.succeeded({"scores.csv": b"a,b\n1,2\n"})
+    # The same bytes in the store of released artifacts (another job released them, say):
+    # until release only the copy the host uploads for review counts.
+    web.world.control.artifacts.put_bytes(b"a,b\n1,2\n")
+    web.asks.held = True
+    headers = {"Authorization": f"Bearer {web.world.tokens['olga']}"}
+    answer = httpx.get(web.url + f"/v1/jobs/{done.id}/previews", headers=headers)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "2"
+    assert answer.json()["error"]["kind"] == "unavailable"
+    assert "still on its data host" in answer.json()["error"]["message"]
+    assert web.asks.asked == [(done.id, "review")]
+    owner = web.visitor("olga")
+    page = owner.get(f"/ui/jobs/{done.id}/outputs").text
+    assert "Fetching the outputs from the data host" in page
+    assert "<td>1</td><td>2</td>" not in page
+    # Asked again only every so often, however often the page and clients come back.
+    assert owner.get(f"/ui/jobs/{done.id}/outputs/files").headers["x-c2d-live"] == "more"
+    assert web.asks.asked.count((done.id, "review")) == 1
+    web.asks.answer()
+    answer = httpx.get(web.url + f"/v1/jobs/{done.id}/previews", headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()[0]["rows"] == [["a", "b"], ["1", "2"]]
+    files = owner.get(f"/ui/jobs/{done.id}/outputs/files")
+    assert files.headers["x-c2d-live"] == "done"
+    assert "<td>1</td><td>2</td>" in files.text
