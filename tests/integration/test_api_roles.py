@@ -85,6 +85,10 @@ def world(tmp_path_factory, redis_url, job_image) -> Iterator[World]:
             log_digest=artifacts.put_bytes(b"epoch 1 done\n")[0],
         )
         service.finish(succeeded, claim.fence, outcome)
+        # The copies the data host uploads for the owner's review (previews read only those
+        # before release).
+        for data in (metrics, model):
+            install.ctx.review.put_bytes(data)
         yield World(
             install=install,
             tokens={
