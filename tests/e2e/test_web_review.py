@@ -1,13 +1,14 @@
 """The data owner's review queue and a researcher's jobs, in a real Chromium.
 
-Against the shared running stack (`c2d server` and a Celery worker running real containers),
-Playwright drives Debian's Chromium as two people: the owner signs in with her token, opens
-her queue, reads the job's dry run and code diff, approves it; the job runs; she reads its
-outputs and releases them; the researcher, whose job list follows the states live, downloads
-the model from the page and it loads, and the receipt she downloads verifies offline. Then
-the doors: the researcher gets a 403 page on the owner's review page, and a form posted
-without its CSRF token, or from another site, changes nothing. The queue and the review page
-are saved as screenshots under build/screenshots (the README shows two of them).
+Against the shared running stack (`c2d server` and the local data host's agent running real
+containers), Playwright drives Debian's Chromium as two people: the owner signs in with her
+token, opens her queue, reads the job's dry run and code diff, approves it; the job runs; she
+reads its outputs, which the page fetches from the data host, and releases them; the
+researcher, whose job list follows the states live, downloads the model from the page and it
+loads, and the receipt she downloads verifies offline. Then the doors: the researcher gets a
+403 page on the owner's review page, and a form posted without its CSRF token, or from another
+site, changes nothing. The queue and the review page are saved as screenshots under
+build/screenshots (the README shows two of them).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SHOTS = REPO / "build" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 NOTE = "reads patients.csv, writes the model and its metrics only"
+HOST_MS = 60_000  # how long a page may wait for the data host to upload what it asked for
 
 
 def wait_until(what: str, probe: Callable[[], Any], stack: Installation, timeout: float = 180):
@@ -97,10 +99,12 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
     owner, owner_token = stack.add_user("owner", "olga")
     researcher, researcher_token = stack.add_user("researcher", "rita")
     dataset = f"patients-{uuid.uuid4().hex[:6]}"
-    stack.json(
-        "dataset", "add", dataset, str(patients_dir), "--review-outputs", "--schema", "stats",
-        "--public", "patients.csv:sex", token=owner_token,
+    # Registered on the local data host, which hashes and signs the folder.
+    added = stack.dataset_add(
+        owner_token, dataset, patients_dir, "--review-outputs", "--schema", "stats",
+        "--public", "patients.csv:sex",
     )  # fmt: skip
+    assert added.returncode == 0, added.stderr
     job_dir = example_job("diabetes-classifier")
     job_id = stack.json(
         "submit", str(job_dir), "--dataset", dataset, "--param", "n_estimators=25",
@@ -177,14 +181,32 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
     page.locator("#outputs-h ~ div").get_by_role("link", name="diabetes-classifier").click()
     page.wait_for_url(f"**/ui/jobs/{job_id}/outputs")
     expect(page.locator("#metrics-h ~ div table")).to_contain_text("accuracy")
+    # The outputs and the log are still on the data host: the page asked it for them, and its
+    # files' part fills in by itself (no reload) once the host uploaded them for review.
+    page.evaluate("window.c2dNotReloaded = true")
     files = page.locator("#files-h ~ div table").first
-    expect(files.locator("tr", has_text="model.skops")).to_contain_text("zip archive")
-    expect(files.locator("tr", has_text="metrics.json")).to_contain_text("JSON")
+    expect(files.locator("tr", has_text="model.skops")).to_contain_text(
+        "zip archive", timeout=HOST_MS
+    )
+    expect(files.locator("tr", has_text="metrics.json")).to_contain_text("JSON", timeout=HOST_MS)
     expect(page.locator("pre.log").first).to_contain_text("accuracy")
-    expect(page.locator("#log-h + pre")).to_contain_text("held-out accuracy")
+    expect(page.locator("#log-h + pre")).to_contain_text("held-out accuracy", timeout=HOST_MS)
+    expect(page.locator(".fetching")).to_have_count(0)
+    assert page.evaluate("window.c2dNotReloaded === true")
+    # What the owner previewed came to the control plane for review only: nothing released.
+    digests = [o["sha256"] for o in stack.api_job(job_id)["outcome"]["outputs"]]
+    assert all(stack.ctx.review.has(d) for d in digests)
+    assert not any(stack.ctx.artifacts.has(d) for d in digests)
     page.get_by_role("button", name="Release the outputs").click()
     expect(page.get_by_role("status")).to_contain_text("Released.")
     assert [e["actor"] for e in stack.entries(job_id) if e["type"] == "job.released"] == [owner]
+    # On release the host uploads the outputs (as for `c2d release`).
+    wait_until(
+        "the released outputs on the control plane",
+        lambda: all(stack.ctx.artifacts.has(d) for d in digests),
+        stack,
+        timeout=HOST_MS / 1000,
+    )
 
     # The researcher downloads the model from the job page; it loads and matches the outcome.
     bob.page.goto(f"{stack.url}/ui/jobs/{job_id}")
