@@ -76,6 +76,7 @@ class People:
 
     owner: Client
     researcher: Client
+    owner_token: str
 
     def close(self) -> None:
         self.owner.close()
@@ -87,7 +88,7 @@ def people(st: Installation) -> People:
     with st.client() as admin:
         owner = admin.add_user(f"olga-{uuid.uuid4().hex[:6]}", "owner")
         researcher = admin.add_user(f"rita-{uuid.uuid4().hex[:6]}", "researcher")
-    return People(st.client(owner["token"]), st.client(researcher["token"]))
+    return People(st.client(owner["token"]), st.client(researcher["token"]), owner["token"])
 
 
 def small_dataset(folder: Path, size: int = 1024 * 1024) -> Path:
@@ -99,10 +100,13 @@ def small_dataset(folder: Path, size: int = 1024 * 1024) -> Path:
     return readable(folder)
 
 
-def register(owner: Client, folder: Path) -> str:
-    """Register ``folder`` as a dataset released on success; return its name."""
+def register(st: Installation, p: People, folder: Path) -> str:
+    """Register ``folder`` on the local data host as a dataset released on success (`c2d
+    dataset add` as the owner, on the host); return its name."""
     name = f"ds-{uuid.uuid4().hex[:6]}"
-    owner.add_dataset(name, str(folder), review_outputs=False)
+    done = st.dataset_add(p.owner_token, name, folder)
+    if done.returncode != 0:
+        raise RuntimeError(f"c2d dataset add failed: {done.stderr}")
     return name
 
 
