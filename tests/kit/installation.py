@@ -112,7 +112,10 @@ class Installation:
             settings = self.host_settings
             identity = load_identity(settings)
             port = ServicePort(
-                self.ctx.service, self.ctx.service.get_host("local"), self.ctx.artifacts
+                self.ctx.service,
+                self.ctx.service.get_host("local"),
+                self.ctx.artifacts,
+                review=self.ctx.review,
             )
             self._host_ctx = open_host_context(
                 settings, control=port, engine=Engine(settings.work_dir), identity=identity
