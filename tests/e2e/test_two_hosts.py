@@ -136,11 +136,11 @@ def test_each_job_runs_on_its_datasets_host_and_its_model_is_fetched_verified(
 def files_holding(folder: Path, needle: bytes) -> list[Path]:
     found = []
     for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
+        if not path.is_symlink() and path.is_file():
             try:
                 if needle in path.read_bytes():
                     found.append(path)
-            except PermissionError:
+            except OSError:  # removed while we read (a job's folder), or unreadable
                 continue
     return found
 
