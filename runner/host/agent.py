@@ -14,7 +14,9 @@ import warnings
 
 from runner.context import open_context, setup_logging
 from runner.host.engine import Engine
+from runner.livelog import LiveLogs
 from runner.settings import Settings
+from runner.transport import key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ def run_worker(settings: Settings, concurrency: int = 1) -> int:
     # The worker runs as root because the sandbox mounts each job's /outputs; Celery's warning
     # is about unpickling as root, and this app accepts JSON only.
     warnings.filterwarnings("ignore", message=".*superuser privileges.*")
-    ctx = open_context(settings, engine=Engine(settings.work_dir))
+    live = LiveLogs(settings.redis_url, key_prefix(settings))
+    ctx = open_context(settings, engine=Engine(settings.work_dir, live=live))
     runtime = WorkerRuntime(ctx, worker_name(settings))
     app = worker_app(settings, runtime)
     dispatcher = Dispatcher.for_settings(settings, app)

@@ -24,6 +24,7 @@ running under a lease that runs out, and the reconciler or the retried task adop
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from enum import StrEnum
@@ -93,7 +94,8 @@ def _run_claimed(
 ) -> Ending:
     job = claim.job
     try:
-        spec = prepare_run(ctx, job)
+        # The run's output is live for those the policy lets read logs (the API checks).
+        spec = dataclasses.replace(prepare_run(ctx, job), live_log=True)
     except ServiceUnavailable as exc:
         raise TryLater(f"job {job.id} cannot be checked now: {exc}") from exc
     except (JobsError, RunnerError, LedgerError) as exc:

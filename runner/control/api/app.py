@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from runner.context import Context, open_context
-from runner.control.api import audit, develop, errors, jobs, people, results, submit
+from runner.control.api import audit, develop, errors, events, jobs, people, results, submit
 from runner.control.api.deps import ApiState, State
 from runner.host.engine import Engine
 from runner.settings import Settings
@@ -60,6 +60,6 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         """Liveness, without a token: the version and the ledger's origin."""
         return {"ok": True, "version": version(), "origin": api.ctx.settings.origin}
 
-    for module in (people, submit, jobs, results, audit, develop):
+    for module in (people, submit, jobs, events, results, audit, develop):
         app.include_router(module.router)
     return app

@@ -18,7 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.context import Context
-from runner.transport import TASK_DRYRUN, Dispatcher
+from runner.livelog import LiveLogs
+from runner.transport import TASK_DRYRUN, Dispatcher, key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,16 @@ class ApiState:
     ctx: Context
     dispatcher: Dispatcher | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _live: LiveLogs | None = None
+
+    @property
+    def live(self) -> LiveLogs:
+        """The live logs data hosts write to Redis (connected on first use)."""
+        with self._lock:
+            if self._live is None:
+                settings = self.ctx.settings
+                self._live = LiveLogs(settings.redis_url, key_prefix(settings))
+            return self._live
 
     def _sender(self) -> Dispatcher:
         with self._lock:
@@ -64,6 +75,8 @@ class ApiState:
         """Close the dispatcher and the context."""
         if self.dispatcher is not None:
             self.dispatcher.close()
+        if self._live is not None:
+            self._live.close()
         self.ctx.close()
 
 

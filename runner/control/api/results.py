@@ -1,43 +1,67 @@
 """Routes about what a job left: its log, its released artifacts and its receipt.
 
 Nothing is downloadable before release (``Service.authorize_download`` answers 409); logs
-follow the dataset's policy (``Service.authorize_logs``). Artifacts stream from the
-content-addressed store with their digest in ``X-C2D-SHA256`` and ``Range`` support, so a
-client can resume and check every byte.
+follow the dataset's policy (``Service.authorize_logs``), live while the job runs. Artifacts
+stream from the content-addressed store with their digest in ``X-C2D-SHA256`` and ``Range``
+support, so a client can resume and check every byte.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
-from jobs.errors import Conflict, NotFound
+from jobs.errors import NotFound
 from jobs.states import JobState
-from runner.control.api.deps import Actor, State
+from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.views import outputs_view
-from runner.wire import LOG_TRUNCATED_HEADER, SHA256_HEADER
+from runner.errors import ServiceUnavailable
+from runner.wire import LOG_LIVE_HEADER, LOG_NEXT_HEADER, LOG_TRUNCATED_HEADER, SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
-def logs(job_id: str, actor: Actor, state: State) -> PlainTextResponse:
-    """The job's captured stdout and stderr (capped); ``X-C2D-Log-Truncated`` says if cut."""
+def logs(
+    job_id: str,
+    actor: Actor,
+    state: State,
+    offset: Annotated[int, Query(ge=0, description="Live log: the byte to start from.")] = 0,
+) -> PlainTextResponse:
+    """The job's captured stdout and stderr (capped); ``X-C2D-Log-Truncated`` says if cut.
+
+    Before the job has ended this is its live log so far, from byte ``offset``
+    (``X-C2D-Log-Live: 1``, and ``X-C2D-Log-Next`` the offset to ask next), as the data host
+    wrote it to Redis (``runner.livelog``); the same readers, the same cap."""
     job = state.ctx.service.authorize_logs(actor, job_id)
     outcome = job.outcome
     if outcome is None or outcome.log_digest is None:
         if job.state in (JobState.PENDING, JobState.APPROVED, JobState.RUNNING):
-            raise Conflict(
-                f"job {job_id} is {job.state.value}; its log is kept when it finishes "
-                f"(`c2d status {job_id}`)"
-            )
+            return _live(state, job_id, offset)
         return PlainTextResponse("", headers={LOG_TRUNCATED_HEADER: "0"})
     with state.ctx.artifacts.open(outcome.log_digest) as handle:
         text = handle.read().decode("utf-8", errors="replace")
     truncated = "1" if outcome.log_truncated else "0"
     return PlainTextResponse(text, headers={LOG_TRUNCATED_HEADER: truncated})
+
+
+def _live(state: ApiState, job_id: str, offset: int) -> PlainTextResponse:
+    try:
+        got = state.live.read(job_id, offset)
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"the live log of job {job_id} cannot be read now ({exc}); its log is kept when it ends"
+        ) from exc
+    return PlainTextResponse(
+        got.data.decode("utf-8", errors="replace"),
+        headers={
+            LOG_TRUNCATED_HEADER: "0",
+            LOG_LIVE_HEADER: "1",
+            LOG_NEXT_HEADER: str(got.next_offset),
+        },
+    )
 
 
 @router.get("/{job_id}/artifacts")

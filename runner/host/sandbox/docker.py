@@ -42,6 +42,7 @@ from runner.host.sandbox import hardening, workdir
 from runner.host.sandbox.interface import Executor, RunResult, SandboxSpec, State
 from runner.host.sandbox.logs import RESTART_NOTE, LogTap, cap_tail
 from runner.host.sandbox.results import RunFacts, result_of
+from runner.livelog import LiveLogs
 
 T = TypeVar("T")
 _EXITED = ("exited", "dead")
@@ -81,8 +82,11 @@ class DockerExecutor(Executor):
     it); pass the same one after a restart to adopt running jobs.
     """
 
-    def __init__(self, client: docker.DockerClient, work_root: Path) -> None:
+    def __init__(
+        self, client: docker.DockerClient, work_root: Path, live: LiveLogs | None = None
+    ) -> None:
         self.client = client
+        self.live = live  # where runs with ``spec.live_log`` write their output as it comes
         self.work_root = Path(work_root)
         self.work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._taps: dict[str, LogTap] = {}
@@ -166,7 +170,9 @@ class DockerExecutor(Executor):
         if container.status == "created":
             if spec.job_id not in self._taps:
                 stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
-                self._taps[spec.job_id] = LogTap(stream, spec.limits.log_bytes, spec.job_id)
+                limit = spec.limits.log_bytes
+                sink = self.live.writer(spec.job_id, limit) if spec.live_log and self.live else None
+                self._taps[spec.job_id] = LogTap(stream, limit, spec.job_id, sink)
             container.start()
         container.reload()
         return State.RUNNING if container.status == "created" else self._state_of(container)
