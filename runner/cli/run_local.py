@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jobs.fields import NAME_PATTERN
 from jobs.safe_text import one_line
 from ledger.kinds import ExitCode
 from runner.cli.options import RESEARCHER, ParamOption, parse_params
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
-from runner.client.mock import mock_from_schema
 from runner.errors import MissingFile, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -106,6 +104,8 @@ def run(
     json_out: JsonFlag = False,
 ) -> None:
     """Run DIR here, in the data host's sandbox, on mock data: no private data is used."""
+    from jobs.fields import NAME_PATTERN
+    from runner.client.mock import mock_from_schema
     from runner.host.engine import docker_client
     from runner.host.localrun import Sandboxing, check_root, load_job, run_local
     from runner.settings import Settings

@@ -21,7 +21,7 @@ import ledger.errors
 import runner.errors
 from ledger.kinds import EXIT_CODE, ErrorKind, ExitCode, exit_code_for
 from runner.cli.main import run
-from runner.cli.config import DEFAULT_URL, ClientConfig, save_config
+from runner.client.config import DEFAULT_URL, ClientConfig, save_config
 from runner.errors import HTTP_STATUS
 
 KINDS = {
