@@ -194,8 +194,10 @@ class Installation:
         config: Path | None = None,
         timeout: float = COMMAND_S,
         env: dict[str, str] | None = None,
+        stdin_text: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `c2d ARGS` as a person with ``token``; return the finished process."""
+        """Run `c2d ARGS` as a person with ``token`` (``stdin_text`` on its stdin, else
+        nothing); return the finished process."""
         return subprocess.run(
             [str(C2D), *args],
             env={**self.command_env(token, config), **(env or {})},
@@ -203,7 +205,7 @@ class Installation:
             text=True,
             timeout=timeout,
             check=False,
-            stdin=subprocess.DEVNULL,
+            **({"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}),
         )
 
     def popen(self, *args: str, token: str | None = None) -> subprocess.Popen[str]:
