@@ -32,9 +32,12 @@ def imported(*args: str, tmp_path: Path) -> set[str]:
     env["C2D_CONFIG"] = str(tmp_path / "none.json")
     listing = tmp_path / "modules.json"
     snippet = (
-        "import atexit, json, runpy, sys\n"
+        "import atexit, json, os, runpy, sys\n"
         "loaded = lambda: sorted(k for k, v in sys.modules.items() if v is not None)\n"
-        f"atexit.register(lambda: open({str(listing)!r}, 'w').write(json.dumps(loaded())))\n"
+        f"write = lambda: open({str(listing)!r}, 'w').write(json.dumps(loaded()))\n"
+        "atexit.register(write)\n"
+        "real_exit = os._exit\n"
+        "os._exit = lambda code: (write(), real_exit(code))\n"  # c2d ends with os._exit
         f"sys.argv = [{str(C2D)!r}, *{list(args)!r}]\n"
         f"runpy.run_path({str(C2D)!r}, run_name='__main__')\n"
     )
