@@ -71,6 +71,8 @@ class LiveLogWriter:
         self.job_id = job_id
         self.head_cap = limit // 2
         self.tail_cap = limit - self.head_cap
+        # Entries small beside the tail's cap, so trimming whole entries keeps most of it.
+        self.entry = max(min(MAX_ENTRY, self.tail_cap // 16), 64)
         self.total = 0
         self._pending = bytearray()
         self._cond = threading.Condition()
@@ -117,16 +119,19 @@ class LiveLogWriter:
         head = data[: max(self.head_cap - start, 0)]
         tail, at = data[len(head) :], start + len(head)
         self.total += len(data)
+        # Only entries that start within the last tail_cap bytes are kept; a flood's bytes
+        # before those never go to Redis at all.
+        keep_from = max(self.total - self.tail_cap, self.head_cap)
+        if at < keep_from:
+            tail, at = tail[keep_from - at :], keep_from
         try:
             pipe = self._redis.pipeline(transaction=True)
             if head:
                 pipe.append(self._head_key, head)
-            for n in range(0, len(tail), MAX_ENTRY):
-                piece = tail[n : n + MAX_ENTRY]
+            for n in range(0, len(tail), self.entry):
+                piece = tail[n : n + self.entry]
                 pipe.xadd(self._tail_key, {"d": piece}, id=f"{at + n}-1")
             if tail:
-                # Keep only entries that start within the last tail_cap bytes.
-                keep_from = max(self.total - self.tail_cap, self.head_cap)
                 pipe.xtrim(self._tail_key, minid=f"{keep_from}-0", approximate=False)
             pipe.hset(self._meta_key, mapping={"total": self.total, "done": int(done)})
             ttl = DONE_TTL_S if done else TTL_S
