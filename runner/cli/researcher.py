@@ -65,16 +65,20 @@ class StatusLine:
     """A ``runner.client.follow.Watcher`` drawing on stderr: the job's state and how long it
     has been followed, and the last lines of its log as they come (escaped by ``Output``)."""
 
-    def __init__(self, out: Output, update: Any, job_id: str) -> None:
+    def __init__(self, out: Output, update: Any, job: dict[str, Any]) -> None:
         self.out = out
         self.update = update
-        self.job_id = job_id
-        self.state = "?"
+        self.job_id = job["id"]
+        self.state = job["state"]
         self.started = time.monotonic()
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._partial = ""
+        self._shown_state = self.state  # the status line starts with it
 
     def _show(self) -> None:
+        if not self.out.console and self.state == self._shown_state:
+            return  # a pipe gets one line per state, not one per second
+        self._shown_state = self.state
         line = f"job {self.job_id}: {self.state} ({time.monotonic() - self.started:.0f} s)"
         if self.out.console and self.tail:
             line += "".join(f"\n  | {t}" for t in self.tail)
@@ -107,7 +111,7 @@ def follow(client: Client, job: dict[str, Any], out: Output) -> Followed:
 
     try:
         with out.status(f"job {job['id']}: {job['state']}") as update:
-            watcher = StatusLine(out, update, job["id"])
+            watcher = StatusLine(out, update, job)
             return follow_job(client, job["id"], watcher, logs=True)
     except KeyboardInterrupt:
         out.hint(f"stopped following; job {job['id']} goes on (`c2d status {job['id']}`)")

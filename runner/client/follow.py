@@ -162,10 +162,10 @@ def _poll_log(client: Client, job_id: str, watch: Watcher, state: Followed) -> b
             return False
         raise
     if not piece.live:
-        # The job ended: the kept log, whole; show what the live pieces did not.
-        text = piece.text if state.log_offset == 0 else ""
-        if text:
-            watch.log(text)
+        # The job ended: the kept log from where the live pieces stopped.
+        if piece.text:
+            watch.log(piece.text)
+        state.log_offset = piece.next
         return False
     if piece.text:
         watch.log(piece.text)

@@ -88,8 +88,9 @@ def test_jobs_filter_by_dataset_state_and_newest(c2d_stack: Installation, tmp_pa
     assert bad.returncode == 2
 
 
+@pytest.mark.parametrize("outputs", ["loop-mounted", "--tmpfs-outputs"])
 def test_new_writes_a_job_that_runs_as_it_is_on_mock_data(
-    c2d_stack: Installation, tmp_path: Path
+    c2d_stack: Installation, tmp_path: Path, outputs: str
 ) -> None:
     stack = c2d_stack
     _, owner = stack.add_user("owner", "olga")
@@ -100,7 +101,10 @@ def test_new_writes_a_job_that_runs_as_it_is_on_mock_data(
     assert made["files"] == ["README.md", "job.yaml", "train.py"]
     refused = stack.c2d("new", str(tmp_path / "mine"))
     assert refused.returncode == 2  # never over an existing folder
-    run = stack.json("run", str(tmp_path / "mine"), "--mock", dataset, token=researcher,
+    # As root /outputs is loop-mounted like the data host's; without root (or with the flag)
+    # it is a tmpfs volume the engine mounts.
+    flags = [outputs] if outputs.startswith("--") else []
+    run = stack.json("run", str(tmp_path / "mine"), "--mock", dataset, *flags, token=researcher,
                      timeout=300)  # fmt: skip
     assert run["ok"], run["log"]
     assert run["metrics"] == {"files": 1.0, "rows": 50.0}

@@ -34,7 +34,8 @@ def logs(
 
     Before the job has ended this is its live log so far, from byte ``offset``
     (``X-C2D-Log-Live: 1``, and ``X-C2D-Log-Next`` the offset to ask next), as the data host
-    wrote it to Redis (``runner.livelog``); the same readers, the same cap."""
+    wrote it to Redis (``runner.livelog``); the same readers, the same cap. Once it ended,
+    the kept log from byte ``offset`` (the rest, for a follower of the live one)."""
     job = state.ctx.service.authorize_logs(actor, job_id)
     outcome = job.outcome
     if outcome is None or outcome.log_digest is None:
@@ -42,9 +43,13 @@ def logs(
             return _live(state, job_id, offset)
         return PlainTextResponse("", headers={LOG_TRUNCATED_HEADER: "0"})
     with state.ctx.artifacts.open(outcome.log_digest) as handle:
-        text = handle.read().decode("utf-8", errors="replace")
+        data = handle.read()
     truncated = "1" if outcome.log_truncated else "0"
-    return PlainTextResponse(text, headers={LOG_TRUNCATED_HEADER: truncated})
+    # A follower that read the live log up to `offset` asks for the rest of the kept one.
+    text = data[offset:].decode("utf-8", errors="replace")
+    return PlainTextResponse(
+        text, headers={LOG_TRUNCATED_HEADER: truncated, LOG_NEXT_HEADER: str(len(data))}
+    )
 
 
 def _live(state: ApiState, job_id: str, offset: int) -> PlainTextResponse:
