@@ -42,15 +42,15 @@ def _read_token(token: str | None, with_token: bool, out: Output) -> str:
             "`ps`; next time pipe it in: `c2d login URL --with-token < FILE`"
         )
         return token
-    if with_token:
+    if sys.stdin.isatty():
+        import getpass
+
+        given = getpass.getpass("token (not shown): ").strip()
+    elif with_token:
         given = sys.stdin.read(MAX_TOKEN + 1)
         if len(given) > MAX_TOKEN:
             raise UsageError(f"stdin holds more than {MAX_TOKEN} characters; is it the token?")
         given = given.strip()
-    elif sys.stdin.isatty():
-        import getpass
-
-        given = getpass.getpass("token (not shown): ").strip()
     else:
         raise UsageError("no token: pipe it in with `c2d login URL --with-token < FILE`")
     if not given or any(c.isspace() for c in given):
