@@ -174,12 +174,18 @@ class Output:
 
     @contextmanager
     def status(self, text: str) -> Iterator[Callable[[str], None]]:
-        """A live status line; yields `update(text)`. Plain mode prints each new text once."""
+        """A live status line; yields `update(text)`. Plain mode prints each new text once.
+
+        The text may have lines (a followed job's last log lines under its state); everything
+        else in it that could redraw the terminal is escaped."""
         if self.console:
             from rich.text import Text
 
-            with self.console.status(Text(one_line(text))) as live:
-                yield lambda t: live.update(Text(one_line(t)))
+            def shown(t: str) -> Text:
+                return Text(escape(t, multiline=True).replace("\t", " "))
+
+            with self.console.status(shown(text)) as live:
+                yield lambda t: live.update(shown(t))
             return
         self.say(text)
         last = [text]
