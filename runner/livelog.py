@@ -79,7 +79,7 @@ class LiveLogWriter:
         self._closed = False
         self._broken = False
         self._thread = threading.Thread(target=self._run, name=f"livelog-{job_id}", daemon=True)
-        self._write(b"", done=False)  # the log exists (empty) from the start
+        self._write(b"", done=False, fresh=True)  # the log exists (empty) from the start
         self._thread.start()
 
     def feed(self, chunk: bytes) -> None:
@@ -112,7 +112,7 @@ class LiveLogWriter:
             if closed:
                 return
 
-    def _write(self, data: bytes, *, done: bool) -> None:
+    def _write(self, data: bytes, *, done: bool, fresh: bool = False) -> None:
         if self._broken:
             return
         start = self.total
@@ -126,6 +126,8 @@ class LiveLogWriter:
             tail, at = tail[keep_from - at :], keep_from
         try:
             pipe = self._redis.pipeline(transaction=True)
+            if fresh:  # a container started from its beginning: so does its live log
+                pipe.delete(self._head_key, self._tail_key, self._meta_key)
             if head:
                 pipe.append(self._head_key, head)
             for n in range(0, len(tail), self.entry):

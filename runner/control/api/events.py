@@ -63,6 +63,7 @@ class _LogReader:
         self.job_id = job_id
         self.offset = offset
         self.seen_live = False
+        self.live_done = False
         self.broken = False
         self._decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
 
@@ -76,23 +77,30 @@ class _LogReader:
             log.warning("job %s: live log unreadable: %s", self.job_id, exc)
             return _event(EVENT_LOGS_HIDDEN, {"reason": f"the live log is unavailable ({exc})"})
         self.seen_live = self.seen_live or got.exists
+        self.live_done = got.done
         if not got.data:
             return None
         self.offset = got.next_offset
         return _event(EVENT_LOG, {"text": self._decode(got.data), "next": self.offset})
 
     async def kept(self, job: Job) -> ServerSentEvent | None:
-        """The kept log of an ended job whose output never was live (for ``logs -f``)."""
+        """What the live log did not show of an ended job's kept log: all of it when the
+        output never was live (its container never started, its worker restarted), the rest
+        when the live log stopped before the end (Redis broke)."""
         outcome = job.outcome
-        if self.seen_live or self.offset or outcome is None or outcome.log_digest is None:
+        if (self.seen_live and self.live_done) or outcome is None or outcome.log_digest is None:
             return None
+        digest = outcome.log_digest
 
         def read() -> bytes:
-            with self.state.ctx.artifacts.open(outcome.log_digest) as handle:  # type: ignore[arg-type]
+            with self.state.ctx.artifacts.open(digest) as handle:
                 return handle.read()
 
-        data = await anyio.to_thread.run_sync(read)
-        return _event(EVENT_LOG, {"text": data.decode("utf-8", "replace"), "next": len(data)})
+        data = (await anyio.to_thread.run_sync(read))[self.offset :]
+        if not data:
+            return None
+        self.offset += len(data)
+        return _event(EVENT_LOG, {"text": data.decode("utf-8", "replace"), "next": self.offset})
 
 
 def _may_read_logs(state: ApiState, actor: User, job_id: str) -> str | None:
