@@ -1,19 +1,19 @@
-"""Users and tokens, and the registration of datasets with their policies."""
+"""Users and tokens, and datasets as their data hosts attested them, with their policies."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from pathlib import Path
+from typing import Any
 
 from jobs import access
-from jobs.dataset_roots import overlaps
-from jobs.datasets import readable_hint, scan
-from jobs.errors import DatasetError, InvalidRequest, NotAllowed, NotFound, Unauthenticated
+from jobs.attestations import dataset_statement
+from jobs.digests import canonical_digest
+from jobs.errors import InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from jobs.fields import NAME_HELP
 from jobs.models import Dataset, DatasetPolicy, Job, Role, User
-from jobs.schemas import profile_scanned, rescanner
+from jobs.schema_records import ProfileRecord
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
 
 
@@ -73,31 +73,23 @@ class Accounts(ServiceCore):
         self,
         actor: User,
         name: str,
-        path: Path | str,
         policy: DatasetPolicy,
-        *,
-        allow_unreadable: bool = False,
-        profile_max_rows: int | None = None,
+        statement: dict[str, Any],
+        signature: str,
+        profile: ProfileRecord,
     ) -> Dataset:
-        """Hash the folder at ``path`` and register (or re-register) it as dataset ``name``.
+        """Record dataset ``name`` as its data host attested it, with its owner's policy.
 
-        Only owners and admins; an owner registers for themself (``policy.owner``), an admin
-        for any owner. Re-registering an existing name (new data, new policy) is for its owner
-        or an admin. Unchanged files are not re-hashed. The tables are profiled
-        (``jobs.schemas``; at most ``profile_max_rows`` rows of each feed the statistics) and
-        the profile is kept for the owner. Entry ``dataset.registered`` (subject
-        ``dataset:NAME``; the host path is not written to the public log, nor the public
-        columns of a hidden schema).
+        The host hashed and profiled the folder and signed ``statement``
+        (``c2d.host.dataset/1``: host, name, owner, digest, files, bytes, profile digest); the
+        folder's path stayed on the host. Only owners (for themselves) and admins; replacing a
+        dataset is for its owner or an admin. The statement must name this dataset, this owner
+        and the policy's host, ``profile`` must hash to its profile digest, and ``signature``
+        must be the host's enrolled key's. Entry ``dataset.registered`` (with the host, its
+        key's fingerprint and signature; not the public columns of a hidden schema).
 
-        The folder's real path must lie inside one of the host's dataset roots, outside the
-        state folder (``jobs.dataset_roots``), and must not be, lie inside or contain a folder
-        registered by another owner (the same owner may register overlapping folders, and
-        replaces her own datasets as before).
-
-        Raises ``NotAllowed`` (role, owner, a folder outside the roots or another owner's),
-        ``InvalidRequest`` (bad name, relative path), ``NotFound`` (unknown owner),
-        ``DatasetError`` (missing, empty, a link or device inside, or files the sandbox user
-        cannot read unless ``allow_unreadable``).
+        Raises ``NotAllowed`` (role, owner, signature), ``InvalidRequest`` (name, a statement
+        that does not match), ``NotFound`` (unknown owner or host, a host not enrolled yet).
         """
         if not access.may_register(actor):
             raise NotAllowed("only data owners and admins register datasets")
@@ -107,43 +99,44 @@ class Accounts(ServiceCore):
         owner = self._store.get_user(policy.owner)
         if owner is None or owner.role is Role.RESEARCHER:
             raise NotFound(f"{policy.owner!r} is not a registered data owner or admin")
-        self._check_may_replace(actor, name)
-        folder = self.dataset_roots.check(path)
-        self._check_not_taken(folder, name, policy.owner, path)
-        root = str(folder)
-        # Hash outside the transaction: it can take long and must not hold the write lock.
-        result = scan(folder, self._store.file_cache(root))
-        if not result.entries:
-            raise DatasetError(f"{root} holds no files; pass the folder with the data", path=root)
-        if result.unreadable and not allow_unreadable:
-            raise DatasetError(readable_hint(result), path=result.unreadable[0])
-        result, profile = profile_scanned(
-            result, policy, max_rows=profile_max_rows, rescan=rescanner(Path(root))
+        host = self._store.get_host(policy.host)
+        if host is None or host.public_key is None:
+            raise NotFound(
+                f"there is no enrolled data host {policy.host!r}; `c2d hosts` lists them"
+            )
+        expected = dataset_statement(
+            host.name,
+            name,
+            policy.owner,
+            str(statement.get("digest")),
+            int(statement.get("files") or 0),
+            int(statement.get("bytes") or 0),
+            profile,
         )
+        wrong = sorted(k for k in expected if statement.get(k) != expected[k])
+        if wrong:
+            raise InvalidRequest(
+                f"the data host's statement does not match this registration ({', '.join(wrong)});"
+                " register the dataset on its data host with `c2d dataset add NAME PATH`"
+            )
+        self.check_host_signature(host, statement, signature)
+        digest, files = statement.get("digest"), statement.get("files")
+        size = statement.get("bytes")
         with self._store.transaction() as conn:
             previous = self._check_may_replace(actor, name)
-            # Again under the write lock: the folder may have been swapped for a link while it
-            # was hashed, or another owner may have registered an overlapping one meanwhile.
-            if self.dataset_roots.check(result.root) != folder or result.root != root:
-                raise DatasetError(
-                    f"{path} changed (a link replaced?) while c2d read it; register it again "
-                    "when nothing changes it",
-                    path=str(path),
-                )
-            self._check_not_taken(folder, name, policy.owner, path)
-            dataset = Dataset(
+            dataset = build(
+                Dataset,
                 name=name,
-                path=result.root,
-                digest=result.digest,
-                files=result.files,
-                bytes=result.bytes,
+                path="",
+                digest=digest,
+                files=files,
+                bytes=size,
                 policy=policy,
                 registered=self._now(),
                 registered_by=actor.name,
             )
             self._store.put_dataset(dataset)
             self._store.put_profile(name, profile)
-            self._store.save_file_cache(result.root, result.cache)
             body = {
                 "digest": dataset.digest,
                 "files": dataset.files,
@@ -151,6 +144,10 @@ class Accounts(ServiceCore):
                 "policy": policy.public_dump(),
                 "schema_digest": profile.schema_digest,
                 "replaces": previous.digest if previous else None,
+                "host": host.name,
+                "host_key": host.fingerprint,
+                "host_signature": signature,
+                "host_statement_digest": canonical_digest(statement),
             }
             self._record(conn, "dataset.registered", actor.name, dataset_subject(name), body)
         return dataset
@@ -162,49 +159,6 @@ class Accounts(ServiceCore):
                 f"dataset {name!r} belongs to {existing.owner}; pick another name ({NAME_HELP})"
             )
         return existing
-
-    def _check_not_taken(self, folder: Path, name: str, owner: str, shown: Path | str) -> None:
-        """Refuse ``folder`` if it overlaps a dataset of another owner (other than ``name``,
-        which is being replaced). The message names neither that dataset nor its owner."""
-        for other in self._store.list_datasets():
-            if other.name == name or other.owner == owner:
-                continue
-            stored = Path(other.path)
-            try:
-                now = stored.resolve()  # where it leads today, if a link replaced a part of it
-            except (OSError, RuntimeError):
-                now = stored
-            if overlaps(folder, stored) or overlaps(folder, now):
-                raise NotAllowed(
-                    f"{shown} is, lies inside or contains a folder that another owner has "
-                    "registered as a dataset; register a folder that holds only your own data"
-                )
-
-    def current_dataset_digest(self, name: str) -> str:
-        """Re-hash dataset ``name`` where it lives (changed files only) and return its digest.
-
-        For the worker's pre-run check; keeps the refreshed hash cache. The folder must still
-        be where it was registered and inside the host's dataset roots (the administrator may
-        have narrowed them, or a link may have replaced a folder since). Raises ``NotFound``
-        or ``DatasetError``.
-        """
-        dataset = self._dataset(name)
-        try:
-            still = self.dataset_roots.check(dataset.path) == Path(dataset.path)
-        except (NotAllowed, InvalidRequest):
-            still = False
-        if not still:
-            # This reason reaches the researcher and the ledger: no host path in it.
-            raise DatasetError(
-                f"dataset {name!r} is no longer inside this host's dataset roots, or its folder "
-                "now resolves elsewhere; its owner registers it again under a root "
-                f"(`c2d dataset add {name} PATH`)",
-                path=dataset.path,
-            )
-        result = scan(Path(dataset.path), self._store.file_cache(dataset.path))
-        with self._store.transaction():
-            self._store.save_file_cache(result.root, result.cache)
-        return result.digest
 
     def get_dataset(self, actor: User, name: str) -> Dataset:
         """Dataset ``name`` (every authenticated user may see datasets); ``NotFound``."""

@@ -13,8 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from jobs.attestations import outcome_statement
 from jobs.digests import canonical_digest, outputs_digest
 from jobs.errors import Conflict, DigestMismatch, InvalidRequest, LeaseLost
+from jobs.host_records import Host
 from jobs.models import Job, Outcome
 from jobs.service_core import ServiceCore, worker_actor
 from jobs.states import JobState, check_transition
@@ -168,14 +170,28 @@ class Execution(ServiceCore):
         if changed:
             raise DigestMismatch(changed)
 
-    def finish(self, job_id: str, fence: int, outcome: Outcome) -> Job:
+    def finish(
+        self,
+        job_id: str,
+        fence: int,
+        outcome: Outcome,
+        *,
+        host: Host | None = None,
+        signature: str | None = None,
+    ) -> Job:
         """Record how the run ended: running -> succeeded or failed, exactly once.
 
         Entry ``job.finished`` (``finished_body``: digests and counts only). If it succeeded
         and the dataset's policy does not review
         outputs, also released in the same transaction (``job.released``, ``by_policy: true``).
-        Raises ``LeaseLost`` (stale fence, cancelled or already finished), ``NotFound``.
+        A data host's finish carries ``host`` and its ``signature`` over the outcome statement
+        (``c2d.host.outcome/1``: host, job, fence, outcome digest), checked against the host's
+        enrolled key and written into the entry. Raises ``LeaseLost`` (stale fence, cancelled
+        or already finished), ``NotFound``, ``NotAllowed`` (a signature not the host's).
         """
+        if host is not None:
+            statement = outcome_statement(host.name, job_id, fence, outcome)
+            self.check_host_signature(host, statement, signature or "")
         with self._store.transaction() as conn:
             job = self._job(job_id)
             lost = _lost(job, fence)
@@ -195,6 +211,12 @@ class Execution(ServiceCore):
                 updated=now,
             )
             body = finished_body(to, job.lease_owner, fence, outcome)
+            if host is not None:
+                body |= {
+                    "host": host.name,
+                    "host_key": host.fingerprint,
+                    "host_signature": signature,
+                }
             actor = worker_actor(job.lease_owner or "unknown")
             self._record(conn, "job.finished", actor, job_id, body)
             if to is S.SUCCEEDED and not self._dataset(job.dataset).policy.review_outputs:

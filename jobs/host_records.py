@@ -15,12 +15,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from jobs.errors import Conflict
 from jobs.fields import FROZEN, SCHEMA_VERSION, Name
+
+
+class HostEnvironment(BaseModel):
+    """An environment a data host offers: its local image ID and the library versions pinned
+    in it (what a researcher's machine needs to load the models it makes)."""
+
+    model_config = FROZEN
+
+    image_id: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    pins: dict[str, Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=dict, max_length=64
+    )
 
 
 class Host(BaseModel):
@@ -36,7 +48,7 @@ class Host(BaseModel):
     fingerprint: str | None = None
     enrolled: float | None = None
     last_seen: float | None = None
-    environments: dict[str, str] = Field(default_factory=dict)
+    environments: dict[str, HostEnvironment] = Field(default_factory=dict)
     agent: str = ""
 
 
@@ -109,8 +121,20 @@ class HostRecords:
     def list_hosts(self) -> list[Host]:
         return [_host(r) for r in self._read(f"SELECT {_COLUMNS} FROM hosts ORDER BY name")]
 
-    def host_seen(self, name: str, now: float, environments: dict[str, str], agent: str) -> None:
+    def host_seen(
+        self, name: str, now: float, environments: dict[str, HostEnvironment], agent: str
+    ) -> None:
+        offered = {k: v.model_dump(mode="json") for k, v in environments.items()}
         self._write(
             "UPDATE hosts SET last_seen = ?, environments = ?, agent = ? WHERE name = ?",
-            (now, json.dumps(environments, sort_keys=True), agent, name),
+            (now, json.dumps(offered, sort_keys=True), agent, name),
         )
+
+    def running_on(self, name: str) -> list[str]:
+        """Ids of the running jobs of host ``name``'s datasets."""
+        rows = self._read(
+            "SELECT id FROM jobs WHERE state = 'running'"
+            " AND dataset IN (SELECT name FROM datasets WHERE host = ?) ORDER BY id",
+            (name,),
+        )
+        return [str(r[0]) for r in rows]

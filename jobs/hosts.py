@@ -15,17 +15,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from typing import Any
 
 from jobs.accounts import new_token, token_hash
-from jobs.errors import InvalidRequest, NotAllowed, NotFound, Unauthenticated
-from jobs.host_records import Host
-from jobs.models import Job, Role, User
+from jobs.errors import Conflict, InvalidRequest, NotAllowed, NotFound, Unauthenticated
+from jobs.host_records import Host, HostEnvironment
+from jobs.models import Dataset, Job, Role, User
 from jobs.service_core import ServiceCore, build, check_name
+from jobs.states import JobState
 from ledger.keys import PUBLIC_KEY_SIZE
-from ledger.statements import fingerprint, verify_statement
+from ledger.statements import fingerprint
 
 HOST_TOKEN_PREFIX = "c2dh_"  # noqa: S105 - a prefix, not a secret
 ENROLL_TOKEN_PREFIX = "c2de_"  # noqa: S105 - a prefix, not a secret
+MAX_LOG_UPLOAD = 4 * 1024 * 1024  # a kept log is capped at a few MiB (runner.host.sandbox.logs)
 
 
 def host_subject(name: str) -> str:
@@ -104,17 +107,54 @@ class Hosts(ServiceCore):
             "(`c2d host add NAME --renew`, then `c2d host enroll URL TOKEN` on the host)"
         )
 
-    def host_seen(self, host: Host, environments: dict[str, str], agent: str) -> Host:
-        """Record the host's hello: when, its environments (name -> image ID), its agent."""
-        if len(environments) > 100 or any(len(k) + len(v) > 200 for k, v in environments.items()):
-            raise InvalidRequest("at most 100 environments, each a short name and an image ID")
+    def host_seen(self, host: Host, environments: dict[str, Any], agent: str) -> Host:
+        """Record the host's hello: when, its environments (name -> ``HostEnvironment``: image
+        ID and pins), its agent. Raises ``InvalidRequest`` for a malformed offer."""
+        if len(environments) > 100:
+            raise InvalidRequest("a data host offers at most 100 environments")
+        offered = {}
+        for name, value in environments.items():
+            check_name(name, "environment name")
+            if not isinstance(value, dict):
+                raise InvalidRequest(f"environment {name}: expected {{image_id, pins}}")
+            offered[name] = build(HostEnvironment, **value)
         with self._store.transaction():
-            self._store.host_seen(host.name, self._now(), dict(environments), agent[:200])
+            self._store.host_seen(host.name, self._now(), offered, agent[:200])
         return self._host(host.name)
 
     def list_hosts(self) -> list[Host]:
         """Every data host (its key's fingerprint, last hello; never a credential)."""
         return self._store.list_hosts()
+
+    def running_on(self, name: str) -> list[str]:
+        """Ids of the jobs running on data host ``name``."""
+        return self._store.running_on(name)
+
+    def offered_image(self, host_name: str, environment: str) -> str:
+        """The image ID of ``environment`` on data host ``host_name``, as its last hello said.
+
+        Raises ``NotFound`` (no such host), ``Conflict`` (the host never said hello, or does
+        not offer the environment: its operator builds it there with `c2d image build`).
+        """
+        host = self._host(host_name)
+        offered = host.environments.get(environment)
+        if offered is not None:
+            return offered.image_id
+        if host.last_seen is None or host.public_key is None:
+            raise Conflict(
+                f"data host {host_name} has not reported in yet; its operator starts it "
+                "(`c2d host start`), and jobs for it can be submitted once `c2d hosts` shows it"
+            )
+        others = ", ".join(sorted(host.environments)) or "none"
+        raise Conflict(
+            f"data host {host_name} does not offer environment {environment!r} (it offers: "
+            f"{others}); pick one of those in job.yaml, or ask its operator to build it there "
+            f"(`c2d image build {environment}`)"
+        )
+
+    def get_host(self, name: str) -> Host:
+        """Data host ``name``; ``NotFound`` if there is none."""
+        return self._host(name)
 
     def _host(self, name: str) -> Host:
         host = self._store.get_host(name)
@@ -131,13 +171,34 @@ class Hosts(ServiceCore):
             raise NotFound(f"job {job_id!r} is not a job of data host {host.name}")
         return job
 
-    def check_host_signature(
-        self, host: Host, statement: dict[str, object], signature: str
-    ) -> None:
-        """Refuse (``NotAllowed``) a statement the host's enrolled key did not sign."""
-        key = base64.b64decode(host.public_key) if host.public_key else b""
-        if not key or not verify_statement(key, statement, signature):
-            raise NotAllowed(
-                f"the signature over this {statement.get('type')} statement is not data host "
-                f"{host.name}'s (key {host.fingerprint}); nothing was recorded"
-            )
+    def host_dataset(self, host: Host, name: str) -> Dataset:
+        """Dataset ``name`` if it lives on ``host``; ``NotFound`` otherwise."""
+        dataset = self._store.get_dataset(name)
+        if dataset is None or dataset.policy.host != host.name:
+            raise NotFound(f"dataset {name!r} is not a dataset of data host {host.name}")
+        return dataset
+
+    def upload_allowed(self, host: Host, job_id: str, kind: str, digest: str) -> int:
+        """The most bytes ``host`` may upload as job ``job_id``'s ``kind`` with ``digest``.
+
+        An ``output`` only once the job is released and only one the outcome the host signed
+        names (its size exactly); a ``review`` copy of such an output once the job succeeded
+        (kept apart, for its owner); the ``log`` only the one the outcome names (capped), which
+        is kept for those who may read logs. Raises ``NotFound``, ``NotAllowed``.
+        """
+        job = self.host_job(host, job_id)
+        outcome = job.outcome
+        if outcome is None:
+            raise NotAllowed(f"job {job_id} has no outcome yet; nothing of it may be uploaded")
+        if kind in ("output", "review"):
+            if kind == "output" and job.state is not JobState.RELEASED:
+                raise NotAllowed(f"job {job_id} is {job.state.value}; outputs leave on release")
+            if kind == "review" and job.state not in (JobState.SUCCEEDED, JobState.RELEASED):
+                raise NotAllowed(f"job {job_id} is {job.state.value}; nothing to review")
+            for output in outcome.outputs:
+                if output.sha256 == digest:
+                    return output.bytes
+            raise NotAllowed(f"{digest} is not an output of job {job_id}'s outcome")
+        if kind == "log" and outcome.log_digest == digest:
+            return MAX_LOG_UPLOAD
+        raise NotAllowed(f"{digest} is not job {job_id}'s log")

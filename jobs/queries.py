@@ -77,10 +77,11 @@ class Queries(ServiceCore):
         image = self._store.job_image(job.id)
         return job.code_digest if image is None else image.bundle_digest
 
-    def images_in_use(self) -> set[str]:
-        """Image IDs bound by pending, approved or running jobs (never to be removed)."""
+    def images_in_use(self, host: str | None = None) -> set[str]:
+        """Image IDs bound by pending, approved or running jobs (never to be removed), of data
+        host ``host``'s datasets if given."""
         return self._store.image_ids_in_states(
-            (JobState.PENDING, JobState.APPROVED, JobState.RUNNING)
+            (JobState.PENDING, JobState.APPROVED, JobState.RUNNING), host
         )
 
     def load_job(self, job_id: str) -> Job:

@@ -35,7 +35,6 @@ for workers, ``reconciler`` or ``operator`` for the system.
 from __future__ import annotations
 
 from jobs.accounts import Accounts, token_hash
-from jobs.dataset_roots import DatasetRoots
 from jobs.dryruns import DryRuns
 from jobs.execution import Claim, Execution
 from jobs.hosts import Hosts
@@ -44,15 +43,13 @@ from jobs.queries import Queries
 from jobs.review import Review
 from jobs.schemas import Schemas
 
-__all__ = ["Claim", "DatasetRoots", "Limits", "Service", "token_hash"]
+__all__ = ["Claim", "Limits", "Service", "token_hash"]
 
 
 class Service(Accounts, Review, Execution, Queries, Schemas, DryRuns, Hosts):
-    """The job service: ``Service(store, ledger, clock=time.time, limits=Limits(),
-    dataset_roots=DatasetRoots())``.
+    """The job service: ``Service(store, ledger, clock=time.time, limits=Limits())``.
 
-    ``store`` and ``ledger`` must use the same database file. ``dataset_roots`` says where
-    datasets may be registered; the default (no roots) refuses every folder. ``clock``
-    returns Unix seconds and is injectable so lease tests are deterministic. Safe to share
-    between threads.
+    ``store`` and ``ledger`` must use the same database file. ``clock`` returns Unix seconds
+    and is injectable so lease tests are deterministic. Safe to share between threads. Where
+    datasets may live is each data host's business (``runner.host.datasets``).
     """

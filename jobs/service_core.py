@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import sqlite3
@@ -13,13 +14,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from jobs import access
-from jobs.dataset_roots import DatasetRoots
-from jobs.errors import InvalidRequest, NotFound
+from jobs.errors import InvalidRequest, NotAllowed, NotFound
 from jobs.fields import NAME_HELP, NAME_PATTERN
+from jobs.host_records import Host
 from jobs.limits import Limits
 from jobs.models import Dataset, Job, User
 from jobs.store import Store
 from ledger import Ledger
+from ledger.statements import verify_statement
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -74,7 +76,6 @@ class ServiceCore:
         clock: Callable[[], float] = time.time,
         limits: Limits | None = None,
         new_id: Callable[[], str] = new_job_id,
-        dataset_roots: DatasetRoots | None = None,
     ) -> None:
         # A state change and its entry commit together only if both live in one file.
         if Path(store.path).resolve() != Path(ledger.db_path).resolve():
@@ -87,8 +88,6 @@ class ServiceCore:
         self._clock = clock
         self.limits = limits or Limits()
         self._new_id = new_id
-        # Without roots no dataset can be registered (or run): see jobs.dataset_roots.
-        self.dataset_roots = dataset_roots or DatasetRoots()
 
     @property
     def store(self) -> Store:
@@ -135,3 +134,14 @@ class ServiceCore:
         if job is None or dataset is None or not access.can_see(actor, job, dataset):
             raise NotFound(f"job {job_id!r} does not exist; run `c2d jobs` to see yours")
         return job, dataset
+
+    def check_host_signature(
+        self, host: Host, statement: dict[str, object], signature: str
+    ) -> None:
+        """Refuse (``NotAllowed``) a statement the host's enrolled key did not sign."""
+        key = base64.b64decode(host.public_key) if host.public_key else b""
+        if not key or not verify_statement(key, statement, signature):
+            raise NotAllowed(
+                f"the signature over this {statement.get('type')} statement is not data host "
+                f"{host.name}'s (key {host.fingerprint}); nothing was recorded"
+            )

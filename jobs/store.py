@@ -348,13 +348,18 @@ class Store(SchemaRecords, HostRecords):
             details=json.loads(details),
         )
 
-    def image_ids_in_states(self, states: tuple[JobState, ...]) -> set[str]:
-        """Image IDs bound by jobs in ``states`` (own images and environments alike)."""
+    def image_ids_in_states(
+        self, states: tuple[JobState, ...], host: str | None = None
+    ) -> set[str]:
+        """Image IDs bound by jobs in ``states`` (own images and environments alike), of the
+        datasets of data host ``host`` if given."""
         marks = ", ".join("?" for _ in states)
-        rows = self._read(
-            f"SELECT DISTINCT image_id FROM jobs WHERE state IN ({marks})",
-            tuple(s.value for s in states),
-        )
+        params: tuple[Any, ...] = tuple(s.value for s in states)
+        where = f"state IN ({marks})"
+        if host is not None:
+            where += " AND dataset IN (SELECT name FROM datasets WHERE host = ?)"
+            params += (host,)
+        rows = self._read(f"SELECT DISTINCT image_id FROM jobs WHERE {where}", params)
         return {str(r[0]) for r in rows}
 
     def insert_job(self, job: Job) -> None:

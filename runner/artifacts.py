@@ -19,10 +19,11 @@ import io
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from runner.errors import ArtifactError, ArtifactNotFound, ArtifactTooLarge
+from runner.errors import ArtifactError, ArtifactNotFound, ArtifactTooLarge, IntegrityError
 
 CHUNK = 1024 * 1024
 _DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -130,6 +131,41 @@ class ArtifactStore:
             temp.unlink(missing_ok=True)
             raise
         return Staged(self, temp, "sha256:" + hasher.hexdigest(), size)
+
+    async def receive(self, chunks: AsyncIterator[bytes], max_bytes: int, digest: str) -> None:
+        """Store the bytes of ``chunks`` if they hash to ``digest`` (at most ``max_bytes``).
+
+        What a data host uploads must be what it signed: a stream that hashes to anything else
+        is refused (``IntegrityError``) and nothing of it is kept.
+        """
+        _hex_of(digest)
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="recv-")
+        temp = Path(name)
+        try:
+            hasher = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ArtifactTooLarge(
+                            f"the upload is larger than its limit of {max_bytes} bytes; "
+                            "nothing of it was kept"
+                        )
+                    hasher.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            temp.chmod(0o444)
+            got = "sha256:" + hasher.hexdigest()
+            if got != digest:
+                raise IntegrityError(
+                    f"the upload hashes to {got}, not to the {digest} its data host signed; "
+                    "nothing of it was kept"
+                )
+            Staged(self, temp, got, size).commit()
+        finally:
+            temp.unlink(missing_ok=True)
 
     def put_stream(self, fileobj: BinaryIO, max_bytes: int) -> tuple[str, int]:
         """Store the bytes of ``fileobj`` (at most ``max_bytes``); return (digest, size)."""

@@ -240,3 +240,9 @@ class ImageGone(ByoError):
     """The image a job was pinned to is no longer on this host."""
 
     kind = ErrorKind.NOT_FOUND
+
+
+class HostNotEnrolled(RunnerError):
+    """This state folder holds no enrolled data host (no ``host.json``, key or credential)."""
+
+    kind = ErrorKind.NOT_FOUND

@@ -43,9 +43,15 @@ class Settings(BaseSettings):
     )
     bind: str = Field(default="127.0.0.1", description="Address the API server listens on.")
     port: int = Field(default=8700, description="Port the API server listens on.")
+    api_url: str = Field(
+        default="",
+        description="On a data host: the control plane's URL (set by `c2d host enroll`; this "
+        "overrides it).",
+    )
     data_host: str = Field(
         default="default",
-        description="Name of this data host; its worker consumes the queue `c2d.<data_host>`.",
+        description="On a data host: its name, as enrolled (its agent sets it); the agent "
+        "consumes the queue `c2d.<data_host>`.",
     )
     runtime: Literal["runc", "runsc"] = Field(
         default="runc", description="Container runtime for jobs (runsc = gVisor, stronger)."
@@ -66,6 +72,11 @@ class Settings(BaseSettings):
         default=15.0,
         description="How long an approved job may sit unclaimed and off the queue before the "
         "reconciler sends it to its data host's queue again.",
+    )
+    host_lost_s: float = Field(
+        default=600.0,
+        description="How long a running job's lease may stay expired (its data host silent) "
+        "before the control plane fails it.",
     )
     heartbeat_s: float = Field(
         default=0.0,
@@ -162,6 +173,37 @@ class Settings(BaseSettings):
     def dryrun_dir(self) -> Path:
         """Code of jobs being dry-run (apart from ``code_dir``, which holds approved code)."""
         return self.home / "dryrun"
+
+    @property
+    def review_dir(self) -> Path:
+        """On the control plane: outputs an owner asked to review before release (kept for
+        ``REVIEW_KEEP_S``, then removed by the reconciler)."""
+        return self.home / "review"
+
+    @property
+    def hosts_dir(self) -> Path:
+        """On a single machine (`c2d up`): the state folders of its own data hosts."""
+        return self.home / "hosts"
+
+    @property
+    def host_file(self) -> Path:
+        """On a data host: its name, the control plane's URL and its key's fingerprint."""
+        return self.home / "host.json"
+
+    @property
+    def host_key_path(self) -> Path:
+        """On a data host: its Ed25519 private key (mode 0600, never sent anywhere)."""
+        return self.home / "host.key"
+
+    @property
+    def host_token_path(self) -> Path:
+        """On a data host: its credential with the control plane (mode 0600)."""
+        return self.home / "host.token"
+
+    @property
+    def registry_path(self) -> Path:
+        """On a data host: its datasets' folders, hashes and profiles, and its outbox."""
+        return self.home / "host.db"
 
     @property
     def build_cache_dir(self) -> Path:

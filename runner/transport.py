@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 TASK_RUN = "c2d.run_job"
 TASK_DRYRUN = "c2d.dryrun_job"
+TASK_UPLOAD = "c2d.upload"
+TASK_PREPARE = "c2d.prepare"
 VISIBILITY_MARGIN_S = 3600
 SENT_KEY = "c2d:sent:{job_id}"
 # kombu keeps messages of priorities 3, 6 and 9 in lists named QUEUE + sep + priority.
@@ -135,7 +137,15 @@ class Dispatcher:
         key = self._prefix + SENT_KEY.format(job_id=job_id)
         return bool(self._redis.set(key, "1", nx=True, ex=max(1, round(ttl))))
 
-    def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = TASK_RUN) -> bool:
+    def send(
+        self,
+        job_id: str,
+        host: str,
+        ttl: float = 0.0,
+        *,
+        task: str = TASK_RUN,
+        args: tuple[str, ...] = (),
+    ) -> bool:
         """Put ``job_id`` on ``c2d.<host>``; True if sent. Never raises.
 
         With ``ttl`` the send is skipped (False) when one was recorded in the last ``ttl`` s.
@@ -148,7 +158,7 @@ class Dispatcher:
                 return False
             self._app.send_task(
                 task,
-                args=[job_id],
+                args=[job_id, *args],
                 queue=queue_name(host),
                 task_id=("dryrun-" if dryrun else "") + f"{job_id}.{uuid.uuid4().hex}",
             )

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from jobs.safe_text import one_line
+from runner.cli.options import build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
 
@@ -97,25 +98,68 @@ def dataset_add(
             help="Most keys a job's metrics.json may hold (each a short name).",
         ),
     ] = 100,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="This data host's state folder (default: C2D_HOME or ~/.c2d, or the one host "
+            "under its hosts/).",
+        ),
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="Register for this owner (admins only; default: you)."),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Register the folder PATH as dataset NAME (its files are hashed and profiled; you own it);
-    PATH must lie inside a dataset root of the host, apart from other owners' datasets."""
+    """Register the folder PATH on this data host as dataset NAME: its files are hashed and
+    profiled here and the host signs the digest; only that, the profile and the policy go to
+    the control plane, never the path. Run it on the data host that holds PATH."""
+    from jobs.models import DatasetPolicy
+    from jobs.service_core import build
+    from runner.host.datasets import attest_dataset, keep
+    from runner.host.identity import find_host_home, load_identity, with_saved_roots
+    from runner.host.registry import Registry
+
     out = Output.start(json_out)
-    folder = str(path if path.is_absolute() else path.absolute())
-    with connect(ctx, out) as client:
-        dataset = client.add_dataset(
-            name,
-            folder,
-            review_outputs=review_outputs,
-            logs_visible=logs_visible.value,
-            schema=schema.value,
-            public_values=parse_public(public or []),
-            max_metrics=max_metrics,
-        )
+    settings = build_settings(home=home)
+    settings = with_saved_roots(build_settings(home=find_host_home(settings.home)))
+    identity = load_identity(settings)
+    registry = Registry(settings.registry_path)
+    try:
+        with connect(ctx, out) as client:
+            policy = build(
+                DatasetPolicy,
+                owner=owner or client.me()["name"],
+                host=identity.name,
+                review_outputs=review_outputs,
+                logs_visible=logs_visible.value,
+                schema=schema.value,
+                public_values=parse_public(public or []),
+                max_metrics=max_metrics,
+            )
+            folder = path if path.is_absolute() else path.absolute()
+            out.say(
+                f"hashing and profiling {one_line(str(folder))} on data host {identity.name}..."
+            )
+            attested = attest_dataset(settings, registry, identity, name, folder, policy)
+            dataset = client.add_dataset(
+                name,
+                identity.name,
+                attested.wire(),
+                owner=policy.owner,
+                review_outputs=review_outputs,
+                logs_visible=logs_visible.value,
+                schema=schema.value,
+                public_values=policy.public_values,
+                max_metrics=max_metrics,
+            )
+            keep(registry, attested)
+    finally:
+        registry.close()
     out.say(
-        f"registered dataset {dataset['name']}: {dataset.get('files')} files, "
-        f"{dataset.get('bytes')} bytes, {dataset.get('digest')}"
+        f"registered dataset {dataset['name']} on data host {identity.name}: "
+        f"{dataset.get('files')} files, {dataset.get('bytes')} bytes, {dataset.get('digest')}"
     )
     out.result(dataset, dataset["name"])
 

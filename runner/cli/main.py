@@ -128,7 +128,10 @@ def report(exc: BaseException) -> ExitCode:
     return code
 
 
-MODULES = ("account", "researcher", "fetch", "run_local", "scaffold", "owner", "ledger", "operator")
+MODULES = (
+    "account", "researcher", "fetch", "run_local", "scaffold", "owner", "ledger", "operator",
+    "hosts",
+)  # fmt: skip
 """The command modules, in the order their commands are listed (``datasets`` is mounted as
 the group `dataset`)."""
 HOME = {
@@ -141,6 +144,7 @@ HOME = {
     "ledger": "ledger", "receipt": "ledger",
     "init": "operator", "server": "operator", "worker": "operator", "up": "operator",
     "user": "operator", "image": "operator", "env": "operator",
+    "host": "hosts", "hosts": "hosts",
 }  # fmt: skip
 """Which module holds each command, so that one command loads and builds only its module."""
 _ROOT_VALUES = frozenset({"--url", "--token", "--timeout"})

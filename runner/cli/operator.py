@@ -1,9 +1,9 @@
-"""Operator commands: create the state folder, run the API and workers, users and images.
+"""Operator commands: create the state folder, run the control plane, users and images.
 
-`init`, `server`, `worker` and `up` build the server-side `Settings` (C2D_ environment, then
-these flags) and hand them to the control plane (`runner.control.install`, `.serve`) or the
-data host (`runner.host.agent`), imported only when such a command runs so that every other
-command works without their dependencies loaded.
+`init`, `server` and `up` build the server-side `Settings` (C2D_ environment, then these flags)
+and hand them to the control plane (`runner.control.install`, `.serve`) and, for `up`, to the
+data host `local` (`runner.host.agent`), imported only when such a command runs so that every
+other command works without their dependencies loaded.
 """
 
 from __future__ import annotations
@@ -44,13 +44,16 @@ def init(
     """Create the state folder, the ledger key and an admin token (never overwrites)."""
     out = Output.start(json_out)
     settings = build_settings(home=home, origin=origin)
-    from runner.control.install import init_home
+    from runner.control.install import init_home, local_url
 
     token = init_home(settings)
-    url = f"http://{settings.bind}:{settings.port}"
-    out.say(f"created {settings.home}; the admin token is printed once, on stdout")
-    out.hint(f"start the API with `c2d server`, then `c2d login {url} TOKEN`")
-    out.result({"home": str(settings.home), "token": token, "url": url}, token)
+    url = local_url(settings)
+    out.say(
+        f"created {settings.home} with its data host `local` (state in "
+        f"{settings.hosts_dir / 'local'}); the admin token is printed once, on stdout"
+    )
+    out.hint(f"start the API and the local host with `c2d up`, then `c2d login {url} TOKEN`")
+    out.result({"home": str(settings.home), "token": token, "url": url, "hosts": ["local"]}, token)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -59,24 +62,23 @@ def server(
     bind: Annotated[str | None, typer.Option("--bind", help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
 ) -> None:
-    """Run the HTTP API in the foreground."""
+    """Run the control plane (the HTTP API and its reconciler) in the foreground."""
     from runner.control.serve import serve
 
     serve(build_settings(home=home, bind=bind, port=port))
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(rich_help_panel=PANEL, hidden=True)
 def worker(
     home: HomeOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs at once.")] = 1,
-    data_host: Annotated[
-        str | None, typer.Option("--data-host", help="This host's name (its queue).")
-    ] = None,
 ) -> None:
-    """Run a Celery worker (and the reconciler) for this data host in the foreground."""
-    from runner.host.agent import run_worker
+    """Run a data host's agent in the foreground (`c2d host start` does the same)."""
+    from runner.host.agent import run_agent
+    from runner.host.identity import find_host_home
 
-    run_worker(build_settings(home=home, data_host=data_host), concurrency)
+    settings = build_settings(home=home)
+    run_agent(build_settings(home=find_host_home(settings.home)), concurrency)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -85,11 +87,15 @@ def up(
     bind: Annotated[str | None, typer.Option("--bind", help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on.")] = None,
 ) -> None:
-    """Run the API and a worker together (single machine), in the foreground."""
+    """Run the control plane (API and reconciler) and the data host `local`, for one machine."""
+    from runner.control.install import local_url
     from runner.control.serve import up as run_up
-    from runner.host.agent import run_worker
+    from runner.host.agent import run_agent
 
-    run_up(build_settings(home=home, bind=bind, port=port), lambda s: run_worker(s, 1))
+    settings = build_settings(home=home, bind=bind, port=port)
+    host_home = settings.hosts_dir / "local"
+    host = build_settings(home=host_home, api_url=local_url(settings))
+    run_up(settings, lambda: run_agent(host, 1))
 
 
 class Role(StrEnum):

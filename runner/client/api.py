@@ -117,14 +117,16 @@ class Client:
         return dict(self._json("POST", "/users", json={"name": name, "role": role}))
 
     def environments(self) -> list[dict[str, Any]]:
-        """GET /v1/environments: `[{"name", "image_id", "pins"}]`."""
+        """GET /v1/environments: `[{"name", "host", "image_id", "pins"}]`."""
         return list(self._json("GET", "/environments"))
 
     def add_dataset(
         self,
         name: str,
-        path: str,
+        host: str,
+        attestation: dict[str, Any],
         *,
+        owner: str | None = None,
         review_outputs: bool = False,
         logs_visible: str = "owner",
         caps: dict[str, Any] | None = None,
@@ -132,17 +134,22 @@ class Client:
         public_values: dict[str, list[str]] | None = None,
         max_metrics: int | None = None,
     ) -> dict[str, Any]:
-        """POST /v1/datasets (owner/admin): register the folder `path` on the data host.
+        """POST /v1/datasets (owner/admin): record a dataset its data host ``host`` attested.
 
+        ``attestation`` is what the host made of the folder (``{"statement", "signature",
+        "profile"}``, ``runner.host.datasets.attest_dataset``); the folder's path is not in it.
         `schema` is how much researchers see (hidden, columns, stats); `public_values` the
         columns whose values the owner publishes (`{file or "*": [column, ...]}`);
         `max_metrics` the most keys a job's metrics.json may hold (default 100)."""
         body: dict[str, Any] = {
             "name": name,
-            "path": path,
+            "host": host,
+            **attestation,
             "review_outputs": review_outputs,
             "logs_visible": logs_visible,
         }
+        if owner:
+            body["owner"] = owner
         if caps:
             body["caps"] = caps
         if schema:
@@ -152,6 +159,14 @@ class Client:
         if max_metrics is not None:
             body["max_metrics"] = max_metrics
         return dict(self._json("POST", "/datasets", json=body))
+
+    def hosts(self) -> list[dict[str, Any]]:
+        """GET /v1/hosts: every data host, its key's fingerprint, last hello, running jobs."""
+        return list(self._json("GET", "/hosts"))
+
+    def add_host(self, name: str, *, renew: bool = False) -> dict[str, Any]:
+        """POST /v1/hosts (admin): a data host and its one-time `enroll_token`."""
+        return dict(self._json("POST", "/hosts", json={"name": name, "renew": renew}))
 
     def datasets(self) -> list[dict[str, Any]]:
         """GET /v1/datasets."""

@@ -1,8 +1,11 @@
-"""Running the control plane: ``c2d server`` (the HTTP API), and ``c2d up`` for one machine.
+"""Running the control plane: ``c2d server`` (the HTTP API and its reconciler), and ``c2d up``
+for one machine.
 
-``serve`` runs the API under uvicorn on ``bind:port`` in the foreground. ``up`` runs the API in a
-thread and hands the main thread to the data host's worker it is given (the CLI passes
-``runner.host.agent.run_worker``); stopping the worker stops the API.
+``serve`` runs the API under uvicorn on ``bind:port`` in the foreground, with the control
+plane's reconciler beside it. ``up`` runs them in a thread and hands the main thread to the
+data host agent it is given (the CLI passes ``runner.host.agent.run_agent`` for the host
+``local`` that ``c2d init`` enrolled, which talks to this API over HTTP like any other host);
+stopping the agent stops the API.
 """
 
 from __future__ import annotations
@@ -31,30 +34,23 @@ def _server(settings: Settings) -> uvicorn.Server:
     from runner.control.api import create_app
 
     config = uvicorn.Config(
-        create_app(settings), host=settings.bind, port=settings.port, log_level="info"
+        create_app(settings, reconcile=True),
+        host=settings.bind,
+        port=settings.port,
+        log_level="info",
     )
     return uvicorn.Server(config)
-
-
-def _warn_without_roots(settings: Settings) -> None:
-    if not settings.dataset_root_paths:
-        log.warning(
-            "no dataset roots are set, so no dataset can be registered and none runs; set "
-            "C2D_DATASET_ROOTS to the folders that hold datasets (absolute, comma-separated)"
-        )
 
 
 def serve(settings: Settings) -> None:
     """Run the HTTP API in the foreground until SIGINT or SIGTERM."""
     setup_logging()
-    _warn_without_roots(settings)
     _server(settings).run()
 
 
-def up(settings: Settings, run_worker: Callable[[Settings], int]) -> int:
-    """Run the API and ``run_worker`` (one data host's worker) in this process, for one machine."""
+def up(settings: Settings, run_agent: Callable[[], int]) -> int:
+    """Run the API and ``run_agent`` (one data host's agent) in this process, for one machine."""
     setup_logging()
-    _warn_without_roots(settings)
     server = _server(settings)
     thread = threading.Thread(target=server.run, name="c2d-api", daemon=True)
     thread.start()
@@ -67,7 +63,7 @@ def up(settings: Settings, run_worker: Callable[[Settings], int]) -> int:
             )
         time.sleep(0.05)
     try:
-        return run_worker(settings)
+        return run_agent()
     finally:
         server.should_exit = True
         thread.join(SERVER_START_S)

@@ -52,8 +52,8 @@ from jobs.states import JobState
 from jobs.units import parse_duration
 from ledger import LedgerError
 from runner.artifacts import ArtifactStore
-from runner.context import Context
 from runner.errors import RunnerError, SandboxError, ServiceUnavailable, TryLater
+from runner.host.context import HostContext as Context
 from runner.host.mockdata import ensure_mock
 from runner.host.preflight import file_digest
 from runner.host.sandbox.interface import Executor, RunResult, SandboxSpec, watch
@@ -90,18 +90,17 @@ def execute_dryrun(
 
     Raises ``TryLater`` when it must be tried again (Docker down, ``stop`` set).
     """
-    service = ctx.service
+    service = ctx.control
     try:
-        job = service.load_job(job_id)
-        dataset = service.dataset_of(job)
+        # The control plane shows a host only its own jobs: another host's is "not found".
+        job = service.job(job_id)
+        dataset = service.dataset(job.dataset)
     except NotFound as exc:
         log.info("job %s: no dry run: %s", job_id, exc)
         return SKIPPED
-    if (
-        job.state is not JobState.PENDING
-        or dataset.policy.host != ctx.settings.data_host
-        or service.dryrun_of(job_id) is not None
-    ):
+    except ServiceUnavailable as exc:
+        raise TryLater(f"job {job_id}: the control plane does not answer: {exc}") from exc
+    if job.state is not JobState.PENDING or service.dryrun_of(job_id) is not None:
         return SKIPPED
     facts: dict[str, Any] = {
         "job_id": job.id,
@@ -152,7 +151,13 @@ def _dry_run(
     renew: Callable[[], bool],
 ) -> DryRun:
     settings = ctx.settings
-    _, profile = ctx.service.dataset_profile(dataset.name)
+    record = ctx.registry.profile(dataset.name)
+    if record is None or record.profile is None or record.digest != dataset.digest:
+        raise NotFound(
+            f"dataset {dataset.name!r} has no profile on this data host for its current data; "
+            f"its owner registers it again here (`c2d dataset add {dataset.name} PATH`)"
+        )
+    profile = record.profile
     mock = ensure_mock(
         settings.mocks_dir,
         dataset,
@@ -196,8 +201,9 @@ def _prune_scratch(root: Path) -> None:
 
 
 def _extract_code(ctx: Context, job: Job, dest: Path) -> Path:
-    bundle_digest = ctx.service.bundle_digest(job)
-    bundle = ctx.artifacts.path(bundle_digest)
+    own = ctx.control.job_image(job.id)
+    bundle_digest = job.code_digest if own is None else own.bundle_digest
+    bundle = ctx.control.fetch_bundle(job, bundle_digest, ctx.artifacts)
     if file_digest(bundle) != bundle_digest:
         raise SandboxError(
             f"the stored code of job {job.id} no longer hashes to {bundle_digest}; tell the "

@@ -1,10 +1,10 @@
 """A worker's heartbeat: a thread that keeps renewing its lease on one running job.
 
 The lease is what tells the reconciler that a live worker still watches the job. When the
-service refuses a renewal with ``LeaseLost`` the job was cancelled, finished by someone else or
-claimed again after the lease ran out; the heartbeat records why and stops, and the worker's
-pipeline, which polls ``lost``, acts on it. A database that is briefly busy is not a lost
-lease: the heartbeat logs it and tries again at the next beat.
+control plane refuses a renewal with ``LeaseLost`` the job was cancelled, finished by someone
+else or claimed again after the lease ran out; the heartbeat records why and stops, and the worker's
+pipeline, which polls ``lost``, acts on it. A control plane that is briefly busy or down is
+not a lost lease: the heartbeat logs it and tries again at the next beat.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import threading
 
 from jobs.errors import LeaseLost
-from jobs.service import Service
+from runner.host.port import ControlPort
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ class Heartbeat:
 
     def __init__(
         self,
-        service: Service,
+        control: ControlPort,
         job_id: str,
         worker: str,
         fence: int,
         lease_s: float,
         interval: float,
     ) -> None:
-        self._service = service
+        self._control = control
         self._job_id = job_id
         self._worker = worker
         self._fence = fence
@@ -62,7 +62,7 @@ class Heartbeat:
         if self._lost is not None:
             return
         try:
-            self._service.heartbeat(self._job_id, self._worker, self._fence, self._lease_s)
+            self._control.heartbeat(self._job_id, self._worker, self._fence, self._lease_s)
         except LeaseLost as exc:
             log.info("job %s: lease lost: %s", self._job_id, exc)
             self._lost = exc

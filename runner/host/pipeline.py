@@ -15,8 +15,14 @@
    a lost lease stops the pipeline (a cancelled job's container is killed; a job claimed
    again is left to its new worker); a stopping worker hands the job back (``TryLater``),
    leaving the container running for the next worker to adopt.
-5. **Collect** outputs into the artifact store, keep the log there, **finish** (exactly one
-   ``job.finished``, guarded by the fence), then **clean up** the container and folders.
+5. **Collect** outputs into the host's own artifact store, keep the log there, **finish**
+   (``runner.host.delivery``: the outcome signed with the host's key; exactly one
+   ``job.finished``, guarded by the fence; kept in the outbox while the control plane does not
+   answer), then **clean up** the container and folders. Outputs leave the host on release.
+
+A job claimed again whose outcome waits in this host's outbox (its lease ran out while the
+control plane was away) is finished from the outbox; one claimed again with no container to
+adopt fails (its code may have run): a job never runs twice.
 
 ``ServiceUnavailable`` (the Docker engine does not answer) becomes ``TryLater``: the job stays
 running under a lease that runs out, and the reconciler or the retried task adopts it.
@@ -35,11 +41,12 @@ from jobs.errors import Conflict, JobsError, LeaseLost, NotFound
 from jobs.execution import Claim
 from jobs.models import MAX_REASON_CHARS, Outcome, OutputFile
 from ledger import LedgerError
-from runner.context import Context
 from runner.errors import RunnerError, SandboxError, ServiceUnavailable, TryLater
+from runner.host.context import HostContext as Context
+from runner.host.delivery import deliver, kept_outcome
 from runner.host.heartbeat import Heartbeat, beat_interval
 from runner.host.preflight import prepare_run, remove_code
-from runner.host.sandbox.interface import RunResult, watch
+from runner.host.sandbox.interface import RunResult, State, watch
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,7 @@ class Ending(StrEnum):
     FINISHED = "finished"  # this worker wrote its job.finished
     CANCELLED = "cancelled"  # cancelled while running; its container was removed
     LOST = "lost"  # another worker claimed it again, or it was finished elsewhere
+    KEPT = "kept"  # it ran; its outcome waits in the outbox for the control plane
 
 
 def execute_job(
@@ -69,24 +77,36 @@ def execute_job(
     Raises ``TryLater`` when the job must be continued later (Docker down, ``stop`` set).
     """
     try:
-        host = ctx.service.dataset_of(ctx.service.load_job(job_id)).policy.host
-        if host != ctx.settings.data_host:
-            log.error(
-                "job %s belongs to data host %s, not %s; not run here (check the queues)",
-                job_id,
-                host,
-                ctx.settings.data_host,
-            )
-            return Ending.SKIPPED
-        claim = ctx.service.claim(job_id, worker, ctx.settings.lease_s)
+        # The control plane shows a host only its own jobs: another host's is "not found".
+        claim = ctx.control.claim(job_id, worker, ctx.settings.lease_s)
     except (Conflict, NotFound) as exc:
         log.info("job %s not claimed by %s: %s", job_id, worker, exc)
         return Ending.SKIPPED
+    except ServiceUnavailable as exc:
+        raise TryLater(f"job {job_id}: the control plane does not answer: {exc}") from exc
     log.info("job %s claimed by %s (fence %d)", job_id, worker, claim.fence)
+    kept = kept_outcome(ctx, job_id)
+    if kept is not None:
+        log.info(
+            "job %s: finished from the outbox (it ran while the control plane was away)", job_id
+        )
+        return _finish(ctx, claim, kept)
+    if claim.job.attempts > 1 and _container_gone(ctx, job_id):
+        # Claimed again after its worker was lost, with nothing to adopt: the code may have
+        # run on the data, so it does not run a second time.
+        reason = "its previous worker was lost and its container is gone; submit the job again"
+        return _finish(ctx, claim, _failed(reason, ran=True))
     settings = ctx.settings
     interval = beat_interval(settings.lease_s, settings.heartbeat_s)
-    with Heartbeat(ctx.service, job_id, worker, claim.fence, settings.lease_s, interval) as beat:
+    with Heartbeat(ctx.control, job_id, worker, claim.fence, settings.lease_s, interval) as beat:
         return _run_claimed(ctx, claim, beat, stop or threading.Event(), poll_s)
+
+
+def _container_gone(ctx: Context, job_id: str) -> bool:
+    try:
+        return ctx.executor().status(job_id) not in (State.RUNNING, State.EXITED)
+    except ServiceUnavailable as exc:
+        raise TryLater(f"job {job_id}: the Docker engine does not answer: {exc}") from exc
 
 
 def _run_claimed(
@@ -184,13 +204,13 @@ def _lost(ctx: Context, job_id: str, lost: LeaseLost) -> Ending:
 def _finish(ctx: Context, claim: Claim, outcome: Outcome) -> Ending:
     job_id = claim.job.id
     try:
-        ctx.service.finish(job_id, claim.fence, outcome)
+        finished = deliver(ctx, job_id, claim.fence, outcome)
     except LeaseLost as exc:
         log.info("job %s: not finished by this worker: %s", job_id, exc)
         return _lost(ctx, job_id, exc)
     log.info("job %s finished: %s", job_id, outcome.reason)
     _clean(ctx, job_id)
-    return Ending.FINISHED
+    return Ending.FINISHED if finished is not None else Ending.KEPT
 
 
 def _clean(ctx: Context, job_id: str) -> None:

@@ -26,10 +26,12 @@ from pathlib import Path
 
 from jobs.bundle import extract
 from jobs.digests import canonical_digest
+from jobs.execution import Execution
 from jobs.images import image_code_digest
 from jobs.models import Job
-from runner.context import Context
 from runner.errors import ImageGone
+from runner.host.context import HostContext as Context
+from runner.host.datasets import current_digest
 from runner.host.sandbox.interface import SandboxSpec, State
 from runner.host.sandbox.specs import Sandboxing, sandbox_spec
 
@@ -103,8 +105,9 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
     the bundle is gone; ``DatasetError`` if the dataset folder cannot be read; environment
     errors if the image is not on this host; ``ServiceUnavailable`` if Docker does not answer.
     """
-    own = ctx.service.job_image(job.id)
-    bundle = ctx.artifacts.path(job.code_digest if own is None else own.bundle_digest)
+    own = ctx.control.job_image(job.id)
+    bundle_digest = job.code_digest if own is None else own.bundle_digest
+    bundle = ctx.control.fetch_bundle(job, bundle_digest, ctx.artifacts)
     code_digest = file_digest(bundle)
     if own is not None:
         image_id = own_image_id(ctx, own.image_id)
@@ -115,17 +118,19 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
         image_id = job.approval.image_id
     else:
         image_id = ctx.resolve_image(job.spec.environment)
-    dataset = ctx.service.dataset_of(job)
-    dataset_digest = ctx.service.current_dataset_digest(dataset.name)
+    dataset = ctx.control.dataset(job.dataset)
+    dataset_digest = current_digest(ctx.settings, ctx.registry, dataset.name)
+    local = ctx.registry.get_dataset(dataset.name)
+    assert local is not None  # current_digest found it
     params_digest = canonical_digest(job.spec.params)
-    ctx.service.check_bound(job, code_digest, image_id, dataset_digest, params_digest)
+    Execution.check_bound(job, code_digest, image_id, dataset_digest, params_digest)
     code = _extract_once(ctx, job, bundle)
     return sandbox_spec(
         job.spec,
         sandbox_id=job.id,
         image_id=image_id,
         code_dir=code,
-        datasets={dataset.name: Path(dataset.path)},
+        datasets={dataset.name: Path(local.path)},
         sandboxing=Sandboxing.of(ctx.settings),
         max_metrics=dataset.policy.max_metrics,
     )

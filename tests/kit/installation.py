@@ -2,11 +2,13 @@
 
 ``Installation`` is a state folder and the operator's environment (settings only through
 ``C2D_`` variables), started the way an operator starts one: ``c2d init`` (or ``init_home`` in
-this process, which is faster), ``c2d server``, ``c2d worker`` or ``c2d up`` as real processes,
-each in its own process group with its output in a log file, so a test may kill exactly one.
-People act through the real ``c2d`` console script (``c2d``, ``json``), or through the Python
-client (``client``); the test reads rows and ledger entries straight from the database file
-(``entries``, ``state``), or opens the installation in its own process (``ctx``).
+this process, which is faster; either enrolls the data host ``local`` under ``home/hosts``),
+``c2d server``, ``c2d host start`` (``start_worker``) or ``c2d up`` as real processes, each in
+its own process group with its output in a log file, so a test may kill exactly one. People
+act through the real ``c2d`` console script (``c2d``, ``json``), or through the Python client
+(``client``); the test reads rows and ledger entries straight from the database file
+(``entries``, ``state``), or opens the control plane (``ctx``) or the local data host
+(``host_ctx``, calling the service in-process) in its own process.
 
 The integration tests (``tests/integration``), the end-to-end tests (``tests/e2e``), the
 fault cases (``tests/faults``) and the benchmarks (``bench``) all use this one class; each
@@ -32,6 +34,7 @@ import httpx
 from jobs.models import DatasetPolicy, Job, Role, User
 from runner.client import Client
 from runner.context import Context, open_context
+from runner.host.context import HostContext
 from runner.host.engine import Engine
 from runner.settings import Settings
 from runner.transport import Dispatcher
@@ -54,6 +57,7 @@ class Installation:
     admin_token: str = ""
     procs: list[Proc] = field(default_factory=list)
     _ctx: Context | None = None
+    _host_ctx: HostContext | None = None
 
     # -- where it is ------------------------------------------------------------------------
 
@@ -81,11 +85,39 @@ class Installation:
 
     @property
     def ctx(self) -> Context:
-        """The installation opened in the test's own process (rows, entries, blobs, engine)."""
+        """The control plane opened in the test's own process (rows, entries, blobs)."""
         if self._ctx is None:
-            settings = self.settings
-            self._ctx = open_context(settings, engine=Engine(settings.work_dir))
+            self._ctx = open_context(self.settings)
         return self._ctx
+
+    @property
+    def host_home(self) -> Path:
+        """The state folder of the data host ``local`` (``c2d init`` enrolled it)."""
+        return self.home / "hosts" / "local"
+
+    @property
+    def host_settings(self) -> Settings:
+        """The settings the local data host's agent runs with."""
+        return self.settings.model_copy(update={"home": self.host_home, "data_host": "local"})
+
+    @property
+    def host_ctx(self) -> HostContext:
+        """The local data host opened in the test's own process (its engine, registry and
+        artifacts), calling the control plane's service in-process."""
+        if self._host_ctx is None:
+            from runner.host.context import open_host_context
+            from runner.host.identity import load_identity
+            from tests.kit.ports import ServicePort
+
+            settings = self.host_settings
+            identity = load_identity(settings)
+            port = ServicePort(
+                self.ctx.service, self.ctx.service.get_host("local"), self.ctx.artifacts
+            )
+            self._host_ctx = open_host_context(
+                settings, control=port, engine=Engine(settings.work_dir), identity=identity
+            )
+        return self._host_ctx
 
     # -- the operator's side ----------------------------------------------------------------
 
@@ -109,6 +141,14 @@ class Installation:
 
         self.admin_token = init_home(self.settings)
         return self.admin_token
+
+    def hello(self) -> None:
+        """The local data host says hello once, from this process (what its agent does every
+        pass): the environments its engine has, so jobs can be submitted before it runs."""
+        from runner.host.reconciler import environments
+
+        ctx = self.host_ctx
+        ctx.control.hello(environments(ctx), "test-kit")
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         """Start `c2d ARGS` in its own process group, its output in ``logs/NAME-xxxxxx.log``."""
@@ -141,8 +181,17 @@ class Installation:
         return proc
 
     def start_worker(self, concurrency: int = 1, **env: str) -> Proc:
-        """`c2d worker`, once Celery says it is ready."""
-        proc = self.start("worker", "worker", "--concurrency", str(concurrency), env=env)
+        """`c2d host start` of the local data host, once Celery says it is ready."""
+        proc = self.start(
+            "worker",
+            "host",
+            "start",
+            "--home",
+            str(self.host_home),
+            "--concurrency",
+            str(concurrency),
+            env=env,
+        )
 
         def ready() -> bool:
             if not proc.alive():
@@ -171,6 +220,9 @@ class Installation:
         """Stop every process this installation started (newest first), close ``ctx``."""
         for proc in reversed(self.procs):
             proc.stop()
+        if self._host_ctx is not None:
+            self._host_ctx.close()
+            self._host_ctx = None
         if self._ctx is not None:
             self._ctx.close()
             self._ctx = None
@@ -228,6 +280,23 @@ class Installation:
         )
         return json.loads(done.stdout)
 
+    def dataset_add(
+        self, token: str, name: str, path: Path | str, *flags: str, host_home: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`c2d dataset add NAME PATH FLAGS --json` on the data host (default: ``local``) as
+        the holder of ``token``: the host hashes and signs, the API records."""
+        return self.c2d(
+            "dataset",
+            "add",
+            name,
+            str(path),
+            *flags,
+            "--home",
+            str(host_home or self.host_home),
+            "--json",
+            token=token,
+        )
+
     def add_user(self, role: str, prefix: str | None = None) -> tuple[str, str]:
         """Create a user with a fresh name, as the admin does (`c2d user add`); (name, token)."""
         name = f"{prefix or role}-{uuid.uuid4().hex[:8]}"
@@ -254,10 +323,15 @@ class Installation:
         return self.ctx.service.add_user(f"{prefix}-{uuid.uuid4().hex[:6]}", Role(role))
 
     def dataset(self, owner: User, folder: Path, **policy: Any) -> str:
-        """Register ``folder`` for ``owner`` with a unique name, in this process; its name."""
+        """Register ``folder`` on the local data host for ``owner`` with a unique name, in this
+        process (as `c2d dataset add` does there); its name."""
+        from tests.kit.hosts import TestHost, register_dataset
+
         name = f"ds-{uuid.uuid4().hex[:6]}"
-        self.ctx.service.register_dataset(
-            owner, name, folder, DatasetPolicy(owner=owner.name, **policy)
+        ctx = self.host_ctx
+        host = TestHost(ctx.settings, ctx.identity, ctx.registry)
+        register_dataset(
+            self.ctx.service, owner, host, name, folder, DatasetPolicy(owner=owner.name, **policy)
         )
         return name
 
@@ -402,6 +476,7 @@ def running(
         else:
             done = made.init()
             assert done.returncode == 0, f"c2d init failed:\n{done.stdout}\n{done.stderr}"
+        made.hello()
         if server:
             made.start_server()
         for _ in range(workers):

@@ -3,9 +3,12 @@
 - ``build_world``: the job service alone (``jobs``): a real ledger and store on one file, five
   people (ada the admin, owners olga and otto, researchers rita and rob), the dataset ``iris``
   and a clock the test moves.
-- ``build_control_world``: a whole installation (``c2d init``'s state folder, the context the
-  API and the worker open) whose engine is the sandbox's ``FakeExecutor``; images resolve to
-  ``IMAGE``; an owner olga, a researcher rita and the dataset ``ds``.
+  The dataset lives on the enrolled data host ``default`` (``tests.kit.hosts``).
+- ``build_control_world``: a whole installation: the control plane (``c2d init``'s state
+  folder, the context the API opens) and its data host ``local`` (the context its agent opens,
+  talking to the service in-process through ``ServicePort``) whose engine is the sandbox's
+  ``FakeExecutor``; images resolve to ``IMAGE``; an owner olga, a researcher rita and the
+  dataset ``ds`` on that host.
 """
 
 from __future__ import annotations
@@ -20,18 +23,23 @@ from typing import Any
 
 from jobs.bundle import Bundle, pack
 from jobs.digests import sha256_digest
-from jobs.models import DatasetPolicy, Job, Outcome, Role, User
-from jobs.service import DatasetRoots, Limits, Service
+from jobs.models import Dataset, DatasetPolicy, Job, Outcome, Role, User
+from jobs.service import Limits, Service
 from jobs.spec import JobSpec
 from jobs.store import Store
 from ledger import Ledger
 from runner.context import Context, open_context
 from runner.control.install import init_home
+from runner.host.context import HostContext, open_host_context
+from runner.host.datasets import current_digest
 from runner.host.engine import Engine
+from runner.host.identity import load_identity
 from runner.host.sandbox.fake import FakeExecutor, FakeHost, Script
 from runner.host.sandbox.interface import SandboxSpec
 from runner.settings import Settings
 from tests.kit.clock import Clock
+from tests.kit.hosts import TestHost, enroll_host, register_dataset
+from tests.kit.ports import ServicePort
 
 IMAGE = "sha256:" + "1" * 64
 
@@ -45,15 +53,29 @@ class World:
     store: Store
     clock: Clock
     tmp: Path
+    host: TestHost | None = None
     users: dict[str, User] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     tampered: bool = False
+
+    def register(
+        self, who: User | str, name: str, folder: Path, policy: DatasetPolicy, **kw: Any
+    ) -> Dataset:
+        """Register ``folder`` as dataset ``name`` on the world's data host, as ``who``."""
+        assert self.host is not None
+        actor = self.users[who] if isinstance(who, str) else who
+        return register_dataset(self.service, actor, self.host, name, folder, policy, **kw)
 
     def __getattr__(self, name: str) -> User:
         try:
             return self.__dict__["users"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def current_digest(self, name: str, settings: Settings | None = None) -> str:
+        """Dataset ``name`` re-hashed on the world's data host (what its pre-run check does)."""
+        assert self.host is not None
+        return current_digest(settings or self.host.settings, self.host.registry, name)
 
     def code(self, text: str = "print('train')\n") -> tuple[JobSpec, str, list[str]]:
         """A job folder with ``train.py`` = ``text``: its spec, code digest and files."""
@@ -103,8 +125,6 @@ def make_service(tmp: Path, clock: Clock, ledger_cls: type[Ledger] = Ledger, **k
     ledger = ledger_cls(tmp / "c2d.db", tmp / "ledger.key", "c2d.test/ledger")
     store = Store(tmp / "c2d.db")
     ids = (f"job{n:04d}" for n in itertools.count(1))
-    # Datasets are folders under tmp; the database and key sit beside them, so no state folder.
-    kw.setdefault("dataset_roots", DatasetRoots.of([tmp], None))
     service = Service(store, ledger, clock=clock, new_id=lambda: next(ids), **kw)
     return service, store, ledger
 
@@ -127,13 +147,16 @@ def build_world(
         ("rob", Role.RESEARCHER),
     ]:
         world.users[name], world.tokens[name] = service.add_user(name, role)
+    # The data host's own state folder; datasets are folders beside it under tmp.
+    host_settings = Settings(home=tmp / "host", dataset_roots=str(tmp), origin="c2d.test/host")
+    world.host = enroll_host(service, world.ada, host_settings)
     data = tmp / "iris"
     data.mkdir()
     (data / "iris.csv").write_text("sepal,petal,species\n5.1,1.4,setosa\n")
     (data / "more").mkdir()
     (data / "more" / "extra.csv").write_text("a\n1\n")
-    service.register_dataset(
-        world.olga,
+    world.register(
+        "olga",
         "iris",
         data,
         DatasetPolicy(owner="olga", review_outputs=review_outputs, caps={"memory": "2GiB"}),
@@ -143,9 +166,11 @@ def build_world(
 
 @dataclass
 class ControlWorld:
-    """An installation with an owner, a researcher and a dataset, and a fake engine."""
+    """An installation with an owner, a researcher and a dataset, and a data host on a fake
+    engine: ``control`` is the control plane's context, ``ctx`` the data host's."""
 
-    ctx: Context
+    control: Context
+    ctx: HostContext
     tmp: Path
     host: FakeHost
     clock: Clock
@@ -154,7 +179,7 @@ class ControlWorld:
 
     @property
     def service(self):  # type: ignore[no-untyped-def]
-        return self.ctx.service
+        return self.control.service
 
     def submit(
         self,
@@ -171,7 +196,7 @@ class ControlWorld:
         bundle = pack(folder)
         if bundle_data is not None:
             bundle = Bundle(bundle_data, sha256_digest(bundle_data), ("train.py",))
-        self.ctx.artifacts.put_bytes(bundle.data)
+        self.control.artifacts.put_bytes(bundle.data)
         spec = JobSpec(
             name="train",
             command=["python3", command],
@@ -189,6 +214,28 @@ class ControlWorld:
             self.scripts[job.id] = script
         return self.service.approve(self.users["olga"], job.id, "ok")
 
+    def register(
+        self, who: User | str, name: str, folder: Path, policy: DatasetPolicy, **kw: Any
+    ) -> Dataset:
+        """Register ``folder`` as dataset ``name`` on the world's data host, as ``who``."""
+        actor = self.users[who] if isinstance(who, str) else who
+        host = TestHost(self.ctx.settings, self.ctx.identity, self.ctx.registry)
+        return register_dataset(self.service, actor, host, name, folder, policy, **kw)
+
+    def other_host(self, name: str) -> HostContext:
+        """Another data host of this control plane, enrolled, with its own folder and no
+        datasets (close it when done)."""
+        admin = self.control.store.get_user("admin")
+        assert admin is not None
+        settings = self.ctx.settings.model_copy(
+            update={"home": self.tmp / f"host-{name}", "data_host": name}
+        )
+        enrolled = enroll_host(self.service, admin, settings, name)
+        enrolled.close()
+        port = ServicePort(self.service, self.service.get_host(name), self.control.artifacts)
+        engine = Engine(settings.work_dir, executor=self.executor(), resolver=lambda _n: IMAGE)
+        return open_host_context(settings, control=port, engine=engine, identity=enrolled.identity)
+
     def executor(self, **kw: Any) -> FakeExecutor:
         """Another fake executor on the same fake engine (a restarted worker)."""
         return FakeExecutor(self.ctx.settings.work_dir, self._script, host=self.host, **kw)
@@ -198,6 +245,7 @@ class ControlWorld:
 
     def close(self) -> None:
         self.ctx.close()
+        self.control.close()
 
 
 def settings_for(tmp: Path, **overrides: Any) -> Settings:
@@ -218,23 +266,39 @@ def settings_for(tmp: Path, **overrides: Any) -> Settings:
 def build_control_world(tmp: Path, **overrides: Any) -> ControlWorld:
     settings = settings_for(tmp, **overrides)
     init_home(settings)
-    host = FakeHost()
+    fake = FakeHost()
     clock = Clock()
-    world = ControlWorld(ctx=None, tmp=tmp, host=host, clock=clock)  # type: ignore[arg-type]
-    executor = FakeExecutor(settings.work_dir, world._script, host=host)
-    engine = Engine(settings.work_dir, executor=executor, resolver=lambda _name: IMAGE)
-    world.ctx = open_context(settings, engine=engine, clock=clock)
-    service = world.ctx.service
+    world = ControlWorld(control=None, ctx=None, tmp=tmp, host=fake, clock=clock)  # type: ignore[arg-type]
+    world.control = open_context(settings, clock=clock)
+    service = world.control.service
     for name, role in (("olga", Role.OWNER), ("rita", Role.RESEARCHER)):
         user, _ = service.add_user(name, role)
         world.users[name] = user
+    host_settings = host_settings_for(settings, overrides)
+    identity = load_identity(host_settings)
+    executor = FakeExecutor(host_settings.work_dir, world._script, host=fake)
+    engine = Engine(host_settings.work_dir, executor=executor, resolver=lambda _name: IMAGE)
+    port = ServicePort(service, service.get_host(identity.name), world.control.artifacts)
+    world.ctx = open_host_context(host_settings, control=port, engine=engine, identity=identity)
     data = tmp / "data"
     data.mkdir()
     (data / "rows.csv").write_text("a,b\n1,2\n")
     data.chmod(0o755)
     (data / "rows.csv").chmod(0o644)
-    service.register_dataset(world.users["olga"], "ds", data, DatasetPolicy(owner="olga"))
+    test_host = TestHost(host_settings, identity, world.ctx.registry)
+    register_dataset(
+        service, world.users["olga"], test_host, "ds", data, DatasetPolicy(owner="olga")
+    )
     return world
+
+
+def host_settings_for(control: Settings, overrides: dict[str, Any] | None = None) -> Settings:
+    """The settings of the data host ``local`` that ``c2d init`` enrolled under ``control``."""
+    values = control.model_dump()
+    values.update(overrides or {})
+    values["home"] = control.hosts_dir / "local"
+    values["data_host"] = "local"
+    return Settings(**values)
 
 
 def tar_with(members: dict[str, bytes]) -> bytes:

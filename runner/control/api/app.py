@@ -1,8 +1,9 @@
 """``create_app(settings)``: the c2d HTTP API (v1) as a FastAPI application.
 
-The routes live in one module per concern (``people``, ``jobs``, ``submit``, ``results``,
-``audit``, ``develop``); ``errors`` turns every error into the contract's JSON body. OpenAPI is
-served at ``/openapi.json`` and ``/docs``.
+The routes live in one module per concern (``people``, ``jobs``, ``submit``, ``events``,
+``results``, ``audit``, ``develop``, ``preparing``, and ``hosting`` for data hosts);
+``errors`` turns every error into the contract's JSON body. OpenAPI is served at
+``/openapi.json`` and ``/docs``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ from typing import Any
 from fastapi import FastAPI
 
 from runner.context import Context, open_context
-from runner.control.api import audit, develop, errors, events, jobs, people, results, submit
+from runner.control.api import (
+    audit,
+    develop,
+    errors,
+    events,
+    hosting,
+    jobs,
+    people,
+    preparing,
+    results,
+    submit,
+)
 from runner.control.api.deps import ApiState, State
-from runner.host.engine import Engine
 from runner.settings import Settings
 
 
@@ -29,19 +40,31 @@ def version() -> str:
         return "unknown"
 
 
-def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
-    """The API for the installation at ``settings.home`` (``c2d init`` must have made it).
+def create_app(
+    settings: Settings, *, context: Context | None = None, reconcile: bool = False
+) -> FastAPI:
+    """The API for the control plane at ``settings.home`` (``c2d init`` must have made it).
 
-    ``context`` replaces the one opened from ``settings`` (tests pass one with a fake image
-    resolver); the app closes whichever it uses when it shuts down.
+    ``context`` replaces the one opened from ``settings`` (tests pass one with a clock); the
+    app closes whichever it uses when it shuts down. With ``reconcile`` the control plane's
+    reconciler (``runner.control.reconciler``) runs beside it while it serves.
     """
-    # The API builds and loads researchers' own images at submission, so it holds the engine.
-    state = ApiState(context or open_context(settings, engine=Engine(settings.work_dir)))
+    state = ApiState(context or open_context(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        state.close()
+        reconciler = None
+        if reconcile:
+            from runner.control.reconciler import Reconciler
+
+            reconciler = Reconciler(state.ctx, state.sender())
+            reconciler.start()
+        try:
+            yield
+        finally:
+            if reconciler is not None:
+                reconciler.stop()
+            state.close()
 
     app = FastAPI(
         title="c2d",
@@ -60,6 +83,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         """Liveness, without a token: the version and the ledger's origin."""
         return {"ok": True, "version": version(), "origin": api.ctx.settings.origin}
 
-    for module in (people, submit, jobs, events, results, audit, develop):
+    for module in (people, submit, jobs, events, results, audit, develop, preparing):
         app.include_router(module.router)
+    app.include_router(hosting.people)
+    app.include_router(hosting.hosts)
     return app

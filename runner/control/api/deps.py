@@ -18,8 +18,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.context import Context
+from runner.control.preparations import Preparations
 from runner.livelog import LiveLogs
-from runner.transport import TASK_DRYRUN, Dispatcher, key_prefix
+from runner.transport import TASK_DRYRUN, TASK_PREPARE, TASK_UPLOAD, Dispatcher, key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,12 @@ _bearer = HTTPBearer(auto_error=False, description="A token from `c2d init` or `
 
 @dataclass
 class ApiState:
-    """The API process's context and its (lazily connected) dispatcher."""
+    """The API process's context, its (lazily connected) dispatcher, and the own-image
+    preparations its submissions wait for (``runner.control.api.preparing``)."""
 
     ctx: Context
     dispatcher: Dispatcher | None = None
+    preparations: Preparations = field(default_factory=Preparations)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _live: LiveLogs | None = None
 
@@ -44,7 +47,7 @@ class ApiState:
                 self._live = LiveLogs(settings.redis_url, key_prefix(settings))
             return self._live
 
-    def _sender(self) -> Dispatcher:
+    def sender(self) -> Dispatcher:
         with self._lock:
             if self.dispatcher is None:
                 self.dispatcher = Dispatcher.for_settings(self.ctx.settings)
@@ -56,7 +59,7 @@ class ApiState:
             return
         try:
             host = self.ctx.service.dataset_of(job).policy.host
-            self._sender().send(job.id, host, ttl=self.ctx.settings.redispatch_s)
+            self.sender().send(job.id, host, ttl=self.ctx.settings.redispatch_s)
         except Exception as exc:
             log.warning("job %s not dispatched now (the reconciler will): %s", job.id, exc)
 
@@ -67,9 +70,23 @@ class ApiState:
             return
         try:
             host = self.ctx.service.dataset_of(job).policy.host
-            self._sender().send(job.id, host, task=TASK_DRYRUN)
+            self.sender().send(job.id, host, task=TASK_DRYRUN)
         except Exception as exc:
             log.warning("job %s: no dry run requested: %s", job.id, exc)
+
+    def ask_host(self, job: Job, what: str) -> bool:
+        """Ask the job's data host to upload ``what`` (``outputs``, ``log``, ``review``) of it;
+        best effort (True if the request was queued)."""
+        try:
+            host = self.ctx.service.dataset_of(job).policy.host
+            return self.sender().send(job.id, host, task=TASK_UPLOAD, args=(what,))
+        except Exception as exc:
+            log.warning("job %s: its data host was not asked for its %s: %s", job.id, what, exc)
+            return False
+
+    def prepare(self, prep_id: str, host: str) -> bool:
+        """Ask ``host`` to make a submission's own image (``runner.control.api.preparing``)."""
+        return self.sender().send(prep_id, host, task=TASK_PREPARE)
 
     def close(self) -> None:
         """Close the dispatcher and the context."""

@@ -43,11 +43,14 @@ def error_body(kind: str, message: str) -> dict[str, Any]:
 def error_response(kind: str, message: str, status: int | None = None) -> JSONResponse:
     """An error response; 401s also name the scheme the client must use, and 413s close the
     connection: they come before the body was read, and a connection kept open would make the
-    server read and discard the rest of an upload that may be gigabytes."""
+    server read and discard the rest of an upload that may be gigabytes. 503s say when to try
+    again (a file still on its data host, a service that blinked)."""
     code = status if status is not None else status_of(kind)
     headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
     if code == 413:
         headers = {"Connection": "close"}
+    if code == 503:
+        headers = {"Retry-After": "2"}
     return JSONResponse(error_body(kind, message), status_code=code, headers=headers)
 
 

@@ -1,11 +1,12 @@
 """``GET /v1/jobs/{id}/events``: a job's changes pushed to whoever waits for them (SSE).
 
-The API is the only writer of job state, but not the only process: the worker records a run's
-start and end through the service in its own process, on the same database file. So the
-stream does not wait for an in-process signal; it reads the job's state (one indexed row) every
-``POLL_S`` and pushes the job the moment it differs, which reaches a waiting client within
-``POLL_S`` of the commit whichever process made it. The client holds one connection and is
-told; the server's cost is a point read per waiting client per ``POLL_S``.
+The job's state changes in whichever API process a request reached (a data host claims and
+finishes its jobs over HTTP, ``runner.control.api.hosting``; the control plane's reconciler
+and other API workers share the database file). So the stream does not wait for an
+in-process signal; it reads the job's state (one indexed row) every ``POLL_S`` and pushes the
+job the moment it differs, which reaches a waiting client within ``POLL_S`` of the commit
+whichever process made it. The client holds one connection and is told; the server's cost is
+a point read per waiting client per ``POLL_S``.
 
 Events (names in ``runner.wire``):
 
@@ -16,7 +17,8 @@ Events (names in ``runner.wire``):
   allows, asked again at every state change (a release opens it to the researcher);
 - ``logs-hidden``: the reader may not read the log (yet), and why;
 - ``end``: the job ended; the stream closes. A job that ends with no live log (its container
-  never started, or its worker restarted) sends its kept log as one last ``log``.
+  never started, or its worker restarted) sends its kept log as one last ``log``, which its
+  data host is asked to upload (``runner.control.api.results``).
 
 A comment line every ``PING_S`` keeps proxies from closing an idle stream, and lets the client
 tell a quiet job from a dead connection.
@@ -38,7 +40,9 @@ from jobs.errors import NotAllowed
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.results import kept_log
 from runner.control.api.views import job_view
+from runner.errors import RunnerError
 from runner.wire import EVENT_END, EVENT_JOB, EVENT_LOG, EVENT_LOGS_HIDDEN
 
 log = logging.getLogger(__name__)
@@ -86,17 +90,15 @@ class _LogReader:
     async def kept(self, job: Job) -> ServerSentEvent | None:
         """What the live log did not show of an ended job's kept log: all of it when the
         output never was live (its container never started, its worker restarted), the rest
-        when the live log stopped before the end (Redis broke)."""
+        when the live log stopped before the end (Redis broke). Its data host is asked to
+        upload it when it is not here yet."""
         outcome = job.outcome
         if (self.seen_live and self.live_done) or outcome is None or outcome.log_digest is None:
             return None
-        digest = outcome.log_digest
-
-        def read() -> bytes:
-            with self.state.ctx.artifacts.open(digest) as handle:
-                return handle.read()
-
-        data = (await anyio.to_thread.run_sync(read))[self.offset :]
+        try:
+            data = (await anyio.to_thread.run_sync(kept_log, self.state, job))[self.offset :]
+        except RunnerError as exc:  # still on its data host
+            return _event(EVENT_LOGS_HIDDEN, {"reason": str(exc)})
         if not data:
             return None
         self.offset += len(data)

@@ -196,9 +196,12 @@ def cancel(
 
 
 @router.post("/{job_id}/release")
-def release(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
-    """Release a succeeded job's outputs to its researcher."""
-    return job_view(state.ctx.service.release(actor, job_id))
+def release(job_id: str, actor: Actor, state: State, background: BackgroundTasks) -> dict[str, Any]:
+    """Release a succeeded job's outputs to its researcher; its data host is asked to upload
+    them (the control plane checks each against the digests the host signed)."""
+    job = state.ctx.service.release(actor, job_id)
+    background.add_task(state.ask_host, job, "outputs")
+    return job_view(job)
 
 
 @router.post("/{job_id}/trust")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Literal
 
@@ -12,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobs import access
 from jobs.errors import NotAllowed
 from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
+from jobs.schema_records import ProfileRecord
 from jobs.service_core import build
 from runner.control.api.deps import Actor, State
 from runner.control.api.views import dataset_view, user_view
-from runner.errors import RunnerError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -32,15 +31,19 @@ class NewUser(BaseModel):
 
 
 class NewDataset(BaseModel):
-    """``POST /v1/datasets``; ``path`` is a folder on the data host ``host``."""
+    """``POST /v1/datasets``: a dataset its data host ``host`` hashed, profiled and signed
+    (``statement``, ``signature``, ``profile``; see ``runner.host.datasets``), with the owner's
+    policy. No path: the folder's path never leaves the data host."""
 
     model_config = _REQUEST
     name: str
-    path: str
+    host: str
+    statement: dict[str, Any]
+    signature: str = Field(max_length=200)
+    profile: ProfileRecord
     review_outputs: bool = False
     logs_visible: Literal["owner", "researcher"] = "owner"
     caps: dict[str, Any] | None = None
-    host: str | None = None
     owner: str | None = None
     schema_: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
     public_values: dict[str, list[str]] | None = None
@@ -64,29 +67,19 @@ def add_user(body: NewUser, actor: Actor, state: State) -> dict[str, Any]:
 
 @router.get("/environments")
 def environments(actor: Actor, state: State) -> list[dict[str, Any]]:
-    """The job environments this host provides, their image IDs (null: not built) and pins."""
-    from runner.host.images.environments import LABEL_PINS, known_environments
-
-    found = []
-    for name in known_environments():
-        image_id: str | None = None
-        pins: dict[str, str] = {}
-        try:
-            image_id = state.ctx.resolve_image(name)
-            labels = state.ctx.docker().images.get(image_id).labels or {}
-            pins = json.loads(labels.get(LABEL_PINS, "{}"))
-        except (RunnerError, ValueError) as exc:
-            log.info("environment %s: %s", name, exc)
-        except Exception as exc:  # the image vanished between the two calls
-            log.info("environment %s: no labels: %s", name, exc)
-        found.append({"name": name, "image_id": image_id, "pins": pins})
-    return found
+    """The job environments each data host offers (its last hello): image IDs and pins."""
+    del actor  # any signed-in user may see them
+    return [
+        {"name": name, "host": host.name, "image_id": env.image_id, "pins": env.pins}
+        for host in state.ctx.service.list_hosts()
+        for name, env in sorted(host.environments.items())
+    ]
 
 
 @router.post("/datasets", status_code=201)
 def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
-    """Register (or re-register) a dataset folder with its policy (owners and admins); the
-    service checks the folder against the host's dataset roots and other owners' datasets."""
+    """Record (or replace) a dataset as its data host attested it, with the owner's policy
+    (owners and admins); the service checks the host's signature."""
     if not access.may_register(actor):
         raise NotAllowed("only data owners and admins register datasets")
     caps = build(Caps, **(body.caps or {}))
@@ -96,17 +89,13 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
         review_outputs=body.review_outputs,
         logs_visible=body.logs_visible,
         caps=caps,
-        host=body.host or state.ctx.settings.data_host,
+        host=body.host,
         schema=body.schema_,
         public_values=body.public_values or {},
         max_metrics=body.max_metrics,
     )
     dataset = state.ctx.service.register_dataset(
-        actor,
-        body.name,
-        body.path,
-        policy,
-        profile_max_rows=state.ctx.settings.profile_max_rows,
+        actor, body.name, policy, body.statement, body.signature, body.profile
     )
     return dataset_view(dataset)
 

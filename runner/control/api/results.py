@@ -1,26 +1,80 @@
 """Routes about what a job left: its log, its released artifacts and its receipt.
 
 Nothing is downloadable before release (``Service.authorize_download`` answers 409); logs
-follow the dataset's policy (``Service.authorize_logs``), live while the job runs. Artifacts
-stream from the content-addressed store with their digest in ``X-C2D-SHA256`` and ``Range``
-support, so a client can resume and check every byte.
+follow the dataset's policy (``Service.authorize_logs``). Outputs and logs stay on the job's
+data host until then: on release the host uploads the outputs (each checked against the
+digests it signed), and a log is uploaded when someone who may read it asks. Until a file is
+here its route answers 503 with ``Retry-After`` and asks the host again; the artifact list
+says which are ``available``. Artifacts stream from the content-addressed store with their
+digest in ``X-C2D-SHA256`` and ``Range`` support, so a client can resume and check every byte.
+
+While a job runs, its log is the live one its data host writes to Redis as the container
+writes it (``runner.livelog``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from jobs.errors import NotFound
+from jobs.models import Job
 from jobs.states import JobState
+from ledger.kinds import ErrorKind
 from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.views import outputs_view
-from runner.errors import ServiceUnavailable
+from runner.errors import RunnerError, ServiceUnavailable
 from runner.wire import LOG_LIVE_HEADER, LOG_NEXT_HEADER, LOG_TRUNCATED_HEADER, SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
+
+
+LOG_WAIT_S = 20.0
+"""How long a request for a log waits for its data host to upload it."""
+NOT_ENDED = (JobState.PENDING, JobState.APPROVED, JobState.RUNNING)
+
+
+class NotYetHere(RunnerError):
+    """A file still on the job's data host: 503 with ``Retry-After``."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
+def _not_yet(job_id: str, what: str) -> NotYetHere:
+    return NotYetHere(
+        f"job {job_id}'s {what} are still on its data host, which has been asked to upload "
+        "them; try again in a few seconds (if this lasts, check the host with `c2d hosts`)"
+        if what == "outputs"
+        else f"job {job_id}'s {what} is still on its data host, which has been asked for it; "
+        "try again in a few seconds (if this lasts, check the host with `c2d hosts`)"
+    )
+
+
+def _wait_for(state: ApiState, job: Job, what: str, digests: list[str]) -> bool:
+    """Ask the job's host to upload ``what`` and wait up to ``LOG_WAIT_S`` for ``digests``."""
+    state.ask_host(job, what)
+    deadline = time.monotonic() + LOG_WAIT_S
+    while time.monotonic() < deadline:
+        if all(state.ctx.artifacts.has(d) for d in digests):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def kept_log(state: ApiState, job: Job) -> bytes:
+    """An ended job's kept log, asked from its data host (and waited for) when not here yet;
+    ``NotYetHere`` when the host did not upload it in ``LOG_WAIT_S``; empty for a job without
+    one. The caller checked that its reader may read it (``Service.authorize_logs``)."""
+    digest = job.outcome.log_digest if job.outcome is not None else None
+    if digest is None:
+        return b""
+    if not state.ctx.artifacts.has(digest) and not _wait_for(state, job, "log", [digest]):
+        raise _not_yet(job.id, "log")
+    with state.ctx.artifacts.open(digest) as handle:
+        return handle.read()
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
@@ -34,16 +88,16 @@ def logs(
 
     Before the job has ended this is its live log so far, from byte ``offset``
     (``X-C2D-Log-Live: 1``, and ``X-C2D-Log-Next`` the offset to ask next), as the data host
-    wrote it to Redis (``runner.livelog``); the same readers, the same cap. Once it ended,
-    the kept log from byte ``offset`` (the rest, for a follower of the live one)."""
+    wrote it to Redis (``runner.livelog``); the same readers, the same cap. Once it ended, the
+    kept log from byte ``offset`` (the rest, for a follower of the live one), which the data
+    host uploads when first asked (503 with ``Retry-After`` if it does not in time)."""
     job = state.ctx.service.authorize_logs(actor, job_id)
     outcome = job.outcome
     if outcome is None or outcome.log_digest is None:
-        if job.state in (JobState.PENDING, JobState.APPROVED, JobState.RUNNING):
-            return _live(state, job_id, offset)
+        if job.state in NOT_ENDED:
+            return _live(state, job, offset)
         return PlainTextResponse("", headers={LOG_TRUNCATED_HEADER: "0"})
-    with state.ctx.artifacts.open(outcome.log_digest) as handle:
-        data = handle.read()
+    data = kept_log(state, job)
     truncated = "1" if outcome.log_truncated else "0"
     # A follower that read the live log up to `offset` asks for the rest of the kept one.
     text = data[offset:].decode("utf-8", errors="replace")
@@ -52,12 +106,12 @@ def logs(
     )
 
 
-def _live(state: ApiState, job_id: str, offset: int) -> PlainTextResponse:
+def _live(state: ApiState, job: Job, offset: int) -> PlainTextResponse:
     try:
-        got = state.live.read(job_id, offset)
+        got = state.live.read(job.id, offset)
     except Exception as exc:
         raise ServiceUnavailable(
-            f"the live log of job {job_id} cannot be read now ({exc}); its log is kept when it ends"
+            f"the live log of job {job.id} cannot be read now ({exc}); its log is kept when it ends"
         ) from exc
     return PlainTextResponse(
         got.data.decode("utf-8", errors="replace"),
@@ -71,8 +125,17 @@ def _live(state: ApiState, job_id: str, offset: int) -> PlainTextResponse:
 
 @router.get("/{job_id}/artifacts")
 def artifacts(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
-    """The released job's outputs (``metrics.json`` among them)."""
-    return outputs_view(state.ctx.service.authorize_download(actor, job_id).outcome)
+    """The released job's outputs (``metrics.json`` among them), each ``available`` once its
+    data host uploaded it (the host is asked again while one is missing)."""
+    job = state.ctx.service.authorize_download(actor, job_id)
+    shown = outputs_view(job.outcome)
+    outputs = job.outcome.outputs if job.outcome else []
+    have = {o.sha256: state.ctx.artifacts.has(o.sha256) for o in outputs}
+    for item in shown:
+        item["available"] = have.get(item["sha256"], False)
+    if not all(have.values()):
+        state.ask_host(job, "outputs")
+    return shown
 
 
 class BlobResponse(FileResponse):
@@ -92,6 +155,9 @@ def artifact(job_id: str, name: str, actor: Actor, state: State) -> BlobResponse
         raise NotFound(
             f"job {job_id} has no artifact {name!r}; `c2d fetch {job_id}` lists and gets them all"
         )
+    if not state.ctx.artifacts.has(found.sha256):
+        state.ask_host(job, "outputs")
+        raise _not_yet(job.id, "outputs")
     return BlobResponse(
         state.ctx.artifacts.path(found.sha256),
         media_type="application/octet-stream",

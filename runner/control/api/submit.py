@@ -14,10 +14,10 @@ Nothing is stored unless everything passes:
    and spooled past 1 MiB into the state folder's upload folder, never the system's ``/tmp``.
 3. The bundle is copied into a private temporary file under a cap, and every tar header is
    checked as extraction would check it (``jobs.bundle.file_list``) before the job exists.
-4. The environment is resolved to a local image ID (never pulled), or the job's own image is
-   built from its Dockerfile (``image: {build: PATH}``) or loaded from the optional
-   ``image_archive`` file part (capped while copied), on this host's engine with no network
-   (``runner.control.api.own_image``); the image is removed again if the job is not recorded.
+4. The environment is resolved to the image ID the dataset's data host offers for it (its last
+   hello), or the job's own image is built from its Dockerfile (``image: {build: PATH}``) or
+   loaded from the optional ``image_archive`` file part (capped while copied) on that data
+   host, with no network, while the submission waits (``runner.control.api.preparing``).
 5. The bundle is staged in the artifact store (hashed while copied: that is the code digest),
    the job is submitted in one transaction with its ledger entry, and only then is the blob
    committed. On any error the temporary file and the staged blob are deleted.
@@ -37,15 +37,15 @@ from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from jobs.bundle import file_list
-from jobs.errors import InvalidRequest, TooLarge
+from jobs.errors import InvalidRequest, SpecError, TooLarge
+from jobs.images import ImageRecord
 from jobs.models import Job, JobSpec, User
-from jobs.units import format_size
-from runner.context import Context
-from runner.control.api.deps import Actor, State
-from runner.control.api.own_image import own_image, wants_own_image
+from jobs.units import format_size, parse_size
+from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.own_image import wants_own_image
+from runner.control.api.preparing import ANSWER_MARGIN_S
 from runner.control.api.views import job_view
-from runner.host.engine import byo_policy_from
-from runner.host.images import receive_archive
+from runner.errors import ServiceUnavailable
 from runner.wire import ARCHIVE_HEADER
 
 router = APIRouter(prefix="/v1")
@@ -237,43 +237,71 @@ def _parse_spec(text: str) -> JobSpec:
     return JobSpec.from_data(data, source="the submitted spec")
 
 
-def _receive_archive(ctx: Context, archive: IO[bytes], folder: Path) -> Path:
-    dest = folder / "image.tar"
-    cap = byo_policy_from(ctx.settings).max_archive_bytes
-    receive_archive(iter(lambda: archive.read(_CHUNK), b""), dest, cap)
-    return dest
+def _host_of(state: ApiState, actor: User, spec: JobSpec) -> str:
+    """The data host of the job's dataset (the service refuses a spec without one)."""
+    if spec.dataset is None:
+        raise SpecError(
+            "no dataset given: set `dataset:` in job.yaml or pass --dataset NAME",
+            field="dataset",
+            allowed="the name of a registered dataset (`c2d dataset list`)",
+        )
+    return state.ctx.service.get_dataset(actor, spec.dataset).policy.host
+
+
+def _own_image(
+    state: ApiState, actor: User, spec: JobSpec, bundle_digest: str, archive_digest: str | None
+) -> ImageRecord:
+    """Ask the dataset's data host to build or load the job's own image; wait for its record."""
+    host = _host_of(state, actor, spec)
+    dockerfile = spec.image.build if spec.image is not None else None
+    prep = state.preparations.open(host, bundle_digest, dockerfile, archive_digest)
+    if not state.prepare(prep.id, host):
+        state.preparations.wait(prep, 0)  # closes it
+        raise ServiceUnavailable(
+            "the broker (Redis) does not answer, so the data host cannot be asked to make the "
+            "job's image; try again shortly"
+        )
+    return state.preparations.wait(prep, state.ctx.settings.byo_max_build_s + ANSWER_MARGIN_S)
 
 
 def accept(
-    ctx: Context, actor: User, spec_text: str, bundle: IO[bytes], archive: IO[bytes] | None = None
+    state: ApiState,
+    actor: User,
+    spec_text: str,
+    bundle: IO[bytes],
+    archive: IO[bytes] | None = None,
 ) -> Job:
     """Check and record one submission (steps 3-5 of the module docstring)."""
+    ctx = state.ctx
     spec = _parse_spec(spec_text)
     limits = ctx.limits
     cap = limits.max_bundle_bytes
     uploads = ctx.settings.uploads_dir
-    with (
-        tempfile.NamedTemporaryFile(dir=uploads, prefix="bundle-") as temp,
-        tempfile.TemporaryDirectory(dir=uploads, prefix="image-") as folder,
-    ):
+    with tempfile.NamedTemporaryFile(dir=uploads, prefix="bundle-") as temp:
         _copy_capped(bundle, temp, cap)
         files = file_list(
             Path(temp.name), max_files=limits.max_bundle_files, max_bytes=limits.max_bundle_bytes
         )
-        archive_path = None if archive is None else _receive_archive(ctx, archive, Path(folder))
-        own = wants_own_image(spec, archive_path)
-        image_id = "" if own else ctx.resolve_image(spec.environment)
+        own = wants_own_image(spec, archive is not None)
         temp.seek(0)
         with ctx.artifacts.stage(temp, cap) as staged:  # type: ignore[arg-type]
             if not own:
+                host = _host_of(state, actor, spec)
+                image_id = ctx.service.offered_image(host, spec.environment)
                 job = ctx.service.submit(actor, spec, None, staged.digest, files, image_id)
-            else:
-                with own_image(ctx, spec, Path(temp.name), staged.digest, archive_path) as record:
-                    job = ctx.service.submit(
-                        actor, spec, None, staged.digest, files, record.image_id, image=record
-                    )
+                staged.commit()
+                return job
+            # The host fetches bundle and archive from the store, so both go in first; a
+            # bundle whose job is not recorded is a blob nothing names (researcher's code).
             staged.commit()
-    return job
+        archive_digest = None
+        if archive is not None:
+            archive_cap = parse_size(ctx.settings.byo_max_archive)
+            archive_digest, _ = ctx.artifacts.put_stream(archive, archive_cap)  # type: ignore[arg-type]
+        record = _own_image(state, actor, spec, staged.digest, archive_digest)
+        return ctx.service.submit(
+            actor, spec, None, staged.digest, files, record.image_id, image=record
+        )
 
 
 @router.post("/jobs", status_code=201, openapi_extra=_OPENAPI)
@@ -282,7 +310,7 @@ async def submit(
 ) -> dict[str, Any]:
     """Submit a job: the spec and the code bundle. Pending, or approved at once by policy."""
     settings = state.ctx.settings
-    archive_cap = byo_policy_from(settings).max_archive_bytes
+    archive_cap = parse_size(settings.byo_max_archive)
     form = await read_form(
         request, state.ctx.limits.max_bundle_bytes, archive_cap, spool_dir=settings.uploads_dir
     )
@@ -298,7 +326,7 @@ async def submit(
                 "(the code tar); `c2d submit` sends both"
             )
         archive_file = archive.file if archive is not None else None
-        job = await run_in_threadpool(accept, state.ctx, actor, spec, bundle.file, archive_file)
+        job = await run_in_threadpool(accept, state, actor, spec, bundle.file, archive_file)
     finally:
         await form.close()
     background.add_task(state.dispatch, job)

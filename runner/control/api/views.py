@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from jobs.host_records import Host
 from jobs.models import METRICS_FILE, Approval, Dataset, Job, Outcome, User
 
 
@@ -24,6 +25,23 @@ def rfc3339(when: float | None) -> str | None:
 def user_view(user: User) -> dict[str, Any]:
     """``{"name", "role"}``."""
     return {"name": user.name, "role": user.role.value}
+
+
+def host_view(host: Host, running: list[str]) -> dict[str, Any]:
+    """A data host: its key's fingerprint (``null`` until enrolled), when it last spoke, its
+    environments and running jobs; never a credential."""
+    return {
+        "name": host.name,
+        "fingerprint": host.fingerprint,
+        "public_key": host.public_key,
+        "added_by": host.added_by,
+        "created": rfc3339(host.created),
+        "enrolled": rfc3339(host.enrolled),
+        "last_seen": rfc3339(host.last_seen),
+        "agent": host.agent,
+        "environments": {k: v.model_dump(mode="json") for k, v in host.environments.items()},
+        "running": running,
+    }
 
 
 def dataset_view(dataset: Dataset) -> dict[str, Any]:

@@ -9,8 +9,7 @@ import pytest
 from jobs.dataset_roots import DatasetRoots, overlaps
 from jobs.errors import DatasetError, InvalidRequest, NotAllowed
 from jobs.models import DatasetPolicy
-from tests.kit.clock import Clock
-from tests.kit.worlds import make_service
+from tests.kit.hosts import TestHost, register_dataset
 
 
 def folder_with_data(path: Path) -> Path:
@@ -128,12 +127,10 @@ def test_another_owner_cannot_register_a_folder_overlapping_olgas(world, where: 
         (folder / "x.csv").write_text("1\n")
         (world.tmp / "iris").rename(folder / "iris")
         # olga's dataset now lives in all/iris: register it there again, as olga may.
-        world.service.register_dataset(
-            world.olga, "iris", folder / "iris", DatasetPolicy(owner="olga")
-        )
+        world.register(world.olga, "iris", folder / "iris", DatasetPolicy(owner="olga"))
         size = world.ledger.size()
     with pytest.raises(NotAllowed, match="another owner") as caught:
-        world.service.register_dataset(world.otto, "copy", folder, DatasetPolicy(owner="otto"))
+        world.register(world.otto, "copy", folder, DatasetPolicy(owner="otto"))
     # Neither the other dataset's name nor its owner is told.
     assert "iris" not in caught.value.message.replace(str(folder), "")
     assert "olga" not in caught.value.message
@@ -143,7 +140,7 @@ def test_another_owner_cannot_register_a_folder_overlapping_olgas(world, where: 
 def test_an_admin_cannot_register_olgas_folder_for_another_owner(world) -> None:
     size = world.ledger.size()
     with pytest.raises(NotAllowed, match="another owner"):
-        world.service.register_dataset(
+        world.register(
             world.ada,
             "copy",
             world.tmp / "iris",
@@ -156,29 +153,29 @@ def test_a_link_to_olgas_folder_is_her_folder(world) -> None:
     (world.tmp / "alias").symlink_to(world.tmp / "iris")
     size = world.ledger.size()
     with pytest.raises(NotAllowed, match="another owner"):
-        world.service.register_dataset(
+        world.register(
             world.otto, "copy", world.tmp / "alias" / "more", DatasetPolicy(owner="otto")
         )
     nothing_changed(world, "copy", size)
 
 
 def test_the_same_owner_may_replace_and_overlap_her_own_datasets(world) -> None:
-    again = world.service.register_dataset(
+    again = world.register(
         world.olga, "iris", world.tmp / "iris", DatasetPolicy(owner="olga", schema="stats")
     )
     assert again.policy.schema_view == "stats"
-    part = world.service.register_dataset(
+    part = world.register(
         world.olga, "iris-more", world.tmp / "iris" / "more", DatasetPolicy(owner="olga")
     )
-    assert part.path == str((world.tmp / "iris" / "more").resolve())
+    assert part.path == ""  # the path stays on the data host
+    local = world.host.registry.get_dataset("iris-more")
+    assert local.path == str((world.tmp / "iris" / "more").resolve())
     # An admin re-registering olga's dataset for her is the same owner, too.
-    world.service.register_dataset(
-        world.ada, "iris", world.tmp / "iris", DatasetPolicy(owner="olga")
-    )
+    world.register(world.ada, "iris", world.tmp / "iris", DatasetPolicy(owner="olga"))
 
 
 def test_a_disjoint_folder_of_another_owner_is_fine(world) -> None:
-    dataset = world.service.register_dataset(
+    dataset = world.register(
         world.otto, "mine", folder_with_data(world.tmp / "otto"), DatasetPolicy(owner="otto")
     )
     assert dataset.owner == "otto"
@@ -188,37 +185,34 @@ def test_registration_outside_the_roots_changes_nothing(world) -> None:
     size = world.ledger.size()
     for where in ("/etc", str(world.tmp.parent)):
         with pytest.raises(NotAllowed, match="not inside a dataset root"):
-            world.service.register_dataset(world.olga, "etc", where, DatasetPolicy(owner="olga"))
+            world.register(world.olga, "etc", where, DatasetPolicy(owner="olga"))
     nothing_changed(world, "etc", size)
 
 
-def test_a_service_without_roots_registers_nothing(tmp_path: Path) -> None:
-    service, store, ledger = make_service(tmp_path, Clock(), dataset_roots=DatasetRoots())
-    try:
-        olga, _ = service.add_user("olga", "owner")
-        with pytest.raises(NotAllowed, match="C2D_DATASET_ROOTS"):
-            service.register_dataset(
-                olga, "d", folder_with_data(tmp_path / "d"), DatasetPolicy(owner="olga")
-            )
-        assert store.list_datasets() == []
-        assert ledger.entries_for("dataset:d") == []
-    finally:
-        store.close()
-        ledger.close()
+def test_a_host_without_roots_registers_nothing(world) -> None:
+    size = world.ledger.size()
+    bare = world.host.settings.model_copy(update={"dataset_roots": ""})
+    host = TestHost(bare, world.host.identity, world.host.registry)
+    with pytest.raises(NotAllowed, match="C2D_DATASET_ROOTS"):
+        register_dataset(
+            world.service,
+            world.olga,
+            host,
+            "d",
+            folder_with_data(world.tmp / "d"),
+            DatasetPolicy(owner="olga"),
+        )
+    nothing_changed(world, "d", size)
 
 
 def test_a_dataset_outside_the_roots_no_longer_runs(world) -> None:
-    narrowed, store, ledger = make_service(
-        world.tmp, world.clock, dataset_roots=DatasetRoots.of([world.tmp / "elsewhere"], None)
+    narrowed = world.host.settings.model_copy(
+        update={"dataset_roots": str(world.tmp / "elsewhere")}
     )
-    try:
-        with pytest.raises(DatasetError, match="no longer inside this host's dataset roots") as e:
-            narrowed.current_dataset_digest("iris")
-        assert str(world.tmp) not in e.value.message  # researchers read it: no host path
-    finally:
-        store.close()
-        ledger.close()
-    assert world.service.current_dataset_digest("iris").startswith("sha256:")
+    with pytest.raises(DatasetError, match="no longer inside this host's dataset roots") as e:
+        world.current_digest("iris", narrowed)
+    assert str(world.tmp) not in e.value.message  # researchers read it: no host path
+    assert world.current_digest("iris").startswith("sha256:")
 
 
 def test_a_dataset_folder_replaced_by_a_link_no_longer_runs(world) -> None:
@@ -226,5 +220,5 @@ def test_a_dataset_folder_replaced_by_a_link_no_longer_runs(world) -> None:
     real.rename(world.tmp / "iris-real")
     real.symlink_to(world.tmp / "iris-real")
     with pytest.raises(DatasetError, match="resolves elsewhere") as caught:
-        world.service.current_dataset_digest("iris")
+        world.current_digest("iris")
     assert str(world.tmp) not in caught.value.message

@@ -72,9 +72,7 @@ def test_a_hidden_schema_keeps_the_result_with_the_owner(world, tmp_path):
     folder = tmp_path / "secret"
     folder.mkdir()
     (folder / "t.csv").write_text("secret_column_name\n1\n")
-    world.service.register_dataset(
-        world.olga, "secret", folder, DatasetPolicy(owner="olga", schema="hidden")
-    )
+    world.register(world.olga, "secret", folder, DatasetPolicy(owner="olga", schema="hidden"))
     job = world.submit(dataset_name="secret")
     world.service.record_dryrun(_dryrun(job.id, withheld=True, produced=["secret_column_name.txt"]))
     body = world.ledger.entries_for(job.id)[-1].body

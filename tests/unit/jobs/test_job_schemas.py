@@ -17,9 +17,7 @@ from jobs.schemas import profile_scanned, rescanner
 
 
 def _register(world, folder: Path, name: str, **policy):
-    return world.service.register_dataset(
-        world.olga, name, folder, DatasetPolicy(owner="olga", **policy)
-    )
+    return world.register(world.olga, name, folder, DatasetPolicy(owner="olga", **policy))
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_logs_stay_with_the_owner_until_release(reviewed_world):
 def test_policy_can_show_logs_to_the_researcher(world):
     (world.tmp / "open").mkdir()
     (world.tmp / "open" / "a.csv").write_text("1\n")
-    world.service.register_dataset(
+    world.register(
         world.olga,
         "open",
         world.tmp / "open",

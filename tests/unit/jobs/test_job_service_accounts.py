@@ -72,8 +72,8 @@ def test_register_dataset_records_digest_and_policy_but_not_the_path(world):
     assert str(world.tmp) not in str(entry.body)
 
 
-def test_registration_keeps_the_hash_cache_in_the_store(world):
-    cache = world.store.file_cache(str((world.tmp / "iris").resolve()))
+def test_registration_keeps_the_hash_cache_on_the_data_host(world):
+    cache = world.host.registry.file_cache(str((world.tmp / "iris").resolve()))
     assert sorted(cache) == ["iris.csv", "more/extra.csv"]
     assert cache["iris.csv"].sha256 == scan(world.tmp / "iris").cache["iris.csv"].sha256
 
@@ -81,11 +81,9 @@ def test_registration_keeps_the_hash_cache_in_the_store(world):
 def test_re_registration_by_the_owner_replaces_and_says_so(world):
     old = world.service.get_dataset(world.olga, "iris")
     (world.tmp / "iris" / "iris.csv").write_text("changed\n")
-    new = world.service.register_dataset(
-        world.olga, "iris", world.tmp / "iris", DatasetPolicy(owner="olga")
-    )
+    new = world.register(world.olga, "iris", world.tmp / "iris", DatasetPolicy(owner="olga"))
     assert new.digest != old.digest
-    assert world.service.current_dataset_digest("iris") == new.digest
+    assert world.current_digest("iris") == new.digest
     entries = world.ledger.entries_for("dataset:iris")
     assert [e.type for e in entries] == ["dataset.registered"] * 2
     assert entries[1].body["replaces"] == old.digest
@@ -108,26 +106,20 @@ def new_folder(world, name="d2"):
 )
 def test_who_may_register(world, who, owner, error):
     with pytest.raises(error):
-        world.service.register_dataset(
-            world.users[who], "d2", new_folder(world), DatasetPolicy(owner=owner)
-        )
+        world.register(world.users[who], "d2", new_folder(world), DatasetPolicy(owner=owner))
     assert world.store.get_dataset("d2") is None
     assert world.ledger.entries_for("dataset:d2") == []
 
 
 def test_admin_registers_for_an_owner(world):
-    dataset = world.service.register_dataset(
-        world.ada, "d2", new_folder(world), DatasetPolicy(owner="otto")
-    )
+    dataset = world.register(world.ada, "d2", new_folder(world), DatasetPolicy(owner="otto"))
     assert dataset.owner == "otto"
     assert world.ledger.entries_for("dataset:d2")[0].actor == "ada"
 
 
 def test_another_owner_cannot_take_over_a_name(world):
     with pytest.raises(NotAllowed, match="belongs to olga"):
-        world.service.register_dataset(
-            world.otto, "iris", new_folder(world), DatasetPolicy(owner="otto")
-        )
+        world.register(world.otto, "iris", new_folder(world), DatasetPolicy(owner="otto"))
     assert world.service.get_dataset(world.otto, "iris").owner == "olga"
 
 
@@ -135,7 +127,7 @@ def test_symlink_in_dataset_is_refused_and_nothing_recorded(world):
     folder = new_folder(world)
     (folder / "secret").symlink_to("/etc/shadow")
     with pytest.raises(DatasetError, match="secret is a symbolic link"):
-        world.service.register_dataset(world.olga, "d2", folder, DatasetPolicy(owner="olga"))
+        world.register(world.olga, "d2", folder, DatasetPolicy(owner="olga"))
     assert world.ledger.entries_for("dataset:d2") == []
 
 
@@ -143,29 +135,21 @@ def test_files_the_sandbox_cannot_read_are_refused_unless_allowed(world):
     folder = new_folder(world)
     (folder / "a.csv").chmod(0o600)
     with pytest.raises(DatasetError, match=r"chmod -R o\+rX"):
-        world.service.register_dataset(world.olga, "d2", folder, DatasetPolicy(owner="olga"))
-    world.service.register_dataset(
-        world.olga, "d2", folder, DatasetPolicy(owner="olga"), allow_unreadable=True
-    )
+        world.register(world.olga, "d2", folder, DatasetPolicy(owner="olga"))
+    world.register(world.olga, "d2", folder, DatasetPolicy(owner="olga"), allow_unreadable=True)
 
 
 def test_empty_or_missing_folders_are_refused(world):
     (world.tmp / "empty").mkdir()
     with pytest.raises(DatasetError, match="holds no files"):
-        world.service.register_dataset(
-            world.olga, "d2", world.tmp / "empty", DatasetPolicy(owner="olga")
-        )
+        world.register(world.olga, "d2", world.tmp / "empty", DatasetPolicy(owner="olga"))
     with pytest.raises(DatasetError, match="not a folder"):
-        world.service.register_dataset(
-            world.olga, "d2", world.tmp / "nope", DatasetPolicy(owner="olga")
-        )
+        world.register(world.olga, "d2", world.tmp / "nope", DatasetPolicy(owner="olga"))
 
 
 def test_bad_dataset_name(world):
     with pytest.raises(InvalidRequest, match="dataset name"):
-        world.service.register_dataset(
-            world.olga, "../x", new_folder(world), DatasetPolicy(owner="olga")
-        )
+        world.register(world.olga, "../x", new_folder(world), DatasetPolicy(owner="olga"))
 
 
 def test_everyone_lists_datasets_and_unknown_names_are_not_found(world):

@@ -248,7 +248,7 @@ def test_check_bound_lists_every_change_and_needs_an_approval(world):
 def test_a_changed_dataset_is_caught_before_a_run(world):
     job = world.approved()
     (world.tmp / "iris" / "iris.csv").write_text("poisoned\n")
-    current = world.service.current_dataset_digest("iris")
+    current = world.current_digest("iris")
     with pytest.raises(DigestMismatch, match="dataset digest changed"):
         world.service.check_bound(job, job.code_digest, IMAGE, current, job.params_digest)
 

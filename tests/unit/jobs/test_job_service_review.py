@@ -56,9 +56,7 @@ def test_params_and_dataset_overrides(world):
     (world.tmp / "iris2" / "x.csv").write_text("1\n")
     from jobs.models import DatasetPolicy
 
-    world.service.register_dataset(
-        world.olga, "iris2", world.tmp / "iris2", DatasetPolicy(owner="olga")
-    )
+    world.register(world.olga, "iris2", world.tmp / "iris2", DatasetPolicy(owner="olga"))
     job = world.submit(dataset_name="iris2", params={"lr": 0.5, "seed": 3})
     assert job.dataset == "iris2"
     assert job.spec.dataset == "iris2"

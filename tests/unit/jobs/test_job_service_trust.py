@@ -110,9 +110,7 @@ def test_a_trust_set_by_someone_who_no_longer_governs_the_dataset_approves_nothi
     first = world.submit("rita")
     world.service.trust(world.olga, first.id)
     # An admin hands the dataset to otto: olga's trust no longer speaks for it.
-    world.service.register_dataset(
-        world.ada, "iris", world.tmp / "iris", DatasetPolicy(owner="otto")
-    )
+    world.register(world.ada, "iris", world.tmp / "iris", DatasetPolicy(owner="otto"))
     only_submitted(world, world.submit("rita"))
 
 

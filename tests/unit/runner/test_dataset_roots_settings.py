@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from runner.cli.operator import build_settings
-from runner.context import dataset_roots_from
 from runner.errors import SettingsError
+from runner.host.datasets import roots_of as dataset_roots_from
 from runner.settings import Settings
 
 

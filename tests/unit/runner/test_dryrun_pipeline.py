@@ -50,14 +50,14 @@ def test_a_pending_job_runs_on_mock_data_and_stays_pending(world) -> None:
     assert spec.job_id == dryrun_id(job.id)
     mounted = spec.datasets["ds"]
     assert mounted.is_relative_to(w.ctx.settings.mocks_dir)
-    assert mounted != Path(w.service.dataset_of(job).path)
+    assert mounted != Path(w.ctx.registry.get_dataset("ds").path)
     assert spec.limits.timeout_s == 120  # the job asks for 10 minutes; dry runs get 2
     dryrun = w.service.dryrun_of(job.id)
     assert dryrun is not None
     assert (dryrun.ok, dryrun.reason) == (True, "exited with code 0")
     assert dryrun.produced == ["model.bin"]
     assert dryrun.log_tail == "trained\n"
-    entries = w.ctx.ledger.entries_for(job.id)
+    entries = w.control.ledger.entries_for(job.id)
     assert [e.type for e in entries] == ["job.submitted", "job.dryrun"]
     assert entries[-1].body["mock_digest"] == dryrun.mock_digest
     assert not list(w.ctx.settings.dryrun_dir.iterdir())  # the extracted code is gone
@@ -67,10 +67,10 @@ def test_a_pending_job_runs_on_mock_data_and_stays_pending(world) -> None:
 def test_the_mock_is_what_the_researcher_makes_from_the_schema(world, tmp_path: Path) -> None:
     w, _ = world
     olga = w.users["olga"]
-    data = Path(w.service.dataset_of(w.submit()).path)
+    data = Path(w.ctx.registry.get_dataset("ds").path)
     (data / "rows.csv").write_text("a,b,kind\n1,2.5,x\n3,4.5,y\n5,0.5,x\n")
     policy = DatasetPolicy(owner="olga", schema="stats", public_values={"*": ["kind"]})
-    w.service.register_dataset(olga, "ds", data, policy)
+    w.register(olga, "ds", data, policy)
     job = w.submit()
     execute_dryrun(w.ctx, job.id, "host-1")
     doc = w.service.dataset_schema(w.users["rita"], "ds")
@@ -92,7 +92,7 @@ def test_a_crash_on_mock_data_is_recorded_with_its_log_and_the_job_stays_pending
     assert (dryrun.ok, dryrun.reason) == (False, "exited with code 1")
     assert "KeyError: 'glucose'" in dryrun.log_tail
     assert w.service.load_job(job.id).state is JobState.PENDING
-    body = w.ctx.ledger.entries_for(job.id)[-1].body
+    body = w.control.ledger.entries_for(job.id)[-1].body
     assert (body["ok"], body["missing"]) == (False, 1)  # counts, never the job's own names
     assert "model.bin" not in json.dumps(body)
 
@@ -103,7 +103,7 @@ def test_a_second_message_runs_nothing_and_writes_nothing(world) -> None:
     execute_dryrun(w.ctx, job.id, "host-1")
     assert execute_dryrun(w.ctx, job.id, "host-2") == SKIPPED
     assert len(recorder.specs) == 1
-    assert [e.type for e in w.ctx.ledger.entries_for(job.id)].count("job.dryrun") == 1
+    assert [e.type for e in w.control.ledger.entries_for(job.id)].count("job.dryrun") == 1
 
 
 def test_a_job_that_left_pending_is_not_dry_run(world) -> None:
@@ -173,19 +173,19 @@ def test_a_dead_workers_dry_run_is_adopted_once_its_lease_ran_out(world, caplog)
     first.join(10)
     assert outcome == [SKIPPED]
     assert "taken over by another worker" in caplog.text
-    assert [e.type for e in w.ctx.ledger.entries_for(job.id)].count("job.dryrun") == 1
+    assert [e.type for e in w.control.ledger.entries_for(job.id)].count("job.dryrun") == 1
 
 
 def test_a_dataset_without_a_schema_gets_a_dry_run_that_says_so(world) -> None:
     w, recorder = world
     job = w.submit()
-    with w.ctx.store.transaction() as conn:
-        conn.execute("DELETE FROM dataset_profiles")
+    with w.ctx.registry._tx() as conn:  # the host lost its profile of the dataset
+        conn.execute("DELETE FROM profiles")
     assert execute_dryrun(w.ctx, job.id, "host-1") == RECORDED
     dryrun = w.service.dryrun_of(job.id)
     assert dryrun is not None
     assert not dryrun.ok
-    assert "has no schema" in dryrun.reason
+    assert "has no profile on this data host" in dryrun.reason
     assert dryrun.mock_digest is None
     assert recorder.specs == []
 

@@ -30,7 +30,14 @@ def test_init_makes_a_private_home_whose_token_is_the_admins(tmp_path):
         stored = b"".join(p.read_bytes() for p in files if p.exists())
         assert token_hash(token).encode() in stored  # what is kept is the hash...
         assert token.encode() not in stored  # ...never the token
-        assert [e.type for e in ctx.ledger.entries()] == ["user.added"]
+        # The admin, and the data host `local` enrolled beside the control plane.
+        assert [e.type for e in ctx.ledger.entries()] == [
+            "user.added", "host.added", "host.enrolled",
+        ]  # fmt: skip
+        local = settings.hosts_dir / "local"
+        assert stat.S_IMODE(local.stat().st_mode) == 0o700
+        assert stat.S_IMODE((local / "host.key").stat().st_mode) == 0o600
+        assert stat.S_IMODE((local / "host.token").stat().st_mode) == 0o600
     finally:
         ctx.close()
 

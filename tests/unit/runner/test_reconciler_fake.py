@@ -1,4 +1,5 @@
-"""The reconciler's decisions, with a real store, a fake engine and a recording sender."""
+"""The control plane reconciler's decisions, with a real store and a recording sender; and what
+the data host does with a job sent back to it (a fake engine)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from jobs.states import JobState
+from runner.control.reconciler import MAX_ATTEMPTS, Reconciler
+from runner.host.pipeline import Ending, execute_job
 from runner.host.preflight import prepare_run
-from runner.host.reconciler import MAX_ATTEMPTS, Reconciler
 from runner.host.sandbox.fake import Script
 from runner.transport import TASK_DRYRUN, TASK_RUN
 from tests.kit.worlds import ControlWorld, build_control_world
@@ -24,7 +26,15 @@ class Sender:
     dryruns: list[str] = field(default_factory=list)
     marks: set[str] = field(default_factory=set)
 
-    def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = TASK_RUN) -> bool:
+    def send(
+        self,
+        job_id: str,
+        host: str,
+        ttl: float = 0.0,
+        *,
+        task: str = TASK_RUN,
+        args: tuple[str, ...] = (),
+    ) -> bool:
         key = ("dryrun-" if task == TASK_DRYRUN else "") + job_id
         if ttl and key in self.marks:
             return False
@@ -45,7 +55,7 @@ def world(tmp_path) -> Iterator[ControlWorld]:
 
 
 def reconciler(world: ControlWorld, sender: Sender) -> Reconciler:
-    return Reconciler(world.ctx, sender, clock=world.clock, reap_containers=False)
+    return Reconciler(world.control, sender, clock=world.clock)
 
 
 def test_an_approved_job_off_the_queue_is_sent_again_after_the_grace_period(world):
@@ -77,7 +87,7 @@ def test_two_reconcilers_send_a_lost_job_once(world):
 
 def test_an_expired_lease_with_a_container_is_sent_for_adoption(world):
     job = world.approved(Script(runs_forever=True))
-    claim = world.service.claim(job.id, "gone@test:1", 5)
+    claim = world.service.claim(job.id, "local@gone:1", 5)
     spec_job = claim.job
     spec = prepare_run(world.ctx, spec_job)
     world.ctx.executor().prepare(spec)
@@ -92,23 +102,23 @@ def test_an_expired_lease_with_a_container_is_sent_for_adoption(world):
     assert world.service.load_job(job.id).state is JobState.RUNNING
 
 
-def test_an_expired_lease_without_a_container_fails_once_with_a_reason(world):
+def test_a_job_sent_back_without_its_container_fails_once_on_its_host(world):
     job = world.approved()
-    claim = world.service.claim(job.id, "gone@test:1", 5)
-    sender = Sender()
+    world.service.claim(job.id, "local@gone:1", 5)  # the worker died before it started anything
     world.clock.advance(6)
-    assert claim.job.lease_expires is not None
+    sender = Sender()
+    assert reconciler(world, sender).run_once().adopted == [job.id]
 
-    assert reconciler(world, sender).run_once().failed == [job.id]
-    assert reconciler(world, sender).run_once().failed == []
+    assert execute_job(world.ctx, job.id, "local@test:2") is Ending.FINISHED
 
     failed = world.service.load_job(job.id)
     assert failed.state is JobState.FAILED
     assert "container is gone" in (failed.reason or "")
-    finished = [e for e in world.ctx.ledger.entries_for(job.id) if e.type == "job.finished"]
+    finished = [e for e in world.control.ledger.entries_for(job.id) if e.type == "job.finished"]
     assert len(finished) == 1
-    assert finished[0].body["lease_expired"] is True
-    assert sender.sent == []
+    assert finished[0].body["host"] == "local"  # the host said so, signed
+    # Claimed again, it is not running: the next pass leaves it alone.
+    assert reconciler(world, sender).run_once() == reconciler(world, Sender()).run_once()
 
 
 def test_a_job_whose_workers_keep_dying_is_given_up(world):
@@ -116,7 +126,7 @@ def test_a_job_whose_workers_keep_dying_is_given_up(world):
     claim = None
     for attempt in range(MAX_ATTEMPTS):
         world.clock.advance(6)  # the previous worker's lease ran out
-        claim = world.service.claim(job.id, f"w@test:{attempt}", 5)
+        claim = world.service.claim(job.id, f"local@test:{attempt}", 5)
     assert claim is not None
     spec = prepare_run(world.ctx, claim.job)
     world.ctx.executor().prepare(spec)
@@ -127,22 +137,17 @@ def test_a_job_whose_workers_keep_dying_is_given_up(world):
 
     assert result.failed == [job.id]
     assert "gave up after 5 attempts" in (world.service.load_job(job.id).reason or "")
-    assert job.id not in world.host.containers
 
 
-def test_jobs_of_other_data_hosts_are_left_alone(tmp_path):
-    world = build_control_world(tmp_path, data_host="default")
-    try:
-        job = world.approved()
-        world.service.claim(job.id, "w@test:1", 5)
-        world.clock.advance(60)
-        other = Reconciler(world.ctx, Sender(), clock=world.clock, reap_containers=False)
-        other.host = "west"
-        result = other.run_once()
-        assert (result.sent, result.adopted, result.failed) == ([], [], [])
-        assert world.service.load_job(job.id).state is JobState.RUNNING
-    finally:
-        world.close()
+def test_a_job_whose_host_stays_silent_fails_after_host_lost_s(world):
+    job = world.approved()
+    world.service.claim(job.id, "local@test:1", 5)
+    world.clock.advance(6)
+    assert reconciler(world, Sender()).run_once().adopted == [job.id]
+    world.clock.advance(world.control.settings.host_lost_s)
+    result = reconciler(world, Sender()).run_once()
+    assert result.failed == [job.id]
+    assert "has not renewed" in (world.service.load_job(job.id).reason or "")
 
 
 def test_a_dry_run_no_worker_took_is_sent_again_once_after_the_grace_period(world):

@@ -22,14 +22,6 @@ BASE_ID = "sha256:" + "b" * 64
 OTHER = "sha256:" + "c" * 64
 
 
-class NoSender:
-    def send(self, job_id: str, host: str, ttl: float = 0.0, *, task: str = "") -> bool:
-        return False
-
-    def queued(self, host: str) -> set[str]:
-        return set()
-
-
 @pytest.fixture
 def world(tmp_path) -> Iterator[ControlWorld]:
     w = build_control_world(tmp_path, byo_retention_s=123.0)
@@ -68,7 +60,7 @@ def test_live_jobs_images_and_the_allowed_bases_are_protected_with_the_set_reten
 ) -> None:
     world.approved()
     _cancelled_job_with(world, OTHER)
-    done = Reconciler(world.ctx, NoSender(), clock=world.clock).run_once()
+    done = Reconciler(world.ctx, clock=world.clock).run_once()
     assert done.images_removed == [OTHER]
     [call] = calls
     assert call["in_use"] == {IMAGE, BASE_ID}
@@ -83,5 +75,5 @@ def test_without_an_allowed_base_here_only_the_jobs_images_are_protected(
 
     monkeypatch.setattr(runner.host.images.policy, "resolve_bases", none_here)
     world.approved()
-    Reconciler(world.ctx, NoSender(), clock=world.clock).run_once()
+    Reconciler(world.ctx, clock=world.clock).run_once()
     assert calls[0]["in_use"] == {IMAGE}

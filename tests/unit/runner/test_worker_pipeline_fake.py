@@ -14,20 +14,20 @@ from runner.host.pipeline import Ending, execute_job
 from runner.host.sandbox.fake import Script
 from tests.kit.worlds import ControlWorld, build_control_world, tar_with
 
-W1, W2 = "default@test:1", "default@test:2"
+W1, W2 = "local@test:1", "local@test:2"
 
 
 @pytest.fixture
 def world(tmp_path) -> Iterator[ControlWorld]:
     w = build_control_world(tmp_path)
     yield w
-    report = w.ctx.ledger.verify()
+    report = w.control.ledger.verify()
     assert report.ok, report.detail
     w.close()
 
 
 def types(w: ControlWorld, job_id: str) -> list[str]:
-    return [e.type for e in w.ctx.ledger.entries_for(job_id)]
+    return [e.type for e in w.control.ledger.entries_for(job_id)]
 
 
 def test_a_job_runs_finishes_once_and_leaves_nothing_on_the_host(world):
@@ -81,7 +81,8 @@ def test_a_delivery_while_another_worker_holds_the_lease_does_nothing(world):
 
 def test_changed_code_in_the_store_is_refused_before_any_container(world):
     job = world.approved()
-    blob = world.ctx.artifacts.path(job.code_digest)
+    # The host's copy of the bundle (fetched from the control plane once) changed on its disk.
+    blob = world.ctx.control.fetch_bundle(job, job.code_digest, world.ctx.artifacts)
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes() + b"\0" * 512)
 
@@ -162,14 +163,14 @@ def test_a_stopping_worker_hands_the_job_back_and_the_next_one_adopts_it(tmp_pat
         world.close()
 
 
-def test_a_job_of_another_data_host_is_not_claimed_here(tmp_path):
-    world = build_control_world(tmp_path, data_host="elsewhere")
+def test_a_job_of_another_data_host_is_not_claimed_there(world):
+    job = world.approved()
+    other = world.other_host("elsewhere")
     try:
-        job = world.approved()
-        assert execute_job(world.ctx, job.id, W1, poll_s=0.05) is Ending.SKIPPED
+        assert execute_job(other, job.id, "elsewhere@test:1", poll_s=0.05) is Ending.SKIPPED
         assert world.service.load_job(job.id).state is JobState.APPROVED
     finally:
-        world.close()
+        other.close()
 
 
 def test_an_unknown_job_id_is_skipped(world):
@@ -209,13 +210,11 @@ def test_a_moved_environment_tag_does_not_stop_an_adopted_run(tmp_path):
 def test_a_dataset_outside_the_roots_the_worker_has_does_not_run(tmp_path):
     """The administrator narrowed C2D_DATASET_ROOTS after the dataset was registered: the job
     fails before any container exists, with a reason that names no host path."""
-    from runner.context import dataset_roots_from
-
     w = build_control_world(tmp_path)
     try:
         job = w.approved()
         narrowed = w.ctx.settings.model_copy(update={"dataset_roots": str(tmp_path / "other")})
-        w.ctx.service.dataset_roots = dataset_roots_from(narrowed)  # as a restarted worker has
+        w.ctx.settings = narrowed  # as a restarted host agent has
         assert execute_job(w.ctx, job.id, W1, poll_s=0.05) is Ending.FINISHED
         failed = w.service.load_job(job.id)
         assert failed.state is JobState.FAILED
