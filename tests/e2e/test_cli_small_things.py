@@ -26,12 +26,12 @@ def test_login_reads_the_token_from_stdin_and_whoami_logout_follow(
     name, token = stack.add_user("researcher", "rita")
     config = tmp_path / "config.json"
     no_scheme = stack.c2d("login", stack.url.removeprefix("http://"), "--with-token",
-                          config=config, stdin_text=token)  # fmt: skip
+                          config=config, stdin=token)  # fmt: skip
     assert no_scheme.returncode == 2, no_scheme.stderr
     assert "give the scheme" in no_scheme.stderr
     assert not config.exists()
 
-    login = stack.c2d("login", stack.url, "--with-token", config=config, stdin_text=token + "\n")
+    login = stack.c2d("login", stack.url, "--with-token", config=config, stdin=token + "\n")
     assert login.returncode == 0, login.stderr
     assert token not in login.stderr + login.stdout  # never echoed
     assert json.loads(config.read_text())["token"] == token

@@ -41,7 +41,7 @@ def test_the_example_notebook_runs_against_an_installation(
 
     # Bob logged in once, as the README says; the kernel reads what login saved.
     config = tmp_path / "bob.json"
-    login = stack.c2d("login", stack.url, "--with-token", config=config, stdin_text=researcher)
+    login = stack.c2d("login", stack.url, "--with-token", config=config, stdin=researcher)
     assert login.returncode == 0, login.stderr
     notebook = nbformat.read(REPO / "examples" / "researcher.ipynb", as_version=4)
     env = {k: v for k, v in stack.command_env(None, config).items() if k != "C2D_URL"}

@@ -1,7 +1,8 @@
 """The reconciler against a real Redis and a real Docker engine (passes run in-process).
 
-A lost message is re-sent exactly once even by two reconcilers; a queued job is left alone; an
-expired lease whose container still runs is sent for adoption; the reaper removes this
+The control plane's reconciler: a lost message is re-sent exactly once even by two reconcilers;
+a queued job is left alone; an expired lease whose container still runs on the data host is sent
+back to that host for adoption. The data host's reconciler: the reaper removes this
 installation's leftovers and leaves other installations' containers alone.
 """
 
@@ -14,8 +15,9 @@ import pytest
 import redis
 
 from jobs.states import JobState
+from runner.control.reconciler import Reconciler
 from runner.host.preflight import prepare_run
-from runner.host.reconciler import Reconciler
+from runner.host.reconciler import Reconciler as HostReconciler
 from runner.transport import Dispatcher, key_prefix, queue_name
 from tests.kit.containers import job_containers
 from tests.kit.installation import Installation, module_installation
@@ -36,7 +38,7 @@ def install(tmp_path, redis_url, docker_client, job_image) -> Iterator[Installat
 def queue_length(install: Installation) -> int:
     client = redis.Redis.from_url(install.settings.redis_url)
     try:
-        return int(client.llen(key_prefix(install.settings) + queue_name("default")))
+        return int(client.llen(key_prefix(install.settings) + queue_name("local")))
     finally:
         client.close()
 
@@ -46,15 +48,15 @@ def test_a_lost_message_is_sent_again_once_even_by_two_reconcilers(install, tmp_
     time.sleep(install.settings.redispatch_s + 0.2)
     first, second = install.dispatcher(), install.dispatcher()
     try:
-        one = Reconciler(install.ctx, first, reap_containers=False).run_once()
-        two = Reconciler(install.ctx, second, reap_containers=False).run_once()
+        one = Reconciler(install.ctx, first).run_once()
+        two = Reconciler(install.ctx, second).run_once()
         assert one.sent == [job.id]
         assert two.sent == []
-        assert first.queued("default") == {job.id}
+        assert first.queued("local") == {job.id}
         assert queue_length(install) == 1
         # Long after, still queued (no worker here): never sent a second time.
         time.sleep(install.settings.redispatch_s + 0.2)
-        assert Reconciler(install.ctx, first, reap_containers=False).run_once().sent == []
+        assert Reconciler(install.ctx, first).run_once().sent == []
         assert queue_length(install) == 1
     finally:
         first.close()
@@ -65,9 +67,9 @@ def test_an_expired_lease_with_a_running_container_is_sent_for_adoption(
     install, tmp_path, docker_client, job_image
 ):
     job = install.approved_job(tmp_path, job_image, sleep=30)[0]
-    claim = install.ctx.service.claim(job.id, "gone@test:1", 1.0)
-    spec = prepare_run(install.ctx, claim.job)
-    executor = install.ctx.executor()
+    claim = install.ctx.service.claim(job.id, "local@gone:1", 1.0)
+    spec = prepare_run(install.host_ctx, claim.job)
+    executor = install.host_ctx.executor()
     executor.prepare(spec)
     executor.start(spec)
     time.sleep(1.2)
@@ -75,8 +77,10 @@ def test_an_expired_lease_with_a_running_container_is_sent_for_adoption(
     try:
         result = Reconciler(install.ctx, dispatcher).run_once()
         assert result.adopted == [job.id]
-        assert result.reaped == []  # the job is live: its container stays
-        assert dispatcher.queued("default") == {job.id}
+        assert result.failed == []
+        # The job is live: the host's reaper leaves its container.
+        assert HostReconciler(install.host_ctx).run_once().reaped == []
+        assert dispatcher.queued("local") == {job.id}
         assert job_containers(docker_client, [job.id], dryruns=False)[0].status == "running"
         assert install.load_job(job.id).state is JobState.RUNNING
     finally:
@@ -88,9 +92,9 @@ def test_the_reaper_removes_a_finished_jobs_leftovers_but_not_strangers(
     install, tmp_path, docker_client, job_image, test_labels
 ):
     job = install.approved_job(tmp_path, job_image, sleep=30)[0]
-    claim = install.ctx.service.claim(job.id, "w@test:1", 60)
-    spec = prepare_run(install.ctx, claim.job)
-    executor = install.ctx.executor()
+    claim = install.ctx.service.claim(job.id, "local@test:1", 60)
+    spec = prepare_run(install.host_ctx, claim.job)
+    executor = install.host_ctx.executor()
     executor.prepare(spec)
     executor.start(spec)
     install.ctx.service.cancel(install.ctx.store.get_user(job.researcher), job.id, "stop")
@@ -98,17 +102,15 @@ def test_the_reaper_removes_a_finished_jobs_leftovers_but_not_strangers(
     stranger = docker_client.containers.create(
         job_image, ["sleep", "60"], labels={**test_labels, "c2d.job": "0a0a0a0a0a0a"}
     )
-    dispatcher = install.dispatcher()
     try:
-        result = Reconciler(install.ctx, dispatcher).run_once()
+        result = HostReconciler(install.host_ctx).run_once()
         assert job.id in result.reaped
         assert job_containers(docker_client, [job.id], dryruns=False) == []
-        assert not (install.settings.work_dir / job.id).exists()
-        assert not (install.settings.code_dir / job.id).exists()
+        assert not (install.host_settings.work_dir / job.id).exists()
+        assert not (install.host_settings.code_dir / job.id).exists()
         stranger.reload()  # still there
         assert "0a0a0a0a0a0a" not in result.reaped
     finally:
-        dispatcher.close()
         stranger.remove(force=True)
 
 
@@ -129,9 +131,9 @@ def test_installations_sharing_a_redis_database_do_not_see_each_others_queues(
     other_settings = install.settings.model_copy(update={"origin": "c2d.test/another"})
     mine, other = install.dispatcher(), Dispatcher.for_settings(other_settings)
     try:
-        assert mine.send(job.id, "default")
-        assert mine.queued("default") == {job.id}
-        assert other.queued("default") == set()
+        assert mine.send(job.id, "local")
+        assert mine.queued("local") == {job.id}
+        assert other.queued("local") == set()
     finally:
         mine.close()
         other.close()

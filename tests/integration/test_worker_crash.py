@@ -39,6 +39,7 @@ def test_sigkill_mid_job_then_a_new_worker_adopts_the_container(
 ):
     job = install.approved_job(tmp_path, job_image, sleep=6, rows=30)[0]
     since = time.time()
+    install.ensure("server")  # the control plane: it sends the job, the host reports to it
     first = install.start_worker()
     # Approved in the test process, so no one sent it: the reconciler notices and sends it.
     container = wait_for(
@@ -75,14 +76,15 @@ def test_sigkill_mid_job_then_a_new_worker_adopts_the_container(
         30,
         install.logs(),
     )
-    assert not (install.settings.code_dir / job.id).exists()
-    assert not (install.settings.work_dir / job.id).exists()
+    assert not (install.host_settings.code_dir / job.id).exists()
+    assert not (install.host_settings.work_dir / job.id).exists()
 
 
 def test_sigkill_and_a_removed_container_fail_the_job_with_a_reason(
     install, tmp_path, docker_client, job_image
 ):
     job = install.approved_job(tmp_path, job_image, sleep=30, rows=30)[0]
+    install.ensure("server")  # the control plane: it sends the job, the host reports to it
     first = install.start_worker()
     container = wait_for(
         "the job's container to run",
@@ -102,7 +104,7 @@ def test_sigkill_and_a_removed_container_fail_the_job_with_a_reason(
     assert job_containers(docker_client, [job.id], dryruns=False) == []
     wait_for(
         "the reaper to remove the job's folder",
-        lambda: not (install.settings.work_dir / job.id).exists(),
+        lambda: not (install.host_settings.work_dir / job.id).exists(),
         30,
         install.logs(),
     )
@@ -113,6 +115,7 @@ def test_sigterm_hands_the_running_job_to_the_next_worker(
 ):
     job = install.approved_job(tmp_path, job_image, sleep=6, rows=30)[0]
     since = time.time()
+    install.ensure("server")  # the control plane: it sends the job, the host reports to it
     first = install.start_worker()
     wait_for(
         "the job's container to run",

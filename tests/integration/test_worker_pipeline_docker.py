@@ -13,12 +13,13 @@ from collections.abc import Iterator
 import pytest
 
 from jobs.states import JobState
-from runner.context import open_context
 from runner.errors import TryLater
+from runner.host.context import open_host_context
 from runner.host.engine import Engine
 from runner.host.pipeline import Ending, execute_job
 from tests.kit.containers import container_creations, job_containers, remove_job_containers
 from tests.kit.installation import Installation, installed
+from tests.kit.ports import ServicePort
 from tests.kit.procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -43,7 +44,9 @@ def test_cancelling_a_running_job_removes_its_container(
     job, _, researcher = install.approved_job(tmp_path, job_image, sleep=60, rows=20)
     ended: list[Ending] = []
     worker = threading.Thread(
-        target=lambda: ended.append(execute_job(install.ctx, job.id, "w@test:1", poll_s=0.2))
+        target=lambda: ended.append(
+            execute_job(install.host_ctx, job.id, "local@test:1", poll_s=0.2)
+        )
     )
     worker.start()
     try:
@@ -56,7 +59,7 @@ def test_cancelling_a_running_job_removes_its_container(
     assert job_containers(docker_client, [job.id], dryruns=False) == []
     assert install.load_job(job.id).state is JobState.CANCELLED
     assert "job.finished" not in install.entry_types(job.id)
-    assert not (install.settings.work_dir / job.id).exists()
+    assert not (install.host_settings.work_dir / job.id).exists()
 
 
 def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
@@ -67,14 +70,18 @@ def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
     stop = threading.Event()
     stop.set()
     with pytest.raises(TryLater):
-        execute_job(install.ctx, job.id, "w@test:1", stop=stop, poll_s=0.2)
+        execute_job(install.host_ctx, job.id, "local@test:1", stop=stop, poll_s=0.2)
     assert running(docker_client, job.id)
 
     # The next worker is another process: a fresh context and Docker executor.
     time.sleep(install.settings.lease_s + 0.5)
-    other = open_context(install.settings, engine=Engine(install.settings.work_dir))
+    settings = install.host_settings
+    port = ServicePort(
+        install.ctx.service, install.ctx.service.get_host("local"), install.ctx.artifacts
+    )
+    other = open_host_context(settings, control=port, engine=Engine(settings.work_dir))
     try:
-        assert execute_job(other, job.id, "w@test:2", poll_s=0.2) is Ending.FINISHED
+        assert execute_job(other, job.id, "local@test:2", poll_s=0.2) is Ending.FINISHED
     finally:
         other.close()
 
@@ -93,15 +100,35 @@ def test_a_tampered_bundle_is_refused_before_any_container(
     install, tmp_path, docker_client, job_image
 ):
     job, _, _ = install.approved_job(tmp_path, job_image, sleep=0, rows=20)
-    blob = install.ctx.artifacts.path(job.code_digest)
+    host = install.host_ctx
+    # The host's own copy of the bundle, changed after it was fetched and checked.
+    blob = host.control.fetch_bundle(job, job.code_digest, host.artifacts)
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes().replace(b"time.sleep", b"print    ("))
     since = time.time()
 
-    assert execute_job(install.ctx, job.id, "w@test:1", poll_s=0.2) is Ending.FINISHED
+    assert execute_job(install.host_ctx, job.id, "local@test:1", poll_s=0.2) is Ending.FINISHED
 
     done = install.load_job(job.id)
     assert done.state is JobState.FAILED
     assert "code digest changed" in (done.reason or "")
     assert container_creations(docker_client, job.id, since) == []
-    assert not (install.settings.code_dir / job.id).exists()
+    assert not (install.host_settings.code_dir / job.id).exists()
+
+
+def test_a_bundle_changed_on_the_control_plane_is_refused_by_the_host(
+    install, tmp_path, docker_client, job_image
+):
+    job, _, _ = install.approved_job(tmp_path, job_image, sleep=0, rows=20)
+    blob = install.ctx.artifacts.path(job.code_digest)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes().replace(b"time.sleep", b"print    ("))
+    since = time.time()
+
+    assert execute_job(install.host_ctx, job.id, "local@test:1", poll_s=0.2) is Ending.FINISHED
+
+    done = install.load_job(job.id)
+    assert done.state is JobState.FAILED
+    assert f"is not {job.code_digest}" in (done.reason or "")
+    assert container_creations(docker_client, job.id, since) == []
+    assert not install.host_ctx.artifacts.has(job.code_digest)

@@ -246,10 +246,10 @@ class Installation:
         config: Path | None = None,
         timeout: float = COMMAND_S,
         env: dict[str, str] | None = None,
-        stdin_text: str | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `c2d ARGS` as a person with ``token`` (``stdin_text`` on its stdin, else
-        nothing); return the finished process."""
+        """Run `c2d ARGS` as a person with ``token`` (``stdin`` piped in, if given); return
+        the finished process."""
         return subprocess.run(
             [str(C2D), *args],
             env={**self.command_env(token, config), **(env or {})},
@@ -257,7 +257,8 @@ class Installation:
             text=True,
             timeout=timeout,
             check=False,
-            **({"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}),
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
         )
 
     def popen(self, *args: str, token: str | None = None) -> subprocess.Popen[str]:
@@ -296,6 +297,16 @@ class Installation:
             "--json",
             token=token,
         )
+
+    def add_host(self, name: str, home: Path) -> dict[str, Any]:
+        """Add data host ``name`` as the admin (`c2d host add`) and enroll it into ``home``
+        as its operator would (`c2d host enroll URL --home HOME`, the token piped in); the
+        enroll command's JSON (name, home, fingerprint, public key)."""
+        token = self.json("host", "add", name, token=self.admin_token)["enroll_token"]
+        done = self.c2d("host", "enroll", self.url, "--home", str(home), "--json", stdin=token)
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
 
     def add_user(self, role: str, prefix: str | None = None) -> tuple[str, str]:
         """Create a user with a fresh name, as the admin does (`c2d user add`); (name, token)."""

@@ -92,3 +92,138 @@ def test_a_host_sees_only_its_own_jobs_and_signatures_are_checked(tmp_path):
         w.service.check_host_signature(
             mine, {**statement, "job": "x"}, sign_statement(key, statement)
         )
+
+
+def attested_iris(w, policy=None):  # type: ignore[no-untyped-def]
+    from jobs.models import DatasetPolicy
+    from runner.host.datasets import attest_dataset
+
+    policy = policy or DatasetPolicy(owner="olga", host="default")
+    assert w.host is not None
+    return attest_dataset(
+        w.host.settings, w.host.registry, w.host.identity, "iris2", w.tmp / "iris", policy
+    )
+
+
+def test_a_dataset_is_recorded_only_as_its_host_signed_it(tmp_path):
+    from jobs.models import DatasetPolicy
+
+    w = build_world(tmp_path)
+    attested = attested_iris(w)
+    policy = DatasetPolicy(owner="olga", host="default")
+    entries = len(w.ledger.entries_for("dataset:iris2"))
+
+    def register(statement, signature, profile=attested.profile, pol=policy, name="iris2"):  # type: ignore[no-untyped-def]
+        return w.service.register_dataset(w.olga, name, pol, statement, signature, profile)
+
+    # Facts only the host knows, changed on the way: its signature no longer holds.
+    for changed in ({"digest": "sha256:" + "0" * 64}, {"bytes": 1}, {"files": 99}):
+        with pytest.raises(NotAllowed, match="not data host default's"):
+            register({**attested.statement, **changed}, attested.signature)
+    # What the registration says (owner, host, name, profile) must be what the host signed.
+    for changed in ({"owner": "otto"}, {"host": "elsewhere"}):
+        with pytest.raises(InvalidRequest, match="does not match"):
+            register({**attested.statement, **changed}, attested.signature)
+    with pytest.raises(InvalidRequest, match="does not match"):  # registered under another name
+        register(attested.statement, attested.signature, name="iris3")
+    forged = attested.profile.model_copy(update={"problem": "made up on the way"})
+    with pytest.raises(InvalidRequest, match="does not match"):  # a profile it did not sign
+        register(attested.statement, attested.signature, profile=forged)
+    forger = Ed25519PrivateKey.generate()
+    with pytest.raises(NotAllowed):
+        register(attested.statement, sign_statement(forger, attested.statement))
+    assert w.store.get_dataset("iris2") is None
+    assert len(w.ledger.entries_for("dataset:iris2")) == entries
+
+    register(attested.statement, attested.signature)
+    assert len(w.ledger.entries_for("dataset:iris2")) == entries + 1
+
+
+def test_a_dataset_on_a_host_not_enrolled_yet_is_refused(tmp_path):
+    from jobs.models import DatasetPolicy
+
+    w = build_world(tmp_path)
+    w.service.add_host(w.ada, "later")
+    attested = attested_iris(w)
+    with pytest.raises(NotFound, match="no enrolled data host 'later'"):
+        w.service.register_dataset(
+            w.olga,
+            "iris2",
+            DatasetPolicy(owner="olga", host="later"),
+            {**attested.statement, "host": "later"},
+            attested.signature,
+            attested.profile,
+        )
+
+
+def test_a_finish_needs_the_hosts_signature_over_that_outcome(tmp_path):
+    from jobs.attestations import outcome_statement
+    from jobs.states import JobState
+    from tests.kit.worlds import ok_outcome
+
+    w = build_world(tmp_path)
+    job = w.approved()
+    claim = w.service.claim(job.id, "default@vm:1", 30)
+    outcome = ok_outcome()
+    key = w.host.identity.key  # type: ignore[union-attr]
+    me = w.service.get_host("default")
+    statement = outcome_statement("default", job.id, claim.fence, outcome)
+    before = w.types(job.id)
+    for signature in (
+        sign_statement(Ed25519PrivateKey.generate(), statement),
+        sign_statement(key, {**statement, "fence": claim.fence + 1}),
+        sign_statement(
+            key,
+            outcome_statement(
+                "default", job.id, claim.fence, ok_outcome(metrics={"accuracy": 1.0})
+            ),
+        ),
+    ):
+        with pytest.raises(NotAllowed):
+            w.service.finish(job.id, claim.fence, outcome, host=me, signature=signature)
+    assert w.types(job.id) == before
+    assert w.service.load_job(job.id).state is JobState.RUNNING
+    done = w.service.finish(
+        job.id, claim.fence, outcome, host=me, signature=sign_statement(key, statement)
+    )
+    assert done.outcome == outcome
+    assert w.types(job.id).count("job.finished") == 1
+
+
+def test_a_host_uploads_only_what_its_signed_outcome_names_and_outputs_after_release(tmp_path):
+    from jobs.attestations import outcome_statement
+    from jobs.models import OutputFile
+    from tests.kit.worlds import ok_outcome
+
+    w = build_world(tmp_path, review_outputs=True)
+    job = w.approved()
+    me = w.service.get_host("default")
+    model, log = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    with pytest.raises(NotAllowed, match="no outcome yet"):
+        w.service.upload_allowed(me, job.id, "log", log)
+    claim = w.service.claim(job.id, "default@vm:1", 30)
+    outcome = ok_outcome(
+        outputs=[OutputFile(name="model.skops", sha256=model, bytes=123)], log_digest=log
+    )
+    statement = outcome_statement("default", job.id, claim.fence, outcome)
+    w.service.finish(
+        job.id,
+        claim.fence,
+        outcome,
+        host=me,
+        signature=sign_statement(w.host.identity.key, statement),  # type: ignore[union-attr]
+    )
+    with pytest.raises(NotAllowed, match="outputs leave on release"):
+        w.service.upload_allowed(me, job.id, "output", model)
+    assert w.service.upload_allowed(me, job.id, "review", model) == 123
+    assert w.service.upload_allowed(me, job.id, "log", log) > 0
+    with pytest.raises(NotAllowed):
+        w.service.upload_allowed(me, job.id, "log", model)
+    w.service.release(w.olga, job.id)
+    assert w.service.upload_allowed(me, job.id, "output", model) == 123
+    with pytest.raises(NotAllowed, match="is not an output"):
+        w.service.upload_allowed(me, job.id, "output", "sha256:" + "c" * 64)
+    _, token = w.service.add_host(w.ada, "elsewhere")
+    other, _ = w.service.enroll_host(token, public(Ed25519PrivateKey.generate()))
+    with pytest.raises(NotFound):
+        w.service.upload_allowed(other, job.id, "output", model)
