@@ -249,7 +249,10 @@ class Installation:
         stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `c2d ARGS` as a person with ``token`` (``stdin`` piped in, if given); return
-        the finished process."""
+        the finished process. `c2d dataset add` runs on a data host: without ``--home`` it is
+        the local one's (``host_home``), as for an owner at that host's shell."""
+        if args[:2] == ("dataset", "add") and "--home" not in args:
+            args = (*args, "--home", str(self.host_home))
         return subprocess.run(
             [str(C2D), *args],
             env={**self.command_env(token, config), **(env or {})},
