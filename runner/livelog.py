@@ -1,9 +1,12 @@
 """A running job's log, live: the data host writes it to Redis, the API reads it from there.
 
 A data host only connects out (to Redis and the API), so the live log travels the way its jobs
-arrive: the host's worker appends each job's output to Redis as the container writes it
+arrive: the host's agent appends each job's output to Redis as the container writes it
 (``LiveLogWriter``, fed by the executor's log tap), and the API reads it back for whoever the
-dataset's policy lets read logs (``read_live``). Nothing ever connects into the host.
+dataset's policy lets read logs (``read_live``). Nothing ever connects into the host. A log is
+derived from the private data, so the host writes one only for a run on a dataset whose
+researcher may read logs at any time (``jobs.access.live_log``); any other run's log stays on
+the host until the job ended and someone who may read it asks.
 
 The live log keeps what the kept log keeps (``runner.host.sandbox.logs.LogBuffer``), within
 the same ``limit``: the first half as it was written, then the newest bytes up to the other

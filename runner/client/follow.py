@@ -5,7 +5,9 @@ the server pushes the job on every state change (and, with ``logs``, its live lo
 caller learns of the end within the server's poll of its store (tens of milliseconds), not a
 client's poll interval. When the stream breaks (a proxy cut it, the server restarted, a server
 without the route), ``follow`` tells the watcher why and goes on by polling the job (and its
-live log) every ``poll_s``, from where the stream left off.
+live log) every ``poll_s``, from where the stream left off. On a dataset without live logs
+(``jobs.access.live_log``) a reader who may read the log is told it comes once the job ended,
+and gets it then.
 
 Progress is the watcher's (``Watcher``): the CLI passes one that draws on stderr, a notebook one
 that updates a line in the cell (``runner.client.progress``). The core never prints.
@@ -63,6 +65,7 @@ class Followed:
     pushed: bool = True
     broke: str | None = None
     log_offset: int = 0
+    log_held: bool = False  # the log stays on the data host until the job ended
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -159,6 +162,14 @@ def _poll_log(client: Client, job_id: str, watch: Watcher, state: Followed) -> b
     except ApiError as exc:
         if exc.status == 403:
             _note(state, watch, f"no log shown: {exc}")
+            return False
+        if exc.status == 409:  # a dataset without live logs: the log comes once it ended
+            if not state.log_held:
+                state.log_held = True
+                _note(state, watch, f"no log shown yet: {exc}")
+            return True
+        if exc.status == 503 and state.job.get("state") in ENDED:
+            _note(state, watch, f"no log shown: {exc}")  # still on its data host
             return False
         raise
     if not piece.live:

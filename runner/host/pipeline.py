@@ -30,7 +30,6 @@ running under a lease that runs out, and the reconciler or the retried task adop
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from enum import StrEnum
@@ -114,8 +113,7 @@ def _run_claimed(
 ) -> Ending:
     job = claim.job
     try:
-        # The run's output is live for those the policy lets read logs (the API checks).
-        spec = dataclasses.replace(prepare_run(ctx, job), live_log=True)
+        spec = prepare_run(ctx, job)
     except ServiceUnavailable as exc:
         raise TryLater(f"job {job.id} cannot be checked now: {exc}") from exc
     except (JobsError, RunnerError, LedgerError) as exc:

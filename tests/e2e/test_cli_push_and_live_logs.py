@@ -1,5 +1,7 @@
 """A researcher's loop, through real processes: the end of a job pushed at once, a running
-job's output read while it runs (by those the policy lets), polling when the push breaks."""
+job's output read while it runs (only on a dataset whose researcher may read logs), polling
+when the push breaks; on any other dataset nothing of a running job's log leaves its data
+host."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
+import redis
 
+from runner.transport import key_prefix
 from tests.kit.data import make_dataset, script_job
 from tests.kit.proxy import CuttingProxy
 
@@ -55,13 +60,13 @@ class Lines:
 
 
 def _people(
-    stack: Installation, tmp_path: Path, release: str = "--release-on-success"
+    stack: Installation, tmp_path: Path, *policy: str, release: str = "--release-on-success"
 ) -> tuple[str, str, str]:
     _, owner = stack.add_user("owner", "olga")
     _, researcher = stack.add_user("researcher", "rita")
     dataset = f"ds-{uuid.uuid4().hex[:6]}"
     data = make_dataset(tmp_path / "data")
-    stack.json("dataset", "add", dataset, str(data), release, token=owner)
+    stack.json("dataset", "add", dataset, str(data), release, *policy, token=owner)
     return owner, researcher, dataset
 
 
@@ -97,19 +102,20 @@ def test_submit_wait_sees_the_end_within_100_ms_of_job_finished(
     assert 0 <= lag <= 0.1, f"the CLI saw the end {lag * 1000:.0f} ms after job.finished"
 
 
-def test_logs_follow_shows_a_running_jobs_output_to_the_owner_only(
+def test_logs_follow_shows_a_running_jobs_output_live_where_the_researcher_may_read_it(
     c2d_stack: Installation, tmp_path: Path
 ) -> None:
     stack = c2d_stack
-    # The owner reviews outputs, so the researcher reads no log before she releases them.
-    owner, researcher, dataset = _people(stack, tmp_path, "--review-outputs")
+    # The researcher may read logs at any time, so the host publishes the output as it comes.
+    owner, researcher, dataset = _people(
+        stack, tmp_path, "--logs-visible", "researcher", release="--review-outputs"
+    )
     job_dir = script_job(tmp_path / "job", TALKER, dataset=dataset, params={"hold": 2}, cpus=0.5)
     job = stack.json("submit", str(job_dir), token=researcher)
     stack.json("approve", job["id"], token=owner)
 
-    following = stack.popen("logs", job["id"], "-f", token=owner)
+    following = stack.popen("logs", job["id"], "-f", token=researcher)
     watching = stack.popen("status", job["id"], "--wait", token=owner)
-    hidden = stack.popen("logs", job["id"], "-f", "--json", token=researcher)
     out = Lines(following.stdout)
     status_err = Lines(watching.stderr)
     states: dict[str, str] = {}
@@ -124,7 +130,6 @@ def test_logs_follow_shows_a_running_jobs_output_to_the_owner_only(
     watcher.start()
     assert following.wait(300) == 0, stack.logs()
     assert watching.wait(300) == 0, status_err.text()
-    hidden_out, hidden_err = hidden.communicate(timeout=300)
     watcher.join(5)
     out.join()
     status_err.join()
@@ -139,17 +144,112 @@ def test_logs_follow_shows_a_running_jobs_output_to_the_owner_only(
     assert out.first("tick 0") < _finished_at(stack, job["id"]) - 1  # type: ignore[operator]
     # status --wait showed the last lines as they came.
     assert "  | tick 1" in status_err.text()
-    # The researcher may not read logs before release on this dataset: told so, shown nothing.
+
+
+def test_no_byte_of_a_running_jobs_log_leaves_its_host_where_the_researcher_may_not_read_it(
+    c2d_stack: Installation, tmp_path: Path
+) -> None:
+    stack = c2d_stack
+    # The default policy keeps logs to the owner; outputs wait for review, so the researcher
+    # may read no log at all here.
+    owner, researcher, dataset = _people(stack, tmp_path, release="--review-outputs")
+    job_dir = script_job(tmp_path / "job", TALKER, dataset=dataset, params={"hold": 2}, cpus=0.5)
+    job_id = stack.json("submit", str(job_dir), token=researcher)["id"]
+    stack.json("approve", job_id, token=owner)
+
+    hidden = stack.popen("logs", job_id, "-f", "--json", token=researcher)
+    owners = stack.popen("logs", job_id, "-f", token=owner)
+    owner_out = Lines(owners.stdout)
+    pushed: list[tuple[str, str]] = []
+    streamed = threading.Thread(
+        target=_read_events, args=(stack.url, researcher, job_id, pushed), daemon=True
+    )
+    streamed.start()
+
+    broker = redis.Redis.from_url(stack.settings.redis_url)
+    pattern = f"{key_prefix(stack.settings)}log:{job_id}:*"
+    polled: list[tuple[int, str]] = []
+    keys: list[bytes] = []
+    wait_for_state = time.monotonic() + 120
+    while stack.state(job_id) != "running" and time.monotonic() < wait_for_state:
+        time.sleep(0.05)
+    assert stack.state(job_id) == "running", stack.logs()
+    with httpx.Client(base_url=stack.url, timeout=60) as http:
+        while True:
+            answers = [
+                http.get(f"/v1/jobs/{job_id}/logs", headers={"Authorization": f"Bearer {token}"})
+                for token in (researcher, owner)
+            ]
+            keys += broker.keys(pattern)
+            if stack.state(job_id) != "running":
+                break  # an answer may be the ended job's kept log, which the owner may read
+            for answer in answers:
+                polled.append((answer.status_code, answer.text))
+            time.sleep(0.2)
+    stack.wait_ended(job_id)
+    keys += broker.keys(pattern)
+    broker.close()
+    hidden_out, hidden_err = hidden.communicate(timeout=300)
+    assert owners.wait(300) == 0, stack.logs()
+    owner_out.join()
+    owners.communicate()
+    streamed.join(60)
+
+    # Nothing of the log went to Redis, where a host publishes a running job's log.
+    assert keys == [], keys
+    # Over HTTP while it ran: the researcher refused, the owner told to wait for the end.
+    assert polled, "the job was never seen running"
+    assert {code for code, _ in polled[0::2]} == {403}, polled  # the researcher
+    assert {code for code, _ in polled[1::2]} == {409}, polled  # the owner
+    assert "tick" not in "".join(text for _, text in polled)
+    # The pushed stream carried the job's states to the researcher, and no log.
+    assert ("end", "succeeded") in [(n, d.get("state")) for n, d in _parsed(pushed)], pushed
+    assert [n for n, _ in pushed if n == "log"] == []
+    assert "tick" not in "".join(d for _, d in pushed)
+    # `c2d logs -f`: the researcher is told and shown nothing.
     assert hidden.returncode == 0, hidden_err
-    assert "tick" not in hidden_out
+    assert "tick" not in hidden_out + hidden_err
     assert "stay with the owner" in hidden_err
+    # The owner gets the whole log, once the job ended (its host uploads it when asked).
+    lines = [line for _, line in owner_out.got]
+    assert lines[:3] == ["tick 0", "tick 1", "tick 2"], lines
+    assert out_first(owner_out, "tick 0") >= _finished_at(stack, job_id)
+
+
+def out_first(lines: Lines, text: str) -> float:
+    seen = lines.first(text)
+    assert seen is not None, lines.text()
+    return seen
+
+
+def _read_events(url: str, token: str, job_id: str, into: list[tuple[str, str]]) -> None:
+    """GET /v1/jobs/ID/events?logs=true as ``token`` until the server ends it: each event's
+    name and raw data."""
+    from runner.client.http import parse_sse
+
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = httpx.Timeout(10, read=60)
+    with (
+        httpx.Client(base_url=url, timeout=timeout) as http,
+        http.stream(
+            "GET", f"/v1/jobs/{job_id}/events", params={"logs": "true"}, headers=headers
+        ) as response,
+    ):
+        assert response.status_code == 200
+        into.extend(parse_sse(response.iter_lines()))
+
+
+def _parsed(events: list[tuple[str, str]]) -> list[tuple[str, dict[str, object]]]:
+    import json
+
+    return [(name, json.loads(data)) for name, data in events]
 
 
 def test_a_dropped_event_stream_falls_back_to_polling_and_says_so(
     c2d_stack: Installation, tmp_path: Path
 ) -> None:
     stack = c2d_stack
-    owner, researcher, dataset = _people(stack, tmp_path)
+    owner, researcher, dataset = _people(stack, tmp_path, "--logs-visible", "researcher")
     job_dir = script_job(tmp_path / "job", TALKER, dataset=dataset, params={"hold": 0}, cpus=0.5)
     job = stack.json("submit", str(job_dir), token=researcher)
     port = int(stack.url.rsplit(":", 1)[1])

@@ -14,11 +14,14 @@ Events (names in ``runner.wire``):
   release where the owner reviews outputs), first at once, then on every state change;
 - ``log`` (with ``?logs=true``): the next piece of the running job's output from the data
   host's live log (``runner.livelog``), only for a reader ``jobs.access.can_read_logs``
-  allows, asked again at every state change (a release opens it to the researcher);
+  allows, asked again at every state change (a release opens it to the researcher). A data
+  host publishes a live log only on a dataset whose researcher may read logs at any time
+  (``jobs.access.live_log``); on any other, nothing of the log leaves the host while the job
+  runs, and its reader gets the kept log when the job ended;
 - ``logs-hidden``: the reader may not read the log (yet), and why;
-- ``end``: the job ended; the stream closes. A job that ends with no live log (its container
-  never started, or its worker restarted) sends its kept log as one last ``log``, which its
-  data host is asked to upload (``runner.control.api.results``).
+- ``end``: the job ended; the stream closes. A job that ends with no live log (its dataset
+  has none, its container never started, or its worker restarted) sends its kept log as one
+  last ``log``, which its data host is asked to upload (``runner.control.api.results``).
 
 A comment line every ``PING_S`` keeps proxies from closing an idle stream, and lets the client
 tell a quiet job from a dead connection.
@@ -36,11 +39,12 @@ import anyio
 from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from jobs.access import live_log
 from jobs.errors import NotAllowed
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.control.api.deps import Actor, ApiState, State
-from runner.control.api.results import kept_log
+from runner.control.api.results import kept_log, not_live
 from runner.control.api.views import job_view
 from runner.errors import RunnerError
 from runner.wire import EVENT_END, EVENT_JOB, EVENT_LOG, EVENT_LOGS_HIDDEN
@@ -62,17 +66,18 @@ def _event(name: str, data: Any) -> ServerSentEvent:
 class _LogReader:
     """The reader's position in the live log, and the decoder that keeps UTF-8 whole."""
 
-    def __init__(self, state: ApiState, job_id: str, offset: int) -> None:
+    def __init__(self, state: ApiState, job_id: str, offset: int, live: bool) -> None:
         self.state = state
         self.job_id = job_id
         self.offset = offset
+        self.live = live  # whether its data host publishes it (``jobs.access.live_log``)
         self.seen_live = False
         self.live_done = False
         self.broken = False
         self._decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
 
     async def next(self) -> ServerSentEvent | None:
-        if self.broken:
+        if self.broken or not self.live:
             return None
         try:
             got = await anyio.to_thread.run_sync(self.state.live.read, self.job_id, self.offset)
@@ -89,9 +94,9 @@ class _LogReader:
 
     async def kept(self, job: Job) -> ServerSentEvent | None:
         """What the live log did not show of an ended job's kept log: all of it when the
-        output never was live (its container never started, its worker restarted), the rest
-        when the live log stopped before the end (Redis broke). Its data host is asked to
-        upload it when it is not here yet."""
+        output never was live (its dataset has no live logs, its container never started, its
+        worker restarted), the rest when the live log stopped before the end (Redis broke).
+        Its data host is asked to upload it when it is not here yet."""
         outcome = job.outcome
         if (self.seen_live and self.live_done) or outcome is None or outcome.log_digest is None:
             return None
@@ -115,11 +120,14 @@ def _may_read_logs(state: ApiState, actor: User, job_id: str) -> str | None:
 
 
 async def _stream(
-    state: ApiState, actor: User, job_id: str, logs: bool, offset: int
+    state: ApiState, actor: User, job: Job, logs: bool, offset: int
 ) -> AsyncIterator[ServerSentEvent]:
     service = state.ctx.service
-    reader = _LogReader(state, job_id, offset) if logs else None
+    job_id = job.id
+    live = logs and live_log(await anyio.to_thread.run_sync(service.dataset_of, job))
+    reader = _LogReader(state, job_id, offset, live) if logs else None
     hidden: str | None = None
+    told_not_live = False
     last: JobState | None = None
     while True:
         current = await anyio.to_thread.run_sync(service.store.job_state, job_id)
@@ -132,6 +140,9 @@ async def _stream(
                 hidden = await anyio.to_thread.run_sync(_may_read_logs, state, actor, job_id)
                 if hidden is not None and hidden != was_hidden:
                     yield _event(EVENT_LOGS_HIDDEN, {"reason": hidden})
+                elif hidden is None and not live and not told_not_live and last not in ENDED:
+                    told_not_live = True  # it may read the log, which comes at the end
+                    yield _event(EVENT_LOGS_HIDDEN, {"reason": not_live(job)})
         if reader is not None and hidden is None:
             piece = await reader.next()
             if piece is not None:
@@ -158,9 +169,9 @@ async def events(
 ) -> EventSourceResponse:
     """Server-sent events of one job: ``job`` at once and on every change, ``log`` pieces
     with ``?logs=true``, ``end`` when it ended. 404 for a job the caller may not see."""
-    await anyio.to_thread.run_sync(state.ctx.service.get_job, actor, job_id)  # 404 up front
+    job = await anyio.to_thread.run_sync(state.ctx.service.get_job, actor, job_id)  # 404 first
     return EventSourceResponse(
-        _stream(state, actor, job_id, logs, offset),
+        _stream(state, actor, job, logs, offset),
         ping=PING_S,
         send_timeout=30.0,  # a reader that stops reading is dropped, not waited for
         headers={"Cache-Control": "no-store"},

@@ -8,8 +8,10 @@ here its route answers 503 with ``Retry-After`` and asks the host again; the art
 says which are ``available``. Artifacts stream from the content-addressed store with their
 digest in ``X-C2D-SHA256`` and ``Range`` support, so a client can resume and check every byte.
 
-While a job runs, its log is the live one its data host writes to Redis as the container
-writes it (``runner.livelog``).
+While a job runs on a dataset whose researcher may read logs at any time
+(``jobs.access.live_log``), its log is the live one its data host writes to Redis as the
+container writes it (``runner.livelog``); on any other dataset nothing of a running job's log
+leaves its host, and the route answers 409 until the job ended.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
-from jobs.errors import NotFound
+from jobs.access import live_log
+from jobs.errors import Conflict, NotFound
 from jobs.models import Job
 from jobs.states import JobState
 from ledger.kinds import ErrorKind
@@ -86,11 +89,13 @@ def logs(
 ) -> PlainTextResponse:
     """The job's captured stdout and stderr (capped); ``X-C2D-Log-Truncated`` says if cut.
 
-    Before the job has ended this is its live log so far, from byte ``offset``
-    (``X-C2D-Log-Live: 1``, and ``X-C2D-Log-Next`` the offset to ask next), as the data host
-    wrote it to Redis (``runner.livelog``); the same readers, the same cap. Once it ended, the
-    kept log from byte ``offset`` (the rest, for a follower of the live one), which the data
-    host uploads when first asked (503 with ``Retry-After`` if it does not in time)."""
+    Before the job has ended, on a dataset whose researcher may read logs at any time, this
+    is its live log so far, from byte ``offset`` (``X-C2D-Log-Live: 1``, and
+    ``X-C2D-Log-Next`` the offset to ask next), as the data host wrote it to Redis
+    (``runner.livelog``); the same readers, the same cap. On any other dataset a job that has
+    not ended answers 409: its log stays on its data host until then. Once it ended, the kept
+    log from byte ``offset`` (the rest, for a follower of the live one), which the data host
+    uploads when first asked (503 with ``Retry-After`` if it does not in time)."""
     job = state.ctx.service.authorize_logs(actor, job_id)
     outcome = job.outcome
     if outcome is None or outcome.log_digest is None:
@@ -106,7 +111,18 @@ def logs(
     )
 
 
+def not_live(job: Job) -> str:
+    """Why a job's log cannot be read before it ended, on a dataset without live logs."""
+    return (
+        f"job {job.id} is {job.state.value}; its dataset's policy keeps logs to its owner "
+        "(logs_visible: owner), so nothing of a running job's log leaves its data host: the "
+        f"log can be read once the job ended (`c2d status {job.id}`)"
+    )
+
+
 def _live(state: ApiState, job: Job, offset: int) -> PlainTextResponse:
+    if not live_log(state.ctx.service.dataset_of(job)):
+        raise Conflict(not_live(job))
     try:
         got = state.live.read(job.id, offset)
     except Exception as exc:

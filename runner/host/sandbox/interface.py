@@ -98,8 +98,9 @@ class SandboxSpec:
     (the extracted bundle) is mounted read-only at ``/code``; ``params`` is written to
     ``/job/params.json`` (read-only); ``outputs`` are the names or globs collected from
     ``/outputs`` (``metrics.json`` always). ``uid``/``gid`` must not be 0. ``live_log`` asks
-    the executor to publish the output as it comes (the worker's runs of approved jobs only;
-    a dry run's log is never live).
+    the executor to publish the output as it comes (a run of an approved job on a dataset
+    whose researcher may read logs at any time, ``jobs.access.live_log``; a dry run's log is
+    never live).
     """
 
     job_id: str

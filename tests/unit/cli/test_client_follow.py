@@ -117,3 +117,30 @@ def test_a_job_the_reader_may_not_see_is_an_error_not_a_poll() -> None:
 
     with pytest.raises(ApiError, match="no job"):
         follow(client(handler), JOB, sleep=lambda s: None)
+
+
+def test_a_polled_log_that_stays_on_its_host_until_the_end_comes_at_the_end() -> None:
+    # A dataset without live logs: the running job's log route answers 409, said once; the
+    # kept log comes once the job ended.
+    polls = iter(["running", "running", "running", "succeeded"])
+    held = {"error": {"kind": "conflict", "message": "its log stays on its data host"}}
+    served: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/events"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        if path.endswith("/logs"):
+            if served[-1] == "running":
+                return httpx.Response(409, json=held)
+            return httpx.Response(200, text="all of it\n", headers={"X-C2D-Log-Next": "10"})
+        served.append(next(polls))
+        return httpx.Response(200, json=job(served[-1]))
+
+    seen = Recorder()
+    done = follow(client(handler), JOB, seen, logs=True, sleep=lambda s: None)
+    assert done.job["state"] == "succeeded"
+    assert seen.text == "all of it\n"
+    held_notes = [n for n in seen.notes if "stays on its data host" in n]
+    assert held_notes == ["no log shown yet: its log stays on its data host"]
+    assert done.log_offset == 10
