@@ -2,8 +2,8 @@
 
 `main()` is the console script. `runner.cli.main` holds the root command, mounts one module per
 group of commands (account, researcher, fetch, run_local, scaffold, owner, datasets, ledger,
-operator) and turns errors into exit codes; output, session, options and views are shared
-helpers.
+operator, hosts) and turns errors into exit codes; output, session, options and views are
+shared helpers.
 """
 
 from __future__ import annotations
@@ -11,15 +11,42 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Sequence
 
-LONG_RUNNING = frozenset({"server", "worker", "up"})
+ROOT_VALUES = frozenset({"--url", "--token", "--timeout"})
+"""The root options that take a value (the next argument)."""
+LONG_RUNNING = frozenset({("server",), ("worker",), ("up",), ("host", "start")})
+"""The commands that run until stopped (a service, not a person's command)."""
+
+
+def command_words(args: Sequence[str]) -> list[str]:
+    """The command line's first two words that are not options (the command and, for a
+    group, its subcommand), the root options' values skipped: ``["host", "start"]``."""
+    words: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ROOT_VALUES:
+            skip = not words  # a root option's value follows (only before the command)
+        elif not arg.startswith("-"):
+            words.append(arg)
+            if len(words) == 2:
+                break
+    return words
+
+
+def long_running(args: Sequence[str]) -> bool:
+    """Whether ``args`` start a service (`server`, `worker`, `up`, `host start`)."""
+    words = command_words(args)
+    return tuple(words[:1]) in LONG_RUNNING or tuple(words[:2]) in LONG_RUNNING
 
 
 def main() -> None:
     """Run `c2d` with the process arguments and exit with its documented exit code.
 
-    A command of a person (not `server`, `worker`, `up`) lives a second or less, so this
-    process is set up for that, each measured by `bench/cli_bench.py`:
+    A command of a person (not `server`, `worker`, `up`, `host start`) lives a second or less,
+    so this process is set up for that, each measured by `bench/cli_bench.py`:
 
     - httpx's package imports its own command line (`httpx._main`: click, rich's progress,
       pygments) whenever those are installed, and falls back to a stub when that import
@@ -35,7 +62,7 @@ def main() -> None:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     args = sys.argv[1:]
-    short = not LONG_RUNNING.intersection(args)
+    short = not long_running(args)
     if short:
         gc.disable()
     from runner.cli.main import run

@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from typer.exceptions import Abort, TyperException
 
 from ledger.kinds import EXIT_CODE, ExitCode, kind_of
+from runner.cli import command_words
 from runner.cli.options import ANYONE, OPERATOR, OWNER, RESEARCHER
 from runner.cli.output import Output
 from runner.cli.session import Globals
@@ -147,7 +148,6 @@ HOME = {
     "host": "hosts", "hosts": "hosts",
 }  # fmt: skip
 """Which module holds each command, so that one command loads and builds only its module."""
-_ROOT_VALUES = frozenset({"--url", "--token", "--timeout"})
 
 
 def wanted(args: Sequence[str]) -> str | None:
@@ -155,15 +155,8 @@ def wanted(args: Sequence[str]) -> str | None:
     command, shell completion)."""
     if any(k.endswith("_COMPLETE") and k.startswith("_") for k in os.environ):
         return None
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in _ROOT_VALUES:
-            skip = True  # its value follows
-        elif not arg.startswith("-"):
-            return HOME.get(arg)
-    return None
+    words = command_words(args)
+    return HOME.get(words[0]) if words else None
 
 
 def mount(root_app: typer.Typer, only: str | None = None) -> typer.Typer:

@@ -73,10 +73,58 @@ def test_status_loads_the_http_client_and_nothing_heavy(tmp_path: Path) -> None:
     assert heavy_in(names) == []
 
 
-@pytest.mark.parametrize("command", ["submit", "fetch", "dataset", "ledger", "worker"])
-def test_each_command_help_stays_light(command: str, tmp_path: Path) -> None:
-    names = imported(command, "--help", tmp_path=tmp_path)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("submit",),
+        ("fetch",),
+        ("dataset",),
+        ("dataset", "add"),
+        ("ledger",),
+        ("worker",),
+        ("host",),
+        ("host", "start"),
+        ("host", "enroll"),
+        ("hosts",),
+    ],
+)
+def test_each_command_help_stays_light(command: tuple[str, ...], tmp_path: Path) -> None:
+    names = imported(*command, "--help", tmp_path=tmp_path)
     assert heavy_in(names, ("httpx",)) == []
+
+
+def test_hosts_loads_only_its_module_and_the_http_client(tmp_path: Path) -> None:
+    from tests.kit.procs import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing answers: the command gets that far
+    names = imported("--url", url, "--token", "t", "hosts", tmp_path=tmp_path)
+    assert "runner.cli.hosts" in names
+    assert "runner.cli.researcher" not in names  # one command builds only its module
+    assert heavy_in(names) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "service"),
+    [
+        (["server"], True),
+        (["up", "--port", "8000"], True),
+        (["worker"], True),
+        (["host", "start", "--home", "/srv/c2d"], True),
+        (["--url", "http://api", "host", "start"], True),
+        (["host", "enroll", "http://api"], False),
+        (["host", "add", "start"], False),  # a host named "start" is no service
+        (["hosts"], False),
+        (["dataset", "add", "up", "/data/up"], False),  # nor a dataset named "up"
+        (["--token", "up", "status", "job1"], False),
+        ([], False),
+    ],
+)
+def test_only_services_keep_the_collector_and_a_normal_exit(args: list[str], service: bool) -> None:
+    # A person's command runs with the cyclic collector off and ends with os._exit; a service
+    # (an API, a data host's agent) runs for days and must not.
+    from runner.cli import long_running
+
+    assert long_running(args) is service
 
 
 def test_the_check_sees_a_heavy_import() -> None:
