@@ -97,7 +97,9 @@ def people(st: Installation) -> tuple[common.People, str]:
     with st.client() as admin:
         owner = admin.add_user(f"olga-{os.getpid()}", "owner")
         researcher = admin.add_user(f"rita-{os.getpid()}", "researcher")
-    clients = common.People(st.client(owner["token"]), st.client(researcher["token"]))
+    clients = common.People(
+        st.client(owner["token"]), st.client(researcher["token"]), str(owner["token"])
+    )
     return clients, str(researcher["token"])
 
 
@@ -162,7 +164,7 @@ def main() -> None:
     try:
         with common.stack(root) as st:
             p, token = people(st)
-            ds = common.register(p.owner, root / "data")
+            ds = common.register(st, p, root / "data")
             folder, job_id = trusted_noop(p, root, ds)
             rows += start_rows(st, token, job_id, runs)
             rows.append(submit_wait_row(st, token, folder, ds, root, runs))

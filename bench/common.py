@@ -73,10 +73,12 @@ def stack(
 
 @dataclass
 class People:
-    """A data owner and a researcher of one stack, each with a client."""
+    """A data owner and a researcher of one stack, each with a client (and the owner's token,
+    for `c2d dataset add` on the data host)."""
 
     owner: Client
     researcher: Client
+    owner_token: str
 
     def close(self) -> None:
         self.owner.close()
@@ -88,7 +90,7 @@ def people(st: Installation) -> People:
     with st.client() as admin:
         owner = admin.add_user(f"olga-{uuid.uuid4().hex[:6]}", "owner")
         researcher = admin.add_user(f"rita-{uuid.uuid4().hex[:6]}", "researcher")
-    return People(st.client(owner["token"]), st.client(researcher["token"]))
+    return People(st.client(owner["token"]), st.client(researcher["token"]), owner["token"])
 
 
 def small_dataset(folder: Path, size: int = 1024 * 1024) -> Path:
@@ -100,10 +102,13 @@ def small_dataset(folder: Path, size: int = 1024 * 1024) -> Path:
     return readable(folder)
 
 
-def register(owner: Client, folder: Path) -> str:
-    """Register ``folder`` as a dataset released on success; return its name."""
+def register(st: Installation, p: People, folder: Path) -> str:
+    """Register ``folder`` as a dataset released on success, as its owner does on the data host
+    (`c2d dataset add`: the host hashes, profiles and signs it); return its name."""
     name = f"ds-{uuid.uuid4().hex[:6]}"
-    owner.add_dataset(name, str(folder), review_outputs=False)
+    done = st.dataset_add(p.owner_token, name, folder, "--release-on-success")
+    if done.returncode != 0:
+        raise RuntimeError(f"c2d dataset add {name} exited {done.returncode}: {done.stderr}")
     return name
 
 

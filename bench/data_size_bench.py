@@ -74,7 +74,7 @@ def main() -> None:
             names = {}
             for name in SIZES:
                 t0 = time.perf_counter()
-                names[name] = common.register(p.owner, DATASETS / name)
+                names[name] = common.register(st, p, DATASETS / name)
                 registered[name] = time.perf_counter() - t0
             folder = common.job_folder(root / "job", NOOP, memory="512MiB")
             for name in SIZES:  # warm-up

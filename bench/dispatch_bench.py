@@ -97,7 +97,7 @@ def main() -> None:
     try:
         with common.stack(root) as st:
             p = common.people(st)
-            ds = common.register(p.owner, root / "data")
+            ds = common.register(st, p, root / "data")
             folder = common.job_folder(root / "job", NOOP, memory="512MiB")
             c2d_runs(p, folder, ds, 1)  # warm-up
             bare_runs(argv_of, 1)

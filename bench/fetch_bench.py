@@ -78,7 +78,7 @@ def main() -> None:
     try:
         with common.stack(root) as st:
             p = common.people(st)
-            ds = common.register(p.owner, root / "data")
+            ds = common.register(st, p, root / "data")
             folder = common.job_folder(
                 root / "job",
                 ("python3", "-c", WRITE),

@@ -66,7 +66,7 @@ def main() -> None:
     try:
         with common.stack(root) as st:
             p = common.people(st)
-            ds = common.register(p.owner, root / "data")
+            ds = common.register(st, p, root / "data")
             for tag, command, runs, goal in (
                 ("noop", NOOP, noop_runs, 1.5),
                 ("5s", SLEEP, sleep_runs, 1.05),

@@ -75,7 +75,7 @@ def main() -> None:
     try:
         with common.stack(root, workers=2, concurrency=1) as st:
             p = common.people(st)
-            ds = common.register(p.owner, root / "data")
+            ds = common.register(st, p, root / "data")
             folder = common.job_folder(root / "job", NOOP, memory="512MiB")
             c2d_round(p, folder, ds, 2)  # warm-up: both workers import and connect
             baseline.run_timed(argv)
