@@ -214,7 +214,7 @@ def logs(
 
             lines = LogLines(out)
             try:
-                done = follow_job(client, job_id, lines, logs=True)
+                done = follow_job(client, job_id, lines, logs=True, rest=True)
             except KeyboardInterrupt:
                 out.hint(f"stopped following; job {job_id} goes on (`c2d logs {job_id}`)")
                 raise

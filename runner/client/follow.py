@@ -5,9 +5,13 @@ the server pushes the job on every state change (and, with ``logs``, its live lo
 caller learns of the end within the server's poll of its store (tens of milliseconds), not a
 client's poll interval. When the stream breaks (a proxy cut it, the server restarted, a server
 without the route), ``follow`` tells the watcher why and goes on by polling the job (and its
-live log) every ``poll_s``, from where the stream left off. On a dataset without live logs
-(``jobs.access.live_log``) a reader who may read the log is told it comes once the job ended,
-and gets it then.
+live log) every ``poll_s``, from where the stream left off.
+
+On a dataset without live logs (``jobs.access.live_log``) a reader who may read the log is
+told it comes once the job ended. The end is never held up for it: a kept log still on the
+job's data host is *pending* (``Followed.log_pending``), and only a follower that asked for the
+whole log (``rest``: `c2d logs -f`) then asks for it, which has the control plane fetch it from
+the host.
 
 Progress is the watcher's (``Watcher``): the CLI passes one that draws on stderr, a notebook one
 that updates a line in the cell (``runner.client.progress``). The core never prints.
@@ -66,6 +70,7 @@ class Followed:
     broke: str | None = None
     log_offset: int = 0
     log_held: bool = False  # the log stays on the data host until the job ended
+    log_pending: bool = False  # the job ended; its log (from log_offset) is on its data host
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -83,11 +88,14 @@ def follow(
     watcher: Watcher | None = None,
     *,
     logs: bool = False,
+    rest: bool = False,
     poll_s: float = POLL_S,
     timeout: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Followed:
     """Follow ``job_id`` until it ends (or ``timeout`` seconds pass); see the module docstring.
+    With ``logs`` the watcher gets the log as it comes; with ``rest`` too, once the job ended,
+    what of the kept log did not come (a log kept on the data host is asked for then).
 
     Raises what the API raises for the job itself (``ApiError`` not found, not allowed) and
     ``ServiceUnavailable`` when neither the stream nor a poll reaches the server.
@@ -103,13 +111,19 @@ def follow(
             elif name == EVENT_LOG:
                 state.log_offset = int(data.get("next", state.log_offset))
                 watch.log(str(data.get("text", "")))
+            elif name == EVENT_LOGS_HIDDEN and data.get("pending"):
+                state.log_pending = True
+                state.log_offset = int(data.get("next", state.log_offset))
+                if not rest:
+                    _note(state, watch, f"no log shown: {data.get('reason')}")
             elif name == EVENT_LOGS_HIDDEN:
                 _note(state, watch, f"no log shown: {data.get('reason')}")
             elif name == EVENT_END:
-                return state
+                break
             if deadline is not None and time.monotonic() > deadline:
                 return state
-        state.broke = "the server closed the event stream before the job ended"
+        else:
+            state.broke = "the server closed the event stream before the job ended"
     except ServiceUnavailable as exc:
         state.broke = str(exc)
     except ApiError as exc:
@@ -118,10 +132,14 @@ def follow(
         # 404 before any event: no such job, or a server without the route. Ask plainly.
         state.job = client.job(job_id)
         state.broke = f"the server does not push job events ({exc})"
+    if state.broke is None:  # the stream ended with the job
+        if rest and state.log_pending:
+            _poll_log(client, job_id, watch, state)
+        return state
     state.pushed = False
     _note(state, watch, f"the event stream broke ({state.broke}); following by polling every "
           f"{poll_s:g} s")  # fmt: skip
-    return _poll(client, job_id, watch, state, logs, poll_s, deadline, sleep)
+    return _poll(client, job_id, watch, state, logs, rest, poll_s, deadline, sleep)
 
 
 def _note(state: Followed, watch: Watcher, text: str) -> None:
@@ -135,6 +153,7 @@ def _poll(
     watch: Watcher,
     state: Followed,
     logs: bool,
+    rest: bool,
     poll_s: float,
     deadline: float | None,
     sleep: Callable[[float], None],
@@ -148,9 +167,13 @@ def _poll(
             state.job = job
             watch.job(job)
         state.job = job
-        if log_open:
+        ended = job["state"] in ENDED
+        if log_open and ended and not rest:
+            # The kept log may be on the data host: asking for it would hold up the end.
+            state.log_pending = True
+        elif log_open:
             log_open = _poll_log(client, job_id, watch, state)
-        if job["state"] in ENDED or (deadline is not None and time.monotonic() > deadline):
+        if ended or (deadline is not None and time.monotonic() > deadline):
             return state
         sleep(poll_s)
 
@@ -177,6 +200,7 @@ def _poll_log(client: Client, job_id: str, watch: Watcher, state: Followed) -> b
         if piece.text:
             watch.log(piece.text)
         state.log_offset = piece.next
+        state.log_pending = False
         return False
     if piece.text:
         watch.log(piece.text)

@@ -194,9 +194,10 @@ class JobHandle:
         return self.session.client.log_piece(self.id).text
 
     def follow_logs(self, show: Callable[[str], None] = print) -> JobView:
-        """Hand the job's log to ``show`` piece by piece as it comes, until the job ends."""
+        """Hand the job's log to ``show`` piece by piece as it comes, until the job ends (on a
+        dataset without live logs, all of it once the job ended)."""
         watcher = _LogTo(show)
-        done = follow(self.session.client, self.id, watcher, logs=True)
+        done = follow(self.session.client, self.id, watcher, logs=True, rest=True)
         self.view = JobView.model_validate(done.job)
         return self.view
 

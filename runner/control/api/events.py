@@ -18,10 +18,13 @@ Events (names in ``runner.wire``):
   host publishes a live log only on a dataset whose researcher may read logs at any time
   (``jobs.access.live_log``); on any other, nothing of the log leaves the host while the job
   runs, and its reader gets the kept log when the job ended;
-- ``logs-hidden``: the reader may not read the log (yet), and why;
-- ``end``: the job ended; the stream closes. A job that ends with no live log (its dataset
-  has none, its container never started, or its worker restarted) sends its kept log as one
-  last ``log``, which its data host is asked to upload (``runner.control.api.results``).
+- ``logs-hidden``: the reader may not read the log (yet), and why; with ``"pending": true``
+  the reader may read it, but it is still on the job's data host: ``GET .../logs?offset=NEXT``
+  asks the host for it (``runner.control.api.results``);
+- ``end``: the job ended; the stream closes. A job that ends with no complete live log (its
+  dataset has none, its container never started, or its worker restarted) sends its kept log
+  as one last ``log`` if the control plane has it, else a pending ``logs-hidden``: the end is
+  never held up by an upload from the host.
 
 A comment line every ``PING_S`` keeps proxies from closing an idle stream, and lets the client
 tell a quiet job from a dead connection.
@@ -44,9 +47,8 @@ from jobs.errors import NotAllowed
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.control.api.deps import Actor, ApiState, State
-from runner.control.api.results import kept_log, not_live
+from runner.control.api.results import not_live
 from runner.control.api.views import job_view
-from runner.errors import RunnerError
 from runner.wire import EVENT_END, EVENT_JOB, EVENT_LOG, EVENT_LOGS_HIDDEN
 
 log = logging.getLogger(__name__)
@@ -96,14 +98,30 @@ class _LogReader:
         """What the live log did not show of an ended job's kept log: all of it when the
         output never was live (its dataset has no live logs, its container never started, its
         worker restarted), the rest when the live log stopped before the end (Redis broke).
-        Its data host is asked to upload it when it is not here yet."""
+
+        Only if it is here: a kept log stays on its data host until someone asks for it, and
+        the stream does not wait for an upload (its ``end`` would). A log still there is a
+        ``logs-hidden`` with ``pending``: the reader may read it, from ``next``, by asking
+        (``GET .../logs?offset=``, which fetches it from the host)."""
         outcome = job.outcome
         if (self.seen_live and self.live_done) or outcome is None or outcome.log_digest is None:
             return None
-        try:
-            data = (await anyio.to_thread.run_sync(kept_log, self.state, job))[self.offset :]
-        except RunnerError as exc:  # still on its data host
-            return _event(EVENT_LOGS_HIDDEN, {"reason": str(exc)})
+        digest = outcome.log_digest
+        artifacts = self.state.ctx.artifacts
+
+        def read() -> bytes | None:
+            if not artifacts.has(digest):
+                return None
+            with artifacts.open(digest) as handle:
+                return handle.read()
+
+        data = await anyio.to_thread.run_sync(read)
+        if data is None:
+            reason = f"job {job.id}'s log is on its data host; `c2d logs {job.id}` asks for it"
+            return _event(
+                EVENT_LOGS_HIDDEN, {"reason": reason, "pending": True, "next": self.offset}
+            )
+        data = data[self.offset :]
         if not data:
             return None
         self.offset += len(data)

@@ -138,9 +138,52 @@ def test_a_polled_log_that_stays_on_its_host_until_the_end_comes_at_the_end() ->
         return httpx.Response(200, json=job(served[-1]))
 
     seen = Recorder()
-    done = follow(client(handler), JOB, seen, logs=True, sleep=lambda s: None)
+    done = follow(client(handler), JOB, seen, logs=True, rest=True, sleep=lambda s: None)
     assert done.job["state"] == "succeeded"
     assert seen.text == "all of it\n"
     held_notes = [n for n in seen.notes if "stays on its data host" in n]
     assert held_notes == ["no log shown yet: its log stays on its data host"]
     assert done.log_offset == 10
+
+
+def _pending_end(asked: list[str]) -> Any:
+    """A stream that ends with the log still on its data host, and the log route that has the
+    control plane fetch it (recording each ask)."""
+    stream = sse(
+        ("job", job("running")),
+        ("logs-hidden", {"reason": "nothing of it leaves its data host"}),
+        ("job", job("succeeded")),
+        ("logs-hidden", {"reason": "its log is on its data host", "pending": True, "next": 0}),
+        ("end", {"state": "succeeded"}),
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            return httpx.Response(200, content=stream)
+        asked.append(request.url.params["offset"])
+        return httpx.Response(200, text="all of it\n", headers={"X-C2D-Log-Next": "10"})
+
+    return handler
+
+
+def test_a_follower_of_the_whole_log_asks_for_it_once_the_job_ended() -> None:
+    asked: list[str] = []
+    seen = Recorder()
+    done = follow(client(_pending_end(asked)), JOB, seen, logs=True, rest=True)
+    assert asked == ["0"]
+    assert seen.text == "all of it\n"
+    assert not done.log_pending
+    assert done.log_offset == 10
+    assert not any("on its data host" in n for n in seen.notes)
+
+
+def test_a_follower_of_the_state_is_not_held_up_by_a_log_on_its_host() -> None:
+    # `--wait` shows the log's last lines as they come; it reports the end without asking
+    # the data host for a log that was never live.
+    asked: list[str] = []
+    seen = Recorder()
+    done = follow(client(_pending_end(asked)), JOB, seen, logs=True)
+    assert asked == []
+    assert done.log_pending
+    assert seen.text == ""
+    assert "no log shown: its log is on its data host" in seen.notes
