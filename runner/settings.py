@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     )
     bind: str = Field(default="127.0.0.1", description="Address the API server listens on.")
     port: int = Field(default=8700, description="Port the API server listens on.")
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) the API serves HTTPS with, with `C2D_TLS_KEY`. "
+        "Unset: plain HTTP (keep it on loopback, or put a TLS proxy in front).",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="PEM private key of `C2D_TLS_CERT` (a file, never an argument)."
+    )
     api_url: str = Field(
         default="",
         description="On a data host: the control plane's URL (set by `c2d host enroll`; this "

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runner.context import setup_logging
-from runner.errors import ServiceUnavailable
+from runner.errors import ServiceUnavailable, SettingsError
 from runner.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,11 +33,23 @@ def _server(settings: Settings) -> uvicorn.Server:
 
     from runner.control.api import create_app
 
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SettingsError(
+            "HTTPS needs both C2D_TLS_CERT and C2D_TLS_KEY (PEM files); set both, or neither "
+            "for plain HTTP"
+        )
+    for path in (settings.tls_cert, settings.tls_key):
+        if path is not None and not path.is_file():
+            raise SettingsError(
+                f"{path} is not a file; C2D_TLS_CERT and C2D_TLS_KEY name PEM files"
+            )
     config = uvicorn.Config(
         create_app(settings, reconcile=True),
         host=settings.bind,
         port=settings.port,
         log_level="info",
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
     return uvicorn.Server(config)
 

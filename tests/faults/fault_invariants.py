@@ -26,7 +26,7 @@ ENDING_ENTRIES = frozenset({"job.finished", "job.rejected", "job.cancelled"})
 
 def outputs_mounts(stack: FaultStack) -> list[str]:
     """Mount points under the installation's work folder (the jobs' /outputs filesystems)."""
-    work = str(stack.home / "work")
+    work = str(stack.host_home / "work")
     return [
         line.split()[1]
         for line in Path("/proc/self/mounts").read_text().splitlines()

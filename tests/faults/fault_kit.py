@@ -60,7 +60,7 @@ class FaultStack(Installation):
             for container in job_containers(docker_client, self.job_ids()):
                 with suppress(Exception):
                     container.remove(force=True)
-        for jd in job_dirs(self.home / "work"):
+        for jd in job_dirs(self.host_home / "work"):
             with suppress(Exception):
                 remove_job_dir(jd)
 
@@ -81,8 +81,8 @@ class FaultStack(Installation):
                 owner = admin.add_user(f"olga-{uuid.uuid4().hex[:6]}", "owner")
                 researcher = admin.add_user(f"rita-{uuid.uuid4().hex[:6]}", "researcher")
             dataset = f"ds-{uuid.uuid4().hex[:6]}"
-            with self.client(owner["token"]) as client:
-                client.add_dataset(dataset, str(make_dataset(data, rows=40)))
+            added = self.dataset_add(owner["token"], dataset, make_dataset(data, rows=40))
+            assert added.returncode == 0, added.stderr
             self.people = People(
                 owner["name"], owner["token"], researcher["name"], researcher["token"], dataset
             )

@@ -33,7 +33,7 @@ def keys(stack: FaultStack) -> tuple[str, str]:
     """The installation's queue and its hash of unacknowledged messages in Redis."""
     settings = Settings(home=stack.home, origin=stack.env["C2D_ORIGIN"], redis_url=stack.redis.url)
     prefix = key_prefix(settings)
-    return prefix + queue_name(settings.data_host), prefix + "unacked"
+    return prefix + queue_name("local"), prefix + "unacked"
 
 
 def unacked(stack: FaultStack, job_id: str) -> dict[bytes, bytes]:

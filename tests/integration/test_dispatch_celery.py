@@ -66,7 +66,7 @@ def test_approve_dispatches_runs_and_finishes(stack, tmp_path, docker_client):
     created = container_creations(docker_client, job["id"], approved_at)
     assert len(created) == 1
     assert job_containers(docker_client, [job["id"]], dryruns=False) == []
-    assert not (stack.settings.code_dir / job["id"]).exists()
+    assert not (stack.host_settings.code_dir / job["id"]).exists()
     latency = created[0]["timeNano"] / 1e9 - approved_at
     print(f"\napprove -> container created: {latency * 1000:.0f} ms")
 
@@ -86,8 +86,8 @@ def test_the_same_task_delivered_twice_runs_once(stack, tmp_path, docker_client,
     since = time.time()
     dispatcher = stack.dispatcher()
     try:
-        assert dispatcher.send(job.id, "default")
-        assert dispatcher.send(job.id, "default")
+        assert dispatcher.send(job.id, "local")
+        assert dispatcher.send(job.id, "local")
     finally:
         dispatcher.close()
 
@@ -119,7 +119,7 @@ def test_a_dataset_changed_after_approval_is_refused_and_no_container_starts(
     since = time.time()
     dispatcher = stack.dispatcher()
     try:
-        assert dispatcher.send(job["id"], "default")
+        assert dispatcher.send(job["id"], "local")
     finally:
         dispatcher.close()
 
@@ -131,4 +131,4 @@ def test_a_dataset_changed_after_approval_is_refused_and_no_container_starts(
     # The dry run on mock data runs beside the job and may record its entry at any point.
     types = [t for t in stack.entry_types(job["id"]) if t != "job.dryrun"]
     assert types[-2:] == ["job.started", "job.finished"]
-    assert not (stack.settings.code_dir / job["id"]).exists()
+    assert not (stack.host_settings.code_dir / job["id"]).exists()

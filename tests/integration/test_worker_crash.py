@@ -66,7 +66,7 @@ def test_sigkill_mid_job_then_a_new_worker_adopts_the_container(
     assert done.outcome is not None
     assert done.outcome.metrics == {"rows": 30.0}
     assert done.outcome.log_digest is not None
-    log = install.ctx.artifacts.path(done.outcome.log_digest).read_text()
+    log = install.host_ctx.artifacts.path(done.outcome.log_digest).read_text()  # on the host
     assert "worker restarted" in log
     assert "done" in log
     assert len(container_creations(docker_client, job.id, since)) == 1  # adopted, not rerun

@@ -180,14 +180,15 @@ class Installation:
         self.wait_healthy(proc)
         return proc
 
-    def start_worker(self, concurrency: int = 1, **env: str) -> Proc:
-        """`c2d host start` of the local data host, once Celery says it is ready."""
+    def start_worker(self, concurrency: int = 1, *, home: Path | None = None, **env: str) -> Proc:
+        """`c2d host start` of the data host in ``home`` (default: the local one), once
+        Celery says it is ready."""
         proc = self.start(
             "worker",
             "host",
             "start",
             "--home",
-            str(self.host_home),
+            str(home or self.host_home),
             "--concurrency",
             str(concurrency),
             env=env,
@@ -230,9 +231,12 @@ class Installation:
     # -- people, through the console script or the client -----------------------------------
 
     def command_env(self, token: str | None, config: Path | None = None) -> dict[str, str]:
-        """A person's environment: the API's URL, their token, their own client config."""
+        """A person's environment: the API's URL, their token, their own client config, and
+        the local data host's folder (for the owner's `c2d dataset add`, run on the host)."""
         env = {k: v for k, v in self.env.items() if not k.startswith("C2D_")}
         env["C2D_URL"] = self.url
+        # People at the one machine's data host: `c2d dataset add` signs with its key there.
+        env["C2D_HOME"] = str(self.host_home)
         if token is not None:
             env["C2D_TOKEN"] = token
         # Each person has their own client config (absent unless they ran `c2d login`).
@@ -249,10 +253,7 @@ class Installation:
         stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `c2d ARGS` as a person with ``token`` (``stdin`` piped in, if given); return
-        the finished process. `c2d dataset add` runs on a data host: without ``--home`` it is
-        the local one's (``host_home``), as for an owner at that host's shell."""
-        if args[:2] == ("dataset", "add") and "--home" not in args:
-            args = (*args, "--home", str(self.host_home))
+        the finished process."""
         return subprocess.run(
             [str(C2D), *args],
             env={**self.command_env(token, config), **(env or {})},
@@ -301,12 +302,15 @@ class Installation:
             token=token,
         )
 
-    def add_host(self, name: str, home: Path) -> dict[str, Any]:
+    def add_host(self, name: str, home: Path, **env: str) -> dict[str, Any]:
         """Add data host ``name`` as the admin (`c2d host add`) and enroll it into ``home``
-        as its operator would (`c2d host enroll URL --home HOME`, the token piped in); the
-        enroll command's JSON (name, home, fingerprint, public key)."""
+        as its operator would (`c2d host enroll URL --home HOME`, the token piped in, ``env``
+        set, for example its own C2D_DATASET_ROOTS); the enroll command's JSON (name, home,
+        fingerprint, public key)."""
         token = self.json("host", "add", name, token=self.admin_token)["enroll_token"]
-        done = self.c2d("host", "enroll", self.url, "--home", str(home), "--json", stdin=token)
+        done = self.c2d(
+            "host", "enroll", self.url, "--home", str(home), "--json", stdin=token, env=env
+        )
         assert done.returncode == 0, done.stderr
         result: dict[str, Any] = json.loads(done.stdout)
         return result
