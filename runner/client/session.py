@@ -190,7 +190,8 @@ class JobHandle:
 
     def logs(self) -> str:
         """The job's log: kept when it ended, what it wrote so far while it runs (per the
-        dataset's policy: ``ApiError`` not allowed otherwise)."""
+        dataset's policy: ``ApiError`` not allowed otherwise, and a conflict while it runs on a
+        dataset without live logs, whose logs stay on the data host until the job ended)."""
         return self.session.client.log_piece(self.id).text
 
     def follow_logs(self, show: Callable[[str], None] = print) -> JobView:
