@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev services image test attacks test-fast lint format demo bench clean
+.PHONY: help dev services browser image test attacks test-fast lint format demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ dev: $(STAMP) ## Virtualenv with c2d installed in editable mode
 services: ## Install (Debian + root) and start the Docker engine and Redis; idempotent
 	@bash runner/scripts/services.sh
 
+browser: ## Install (Debian + root) Chromium for the browser tests; idempotent
+	@bash runner/scripts/services.sh browser
+
 image: dev services ## Build the job environment image c2d/python-ml (skipped when up to date)
 	@$(VENV)/bin/c2d image build >/dev/null
 
@@ -32,7 +35,7 @@ lint: dev ## ruff and mypy
 	@$(VENV)/bin/ruff check runner jobs ledger tests bench examples
 	@$(VENV)/bin/mypy
 
-test: lint image ## The whole suite, with real Docker, Redis and Celery workers
+test: lint image browser ## The whole suite, with real Docker, Redis, Celery workers and Chromium
 	@$(VENV)/bin/pytest
 
 attacks: lint image ## Only the attack tests: every attack found so far must fail

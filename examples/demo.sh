@@ -114,6 +114,14 @@ as bob c2d ledger verify --key "$C2D_HOME/ledger.key.pub"
 show "c2d receipt verify $work/fetched/receipt.json --key $C2D_HOME/ledger.key.pub"
 c2d receipt verify "$work/fetched/receipt.json" --key "$C2D_HOME/ledger.key.pub"
 
+step "Researcher (bob): one more job, which waits in alice's review queue"
+next_job=$(as bob c2d submit examples/jobs/bp-regression --dataset patients --param alpha=0.5)
+for _ in $(seq 60); do  # its dry run, so the queue shows its verdict
+  C2D_TOKEN="${tokens[bob]}" c2d status "$next_job" 2>&1 | grep -q '^dry run  *not run yet' || break
+  sleep 0.5
+done
+as alice c2d jobs --state pending
+
 printf '\n%sDemo finished in %d s.%s Everything is in %s (the API is stopped now).\n' \
   "$green" $(($(date +%s) - started)) "$off" "$work" >&2
 cat >&2 <<EOT
@@ -121,8 +129,12 @@ cat >&2 <<EOT
 Try next, in this folder (the first two lines start the demo's installation again):
   export PATH="$PWD/.venv/bin:\$PATH" C2D_HOME=$C2D_HOME C2D_PORT=$C2D_PORT C2D_URL=$C2D_URL C2D_DATASET_ROOTS=$C2D_DATASET_ROOTS
   c2d up &
-  C2D_TOKEN=${tokens[bob]} c2d submit examples/jobs/bp-regression --dataset patients --param alpha=0.5
+  C2D_TOKEN=${tokens[alice]} c2d review $next_job   # bob's second job, waiting for her
   C2D_TOKEN=${tokens[alice]} c2d trust $job     # bob's later jobs with this code and params run without review
   C2D_TOKEN=${tokens[bob]} c2d ledger show --job $job
   c2d --help
+
+With c2d up running, alice's review queue opens in a browser (sign in with her token,
+${tokens[alice]}; bob's pages take his, ${tokens[bob]}):
 EOT
+printf '  %s%s/ui/queue%s\n' "$bold" "$C2D_URL" "$off" >&2

@@ -3,10 +3,10 @@
 - Everyone authenticated may list datasets and submit jobs.
 - A job is visible to its researcher, its dataset's owner and admins; to anyone else it does
   not exist (``NotFound``, never ``NotAllowed``, so ids do not leak).
-- A dataset's owner (or an admin) governs its jobs: approve, reject, trust, release, and read
-  logs. Nobody approves or trusts their own job. A trust approves by policy only the trusted
-  job's researcher's later jobs (same code, same params unless trusted for any), never the
-  dataset owner's own jobs nor those of whoever set it (``jobs.review``).
+- A dataset's owner (or an admin) governs its jobs: approve, reject, trust, release or refuse
+  the outputs, and read logs. Nobody approves or trusts their own job. A trust approves by
+  policy only the trusted job's researcher's later jobs (same code, same params unless trusted
+  for any), never the dataset owner's own jobs nor those of whoever set it (``jobs.review``).
 - Whoever sees a job (its researcher, its dataset's owner, admins) may cancel it.
 - The researcher reads logs when the policy says ``logs_visible: researcher``, or once the
   outputs are released.

@@ -65,6 +65,38 @@ class Accounts(ServiceCore):
             "token from `c2d user add`"
         )
 
+    def open_session(self, token: str | None, lifetime_s: float) -> tuple[User, str]:
+        """Exchange ``token`` for a browser session of ``lifetime_s`` seconds: the user and the
+        session's secret, which only the caller's cookie holds (the store keeps its sha256).
+
+        Signing in changes nothing the ledger records, so it writes no entry. Raises
+        ``Unauthenticated`` (missing or unknown token), ``InvalidRequest`` (no lifetime).
+        """
+        if lifetime_s <= 0:
+            raise InvalidRequest("a session must last some time; set a positive lifetime")
+        user = self.authenticate(token)
+        secret = secrets.token_urlsafe(32)
+        now = self._now()
+        with self._store.transaction():
+            self._store.add_session(token_hash(secret), user.name, now, now + lifetime_s)
+        return user, secret
+
+    def session_user(self, secret: str | None) -> User:
+        """The user of the live session ``secret``; ``Unauthenticated`` for none, an unknown or
+        an ended one (the person signs in again)."""
+        if secret:
+            presented = token_hash(secret)
+            found = self._store.session_user(presented, self._now())
+            if found is not None and hmac.compare_digest(found[1], presented):
+                return found[0]
+        raise Unauthenticated("no session, or it ended; sign in again with your token")
+
+    def close_session(self, secret: str | None) -> None:
+        """End the session ``secret`` (signing out); an unknown one is already ended."""
+        if secret:
+            with self._store.transaction():
+                self._store.delete_session(token_hash(secret))
+
     def list_users(self) -> list[User]:
         """Every user (for operators)."""
         return self._store.list_users()

@@ -175,6 +175,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " environments TEXT NOT NULL DEFAULT '{}',"
         " agent TEXT NOT NULL DEFAULT '')",
     ),
+    # 7: browser sessions (the web pages): a token is exchanged once for a session whose
+    # secret lives only in the browser's cookie; the store keeps its sha256, as for tokens.
+    (
+        "CREATE TABLE web_sessions ("
+        " secret_hash TEXT PRIMARY KEY,"
+        " user TEXT NOT NULL REFERENCES users (name),"
+        " created REAL NOT NULL,"
+        " expires REAL NOT NULL)",
+        "CREATE INDEX web_sessions_by_expiry ON web_sessions (expires)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

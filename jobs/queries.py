@@ -19,7 +19,10 @@ def as_seen_by(actor: User, job: Job, dataset: Dataset) -> Job:
     """``job`` as ``actor`` may read it: without its outcome until the owner releases it."""
     if job.outcome is None or access.sees_results(actor, job, dataset):
         return job
-    return job.model_copy(update={"outcome": None, "reason": WITHHELD, "withheld": True})
+    # A cancelled job's reason is the words of whoever cancelled it or refused its outputs,
+    # never the run's.
+    reason = job.reason if job.state is JobState.CANCELLED else WITHHELD
+    return job.model_copy(update={"outcome": None, "reason": reason, "withheld": True})
 
 
 class Queries(ServiceCore):
@@ -57,6 +60,29 @@ class Queries(ServiceCore):
             datasets[job.dataset] = its
             shown.append(as_seen_by(actor, job, its))
         return shown[-limit:] if limit else shown
+
+    def review_queue(self, actor: User) -> list[Job]:
+        """What waits for ``actor``'s decision, oldest first: pending jobs (to approve or
+        reject) and succeeded jobs whose outputs wait for release, on the datasets ``actor``
+        governs (all datasets for admins). Researchers govern none, so theirs is empty."""
+        owner = None if access.is_admin(actor) else actor.name  # governs: owner or admin
+        waiting = [
+            *self._store.list_jobs(state=JobState.PENDING, owner=owner),
+            *self._store.list_jobs(state=JobState.SUCCEEDED, owner=owner),
+        ]
+        return sorted(waiting, key=lambda job: (job.created, job.id))
+
+    def authorize_outputs(self, actor: User, job_id: str) -> Job:
+        """The job, with its outcome, if ``actor`` may read what its outputs hold: the
+        dataset's owner and admins (reviewing them before release), or whoever sees the job
+        once they are released.
+
+        Raises ``NotFound`` (cannot see the job) or ``Conflict`` (nothing released yet).
+        """
+        job, dataset = self._visible(actor, job_id)
+        if access.governs(actor, dataset):
+            return job
+        return self.authorize_download(actor, job_id)
 
     def last_approved_for(
         self, researcher: str, dataset: str, exclude: str | None = None

@@ -1,4 +1,4 @@
-"""The people's state changes: submit, approve, reject, trust, release, cancel.
+"""The people's state changes: submit, approve, reject, trust, release, refuse, cancel.
 
 Each is one transaction holding the state change and its ledger entry (two of each when a
 policy acts at once: approval of trusted code on submit).
@@ -17,7 +17,14 @@ from typing import Any
 
 from jobs import access
 from jobs.digests import canonical_digest, canonical_json, is_digest
-from jobs.errors import InvalidRequest, NotAllowed, SpecError, TooLarge
+from jobs.errors import (
+    Conflict,
+    InvalidRequest,
+    InvalidTransition,
+    NotAllowed,
+    SpecError,
+    TooLarge,
+)
 from jobs.fields import check_note
 from jobs.images import ImageRecord
 from jobs.limits import check_resources
@@ -289,6 +296,28 @@ class Review(ServiceCore):
             self._record(conn, "job.released", actor.name, job_id, {"by_policy": False})
             return self._job(job_id)
 
+    def refuse(self, actor: User, job_id: str, reason: str) -> Job:
+        """Refuse to release a succeeded job's outputs: succeeded -> cancelled, for good, with a
+        reason the researcher reads (the outputs never leave). Entry ``job.refused``.
+
+        Only the dataset's owner or an admin. Raises ``InvalidRequest`` (empty, too long or
+        with control characters), ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
+        """
+        if not reason.strip():
+            raise InvalidRequest("say why the outputs are not released: --reason TEXT")
+        _note(reason, "reason")
+        with self._store.transaction() as conn:
+            job, dataset = self._governed(actor, job_id, "refuse the outputs of")
+            if job.state is not S.SUCCEEDED:
+                raise InvalidTransition(job.state.value, "cancelled (outputs refused)", job_id)
+            now = self._now()
+            text = f"the owner of dataset {dataset.name!r} refused to release the outputs: {reason}"
+            self._store.update_job(
+                job_id, expect=S.SUCCEEDED, to=S.CANCELLED, reason=text, updated=now
+            )
+            self._record(conn, "job.refused", actor.name, job_id, {"reason": reason})
+            return self._job(job_id)
+
     def cancel(self, actor: User, job_id: str, reason: str = "") -> Job:
         """Cancel a pending, approved or running job. Entry ``job.cancelled``.
 
@@ -301,6 +330,14 @@ class Review(ServiceCore):
         with self._store.transaction() as conn:
             # Everyone who can see a job (researcher, owner, admin) may cancel it.
             job, _ = self._visible(actor, job_id)
+            if job.state is S.SUCCEEDED:
+                # Only the owner's refusal ends a succeeded job (``refuse``): its outputs are
+                # hers to release or not, not for its researcher to withdraw from her review.
+                raise Conflict(
+                    f"job {job_id} has succeeded; its outputs wait for the dataset owner, who "
+                    f"releases them (`c2d release {job_id}`) or refuses them "
+                    f"(`c2d refuse {job_id} --reason TEXT`)"
+                )
             check_transition(job.state, S.CANCELLED, job_id)
             now = self._now()
             text = f"cancelled by {actor.name}" + (f": {reason}" if reason else "")

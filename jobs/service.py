@@ -21,6 +21,7 @@ heartbeat                  lease extended                   (none)
 finish                     running -> succeeded | failed    job.finished (+ job.released)
 fail_expired               running -> failed                job.finished
 release                    succeeded -> released            job.released
+refuse                     succeeded -> cancelled           job.refused
 cancel                     pending|approved|running ->      job.cancelled
                            cancelled
 record_dryrun              (none: a dry run on mock data)   job.dryrun

@@ -34,7 +34,8 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
         S.PENDING: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
         S.APPROVED: frozenset({S.RUNNING, S.CANCELLED}),
         S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED}),
-        S.SUCCEEDED: frozenset({S.RELEASED}),
+        # A succeeded job is released, or its owner refuses its outputs (it is then cancelled).
+        S.SUCCEEDED: frozenset({S.RELEASED, S.CANCELLED}),
         S.FAILED: frozenset(),
         S.REJECTED: frozenset(),
         S.RELEASED: frozenset(),

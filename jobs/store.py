@@ -202,6 +202,32 @@ class Store(SchemaRecords, HostRecords):
         rows = self._read("SELECT name, role, created FROM users ORDER BY name")
         return [User(name=n, role=Role(r), created=c) for n, r, c in rows]
 
+    # ---- browser sessions ----------------------------------------------------------------
+
+    def add_session(self, secret_hash: str, user: str, created: float, expires: float) -> None:
+        """Keep a new session (and drop those that ended before ``created``)."""
+        self._write("DELETE FROM web_sessions WHERE expires <= ?", (created,))
+        self._write(
+            "INSERT INTO web_sessions (secret_hash, user, created, expires) VALUES (?, ?, ?, ?)",
+            (secret_hash, user, created, expires),
+        )
+
+    def session_user(self, secret_hash: str, now: float) -> tuple[User, str] | None:
+        """The user of the live session with this hash, and the stored hash."""
+        rows = self._read(
+            "SELECT u.name, u.role, u.created, s.secret_hash FROM web_sessions s"
+            " JOIN users u ON u.name = s.user WHERE s.secret_hash = ? AND s.expires > ?",
+            (secret_hash, now),
+        )
+        if not rows:
+            return None
+        name, role, created, stored = rows[0]
+        return User(name=name, role=Role(role), created=created), stored
+
+    def delete_session(self, secret_hash: str) -> None:
+        """Forget a session (signing out); nothing happens for an unknown one."""
+        self._write("DELETE FROM web_sessions WHERE secret_hash = ?", (secret_hash,))
+
     # ---- datasets ------------------------------------------------------------------------
 
     def put_dataset(self, dataset: Dataset) -> None:
@@ -327,6 +353,16 @@ class Store(SchemaRecords, HostRecords):
                 json.dumps(image.details),
             ),
         )
+
+    def names_blob(self, digest: str) -> bool:
+        """Whether a recorded job names artifact ``digest`` as its code bundle (alone, or
+        with its own image) or its image archive."""
+        rows = self._read(
+            "SELECT 1 FROM jobs WHERE code_digest = ? UNION ALL SELECT 1 FROM job_images"
+            " WHERE bundle_digest = ? OR archive_sha256 = ? LIMIT 1",
+            (digest, digest, digest),
+        )
+        return bool(rows)
 
     def job_image(self, job_id: str) -> ImageRecord | None:
         """The own image of a job, or None for a job that runs in a named environment."""

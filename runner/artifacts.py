@@ -195,6 +195,11 @@ class ArtifactStore:
         """Open artifact ``digest`` for reading; raises ArtifactNotFound when it is absent."""
         return self.path(digest).open("rb")
 
+    def remove(self, digest: str) -> None:
+        """Delete artifact ``digest`` if it is here (a blob nothing names any more)."""
+        if self.has(digest):
+            self.path_for(digest).unlink(missing_ok=True)
+
     def discard_temporaries(self) -> int:
         """Delete temporary files a crashed writer left behind; return how many.
 

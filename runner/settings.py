@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         default="2m",
         description="Longest a dry run may take (the job's own timeout, if shorter, applies).",
     )
+    web_session_s: float = Field(
+        default=43_200.0,
+        gt=0,
+        description="How long a browser session of the web pages lasts after its person signs "
+        "in with their token (then they sign in again).",
+    )
 
     @field_validator("dataset_roots")
     @classmethod

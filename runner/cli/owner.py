@@ -1,4 +1,4 @@
-"""Data owner commands: review, approve, reject, release and trust jobs, read their logs."""
+"""Data owner commands: review, approve, reject, release, refuse and trust jobs, read their logs."""
 
 from __future__ import annotations
 
@@ -131,6 +131,24 @@ def release(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> N
     with connect(ctx, out) as client:
         job = client.release(job_id)
     out.say(f"released the outputs of job {job['id']}")
+    out.result(job)
+
+
+@app.command(rich_help_panel=PANEL)
+def refuse(
+    ctx: typer.Context,
+    job_id: JobArg,
+    reason: Annotated[
+        str,
+        typer.Option("--reason", help="Why, shown to the researcher.", callback=note_option),
+    ],
+    json_out: JsonFlag = False,
+) -> None:
+    """Refuse to release a succeeded job's outputs; they never leave (the job is cancelled)."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        job = client.refuse(job_id, reason)
+    out.say(f"refused the outputs of job {job['id']}: {job['state']}")
     out.result(job)
 
 

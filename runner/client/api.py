@@ -267,6 +267,10 @@ class Client:
         """POST /v1/jobs/{id}/release: succeeded -> released."""
         return dict(self._json("POST", self._job(job_id, "release")))
 
+    def refuse(self, job_id: str, reason: str) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/refuse: succeeded -> cancelled; the outputs never leave."""
+        return dict(self._json("POST", self._job(job_id, "refuse"), json={"reason": reason}))
+
     def trust(self, job_id: str, *, any_params: bool = False) -> dict[str, Any]:
         """POST /v1/jobs/{id}/trust: the job's code, for its researcher, with its params (or
         any): `{"dataset", "code_digest", "researcher", "params_digest" (null: any),

@@ -35,7 +35,7 @@ from jobs.digests import canonical_digest
 from jobs.execution import Execution
 from jobs.images import image_code_digest
 from jobs.models import Job
-from runner.errors import ImageGone
+from runner.errors import ImageGone, IntegrityError
 from runner.host.context import HostContext as Context
 from runner.host.datasets import current_digest
 from runner.host.sandbox.interface import SandboxSpec, State
@@ -113,8 +113,17 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
     """
     own = ctx.control.job_image(job.id)
     bundle_digest = job.code_digest if own is None else own.bundle_digest
-    bundle = ctx.control.fetch_bundle(job, bundle_digest, ctx.artifacts)
+    try:
+        bundle = ctx.control.fetch_bundle(job, bundle_digest, ctx.artifacts)
+    except IntegrityError as exc:
+        raise IntegrityError(
+            f"refused to run: {exc}; the job must be submitted and approved again"
+        ) from exc
     code_digest = file_digest(bundle)
+    if code_digest != bundle_digest:
+        # This host's copy changed on disk after it was fetched and checked: it is refused
+        # below, and removed so that the next job with this code fetches it afresh.
+        ctx.artifacts.remove(bundle_digest)
     if own is not None:
         image_id = own_image_id(ctx, own.image_id)
         code_digest = image_code_digest(code_digest, image_id)

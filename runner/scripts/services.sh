@@ -2,6 +2,7 @@
 # Make a Docker engine and Redis answer on this machine, installing them from Debian's packages
 # when they are missing and we are root on Debian. Idempotent: whatever already answers is left
 # alone. gVisor's runsc is installed and registered with dockerd when possible (optional).
+# `services.sh browser` installs Debian's Chromium for the browser tests (`make browser`).
 #
 # Environment: C2D_REDIS_PORT (default 6379), C2D_SERVICES_LOG (default /var/log/c2d),
 # C2D_NO_RUNSC=1 to skip gVisor.
@@ -127,11 +128,25 @@ ensure_image_tools() {
   apt_install "mmdebstrap" mmdebstrap
 }
 
+chromium_path() { command -v chromium || command -v chromium-browser; }
+
+ensure_browser() {
+  # Debian's Chromium for the browser tests (tests/e2e/test_web_review.py), which Playwright
+  # drives through its executable: Playwright's own browser download cannot be fetched here.
+  if chromium_path >/dev/null; then
+    say "browser: $("$(chromium_path)" --version 2>/dev/null || echo chromium)"
+    return
+  fi
+  apt_install "Chromium (for the browser tests)" chromium fonts-dejavu-core
+  chromium_path >/dev/null || die "chromium did not install; the browser tests need it"
+}
+
 case "${1:-all}" in
   docker) ensure_docker ;;
   redis) ensure_redis ;;
+  browser) ensure_browser ;;
   all) ensure_docker; ensure_redis; ensure_image_tools ;;
-  *) die "usage: services.sh [all|docker|redis]" ;;
+  *) die "usage: services.sh [all|docker|redis|browser]" ;;
 esac
 
 # --- docker-compose (appended for docker-compose.yml and tests/e2e/test_compose.py) ----------

@@ -140,3 +140,34 @@ def example_job(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # CI runs as root, where Chromium's own sandbox cannot start
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium (`make browser`, or `C2D_CHROMIUM`), launched headless by Playwright
+    for Python for one test module (its driver's event loop then stops); skips on a laptop
+    without either, fails when CI is set."""
+    from tests.conftest import missing
+
+    path = os.environ.get("C2D_CHROMIUM") or shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("Playwright for Python", "make dev")
+    if path is None:
+        missing("Chromium", "make browser")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -95,7 +95,7 @@ def test_each_job_runs_on_its_datasets_host_and_its_model_is_fetched_verified(
     stack = two.stack
     near = f"near-{uuid.uuid4().hex[:6]}"
     far = f"far-{uuid.uuid4().hex[:6]}"
-    local_copy = tmp_path / "near"
+    local_copy = stack.root.parent / f"near-{uuid.uuid4().hex[:6]}"  # the local host's roots
     shutil.copytree(patients_source, local_copy)
     b_copy = two.b_roots / f"patients-{uuid.uuid4().hex[:6]}"
     shutil.copytree(patients_source, b_copy)

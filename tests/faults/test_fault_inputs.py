@@ -189,9 +189,12 @@ def test_a_bundle_altered_after_approval_never_runs(stack, workdir, docker_clien
     since = time.time()
     folder = job_folder(workdir / "altered", sleeper(0) + "# altered-bundle case\n")
     job_id = stack.submit(folder)
-    blob = ArtifactStore(stack.home / "artifacts").path(stack.api_job(job_id)["code_digest"])
-    blob.chmod(0o600)
-    blob.write_bytes(tar_of((member("run.py"), b"print('not what was approved')\n")))
+    stack.wait_dryrun(job_id)  # the host fetched the bundle for it: its copy is altered too
+    digest = stack.api_job(job_id)["code_digest"]
+    for store in (stack.home / "artifacts", stack.host_home / "artifacts"):
+        blob = ArtifactStore(store).path(digest)
+        blob.chmod(0o600)
+        blob.write_bytes(tar_of((member("run.py"), b"print('not what was approved')\n")))
     stack.approve(job_id)
     job = stack.wait_ended(job_id, timeout=60)
 

@@ -85,6 +85,10 @@ def world(tmp_path_factory, redis_url, job_image) -> Iterator[World]:
             log_digest=artifacts.put_bytes(b"epoch 1 done\n")[0],
         )
         service.finish(succeeded, claim.fence, outcome)
+        # The copies the data host uploads for the owner's review (previews read only those
+        # before release).
+        for data in (metrics, model):
+            install.ctx.review.put_bytes(data)
         yield World(
             install=install,
             tokens={
@@ -168,6 +172,19 @@ MATRIX = [
     ("rita", "POST", "/v1/jobs/{s}/release", None, 403),
     ("oscar", "POST", "/v1/jobs/{s}/release", None, 404),
     ("rob", "POST", "/v1/jobs/{s}/release", None, 404),
+    ("rita", "POST", "/v1/jobs/{s}/refuse", {"reason": "no"}, 403),
+    ("oscar", "POST", "/v1/jobs/{s}/refuse", {"reason": "no"}, 404),
+    ("rob", "POST", "/v1/jobs/{s}/refuse", {"reason": "no"}, 404),
+    ("rita", "POST", "/v1/jobs/{s}/cancel", {}, 409),  # the owner releases or refuses it
+    # What an output holds: the owner before release, nobody else until then.
+    ("olga", "GET", "/v1/jobs/{s}/previews", None, 200),
+    ("admin", "GET", "/v1/jobs/{s}/previews", None, 200),
+    ("rita", "GET", "/v1/jobs/{s}/previews", None, 409),
+    ("oscar", "GET", "/v1/jobs/{s}/previews", None, 404),
+    ("nobody", "GET", "/v1/jobs/{s}/previews", None, 401),
+    # The queue is everyone's own (empty for researchers).
+    ("rita", "GET", "/v1/queue", None, 200),
+    ("nobody", "GET", "/v1/queue", None, 401),
     # Users and datasets.
     ("olga", "POST", "/v1/users", {"name": "mallory", "role": "admin"}, 403),
     ("rita", "POST", "/v1/users", {"name": "mallory", "role": "admin"}, 403),
@@ -179,6 +196,12 @@ MATRIX = [
     ("rob", "GET", "/v1/ledger/public-key", None, 200),
     ("nobody", "GET", "/v1/ledger/entries", None, 401),
     ("wrong", "GET", "/v1/ledger/checkpoint", None, 401),
+    ("rob", "GET", "/v1/ledger/verify", None, 200),
+    ("nobody", "GET", "/v1/ledger/verify", None, 401),
+    # The web pages: a person without a session is sent to sign in; the JSON API's token is
+    # not a session (the cookie is the pages' only credential).
+    ("nobody", "GET", "/ui/queue", None, 303),
+    ("olga", "GET", "/ui/queue", None, 303),
 ]
 
 
@@ -190,6 +213,8 @@ MATRIX = [
 def test_role_matrix(world, who, method, path, body, status):
     response = world.call(who, method, path, json=body)
     assert response.status_code == status, response.text
+    if status == 303:
+        assert response.headers["location"].startswith("/ui/sign-in")
     if status >= 400:
         error = response.json()["error"]
         assert (

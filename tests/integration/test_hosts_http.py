@@ -83,8 +83,8 @@ def other_port(install, other) -> Iterator[HttpPort]:
 
 @pytest.fixture
 def job(install, tmp_path, job_image) -> Job:
-    """An approved job on host ``local``."""
-    return install.approved_job(tmp_path, job_image)[0]
+    """An approved job on host ``local``, on a dataset whose owner releases outputs by hand."""
+    return install.approved_job(tmp_path, job_image, review_outputs=True)[0]
 
 
 def outcome_with_model() -> Outcome:

@@ -112,7 +112,10 @@ class Installation:
             settings = self.host_settings
             identity = load_identity(settings)
             port = ServicePort(
-                self.ctx.service, self.ctx.service.get_host("local"), self.ctx.artifacts
+                self.ctx.service,
+                self.ctx.service.get_host("local"),
+                self.ctx.artifacts,
+                review=self.ctx.review,
             )
             self._host_ctx = open_host_context(
                 settings, control=port, engine=Engine(settings.work_dir), identity=identity
@@ -367,17 +370,18 @@ class Installation:
         return wait_for(f"job {job_id} to end", final, timeout, self.logs())
 
     def approved_job(
-        self, folder: Path, image_id: str, *, sleep: float = 0.0, rows: int = 50
+        self, folder: Path, image_id: str, *, sleep: float = 0.0, rows: int = 50, **policy: Any
     ) -> tuple[Job, User, User]:
         """An approved counting job (``tests.kit.data.counting_job``) of a new researcher on a
-        new owner's new dataset, all made in this process; (job, owner, researcher)."""
+        new owner's new dataset (its ``policy`` fields as given), all made in this process;
+        (job, owner, researcher)."""
         from jobs.bundle import pack
         from jobs.spec import JobSpec
         from tests.kit.data import counting_job, make_dataset
 
         owner, _ = self.user("owner", "olga")
         researcher, _ = self.user("researcher", "rita")
-        dataset = self.dataset(owner, make_dataset(folder / "data", rows=rows))
+        dataset = self.dataset(owner, make_dataset(folder / "data", rows=rows), **policy)
         job_dir = counting_job(folder / "job", dataset, sleep=sleep)
         bundle = pack(job_dir)
         self.ctx.artifacts.put_bytes(bundle.data)

@@ -31,11 +31,14 @@ class ServicePort:
         host: Host,
         artifacts: ArtifactStore,
         preparations: Preparations | None = None,
+        *,
+        review: ArtifactStore | None = None,
     ) -> None:
         self.service = service
         self.host = host.name
         self._host = host
         self._artifacts = artifacts  # the control plane's store
+        self._review = review  # its store of outputs uploaded for review, kept apart
         self.preparations = preparations or Preparations()
 
     def _me(self) -> Host:
@@ -95,7 +98,13 @@ class ServicePort:
 
     def upload(self, job_id: str, kind: UploadKind, digest: str, path: Path) -> None:
         cap = self.service.upload_allowed(self._me(), job_id, kind, digest)
-        with path.open("rb") as source, self._artifacts.stage(source, cap) as staged:
+        store = self._artifacts
+        if kind == "review":
+            # Kept apart from released artifacts, as PUT /v1/host/jobs/ID/reviews/DIGEST does.
+            if self._review is None:
+                raise AssertionError("this port was made without the control plane's review store")
+            store = self._review
+        with path.open("rb") as source, store.stage(source, cap) as staged:
             if staged.digest != digest:
                 raise IntegrityError(f"the {kind} of job {job_id} is not {digest}")
             staged.commit()

@@ -176,6 +176,7 @@ class ControlWorld:
     clock: Clock
     scripts: dict[str, Script] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def service(self):  # type: ignore[no-untyped-def]
@@ -233,7 +234,12 @@ class ControlWorld:
         )
         enrolled = enroll_host(self.service, admin, settings, name)
         enrolled.close()
-        port = ServicePort(self.service, self.service.get_host(name), self.control.artifacts)
+        port = ServicePort(
+            self.service,
+            self.service.get_host(name),
+            self.control.artifacts,
+            review=self.control.review,
+        )
         engine = Engine(settings.work_dir, executor=self.executor(), resolver=lambda _n: IMAGE)
         return open_host_context(settings, control=port, engine=engine, identity=enrolled.identity)
 
@@ -273,13 +279,19 @@ def build_control_world(tmp: Path, **overrides: Any) -> ControlWorld:
     world.control = open_context(settings, clock=clock)
     service = world.control.service
     for name, role in (("olga", Role.OWNER), ("rita", Role.RESEARCHER)):
-        user, _ = service.add_user(name, role)
+        user, token = service.add_user(name, role)
         world.users[name] = user
+        world.tokens[name] = token
     host_settings = host_settings_for(settings, overrides)
     identity = load_identity(host_settings)
     executor = FakeExecutor(host_settings.work_dir, world._script, host=fake)
     engine = Engine(host_settings.work_dir, executor=executor, resolver=lambda _name: IMAGE)
-    port = ServicePort(service, service.get_host(identity.name), world.control.artifacts)
+    port = ServicePort(
+        service,
+        service.get_host(identity.name),
+        world.control.artifacts,
+        review=world.control.review,
+    )
     world.ctx = open_host_context(host_settings, control=port, engine=engine, identity=identity)
     data = tmp / "data"
     data.mkdir()

@@ -1,9 +1,10 @@
 """``create_app(settings)``: the c2d HTTP API (v1) as a FastAPI application.
 
-The routes live in one module per concern (``people``, ``jobs``, ``submit``, ``events``,
-``results``, ``audit``, ``develop``, ``preparing``, and ``hosting`` for data hosts);
-``errors`` turns every error into the contract's JSON body. OpenAPI is served at
-``/openapi.json`` and ``/docs``.
+The routes live in one module per concern (``people``, ``jobs``, ``reviewing``, ``submit``,
+``events``, ``results``, ``audit``, ``develop``, ``preparing``, ``hosting``); ``errors`` turns
+every error into the contract's JSON body (or, for the web pages under ``/ui`` that
+``runner.control.web`` adds, an HTML page). OpenAPI is served at ``/openapi.json`` and
+``/docs``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from runner.context import Context, open_context
+from runner.control import web
 from runner.control.api import (
     audit,
     develop,
@@ -26,6 +28,7 @@ from runner.control.api import (
     people,
     preparing,
     results,
+    reviewing,
     submit,
 )
 from runner.control.api.deps import ApiState, State
@@ -76,15 +79,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.c2d = state
-    errors.install(app)
+    errors.install(app, pages=web.error_page)
 
     @app.get("/v1/health")
     def health(api: State) -> dict[str, Any]:
         """Liveness, without a token: the version and the ledger's origin."""
         return {"ok": True, "version": version(), "origin": api.ctx.settings.origin}
 
-    for module in (people, submit, jobs, events, results, audit, develop, preparing):
+    for module in (people, submit, reviewing, jobs, events, results, audit, develop, preparing):
         app.include_router(module.router)
     app.include_router(hosting.people)
     app.include_router(hosting.hosts)
+    web.install(app)
     return app

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from ledger import storage
+from ledger import storage, verify_log
+from runner.context import Context
 from runner.control.api.deps import Actor, State
 
 router = APIRouter(prefix="/v1/ledger")
@@ -59,3 +60,18 @@ def public_key(actor: Actor, state: State) -> dict[str, Any]:
     """The log's origin and its Ed25519 public key (base64 of the raw 32 bytes)."""
     ledger = state.ctx.ledger
     return {"origin": ledger.origin, "public_key": base64.b64encode(ledger.public_key()).decode()}
+
+
+def verify_here(ctx: Context) -> dict[str, Any]:
+    """The whole stored log verified now against the log's own key (``verify_log``, the
+    check of ``c2d ledger verify --home``), with ``"source": "server"``."""
+    report = verify_log(ctx.settings.db_path, ctx.ledger.public_key())
+    return {**report.model_dump(), "source": "server"}
+
+
+@router.get("/verify")
+def verify(actor: Actor, state: State) -> dict[str, Any]:
+    """The server's own verification of its stored log (what the ledger page's "verify now"
+    shows). It proves the stored log is whole, not that the server is honest: for that,
+    `c2d ledger verify --key KEY` checks the log on the reader's machine."""
+    return verify_here(state.ctx)

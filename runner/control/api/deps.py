@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -24,6 +25,9 @@ from runner.transport import TASK_DRYRUN, TASK_PREPARE, TASK_UPLOAD, Dispatcher,
 
 log = logging.getLogger(__name__)
 
+ASK_EVERY_S = 10.0
+"""How often ``ask_host_soon`` asks a data host again for the same files of the same job."""
+
 _bearer = HTTPBearer(auto_error=False, description="A token from `c2d init` or `c2d user add`.")
 
 
@@ -37,6 +41,7 @@ class ApiState:
     preparations: Preparations = field(default_factory=Preparations)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _live: LiveLogs | None = None
+    _asked: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @property
     def live(self) -> LiveLogs:
@@ -83,6 +88,21 @@ class ApiState:
         except Exception as exc:
             log.warning("job %s: its data host was not asked for its %s: %s", job.id, what, exc)
             return False
+
+    def ask_host_soon(self, job: Job, what: str, every_s: float = ASK_EVERY_S) -> bool:
+        """``ask_host``, unless this process asked for the same in the last ``every_s`` seconds:
+        a page that polls every few seconds, or a client retrying after a 503, must not queue
+        an upload of the same (maybe large) files each time. True if asked now."""
+        now = time.monotonic()
+        key = (job.id, what)
+        with self._lock:
+            last = self._asked.get(key)
+            if last is not None and now - last < every_s:
+                return False
+            if len(self._asked) > 1000:  # forget old asks; the map stays small
+                self._asked = {k: t for k, t in self._asked.items() if now - t < every_s}
+            self._asked[key] = now
+        return self.ask_host(job, what)
 
     def prepare(self, prep_id: str, host: str) -> bool:
         """Ask ``host`` to make a submission's own image (``runner.control.api.preparing``)."""

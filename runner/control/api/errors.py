@@ -3,17 +3,19 @@
 Every c2d error (``jobs``, ``ledger``, ``runner``) carries a ``kind``; the body is always
 ``{"error": {"kind": ..., "message": ...}}`` with the error's own message, which says what to
 do next. FastAPI's own request validation and routing errors get the same shape. Anything else
-is a bug: it is logged with its traceback and answered 500 without internals.
+is a bug: it is logged with its traceback and answered 500 without internals. Requests for the
+web pages get the same message on an HTML page instead (``install``'s ``pages``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from jobs.errors import JobsError
@@ -58,32 +60,48 @@ def _message(exc: Exception) -> str:
     return str(getattr(exc, "message", None) or exc) or type(exc).__name__
 
 
-async def _c2d_error(request: Request, exc: Exception) -> JSONResponse:
+Pages = Callable[[Request, str, str, int], Response | None]
+"""How the web pages answer an error (``runner.control.web.error_page``): a response for a
+request that was for a page, ``None`` for the API's own requests."""
+
+
+def _respond(request: Request, kind: str, message: str, status: int | None = None) -> Response:
+    code = status if status is not None else status_of(kind)
+    pages: Pages | None = getattr(request.app.state, "error_pages", None)
+    if pages is not None:
+        shown = pages(request, kind, message, code)
+        if shown is not None:
+            return shown
+    return error_response(kind, message, code)
+
+
+async def _c2d_error(request: Request, exc: Exception) -> Response:
     kind = kind_of(exc)
-    return error_response(kind, _message(exc))
+    return _respond(request, kind, _message(exc))
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}"
         for err in exc.errors()
     )
-    return error_response("invalid", f"the request is not valid: {problems}")
+    return _respond(request, "invalid", f"the request is not valid: {problems}")
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = kind_of_status(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"there is no route {request.method} {request.url.path}; see /docs"
-    return error_response(kind, detail, exc.status_code)
+    return _respond(request, kind, detail, exc.status_code)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error in %s %s", request.method, request.url.path)
-    return error_response(
+    return _respond(
+        request,
         "failed",
         f"the server failed while handling {request.method} {request.url.path}; "
         "its log says why; tell the operator",
@@ -91,8 +109,9 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+def install(app: FastAPI, pages: Pages | None = None) -> None:
+    """Register the handlers on ``app``; ``pages`` answers errors of the web pages."""
+    app.state.error_pages = pages
     for cls in C2DError:
         app.add_exception_handler(cls, _c2d_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

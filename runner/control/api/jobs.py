@@ -14,16 +14,14 @@ from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
-from jobs import access, tarsafe
-from jobs.bundle import diff
-from jobs.errors import InvalidRequest, NotAllowed, NotFound
+from jobs.errors import InvalidRequest, NotFound
 from jobs.fields import Note
 from jobs.models import TrustedCode
 from jobs.states import JobState
 from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.own_image import review_view
+from runner.control.api.reviewing import bundle_path, review_document
 from runner.control.api.views import job_view
-from runner.errors import ArtifactNotFound
 from runner.wire import SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
@@ -40,6 +38,13 @@ class ApproveBody(BaseModel):
 
 class RejectBody(BaseModel):
     """``POST /v1/jobs/{id}/reject``."""
+
+    model_config = _REQUEST
+    reason: Note
+
+
+class RefuseBody(BaseModel):
+    """``POST /v1/jobs/{id}/refuse``."""
 
     model_config = _REQUEST
     reason: Note
@@ -102,42 +107,13 @@ def get_job(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
 
 
 def _bundle_path(state: ApiState, digest: str) -> Path:
-    return state.ctx.artifacts.path(digest)
+    return bundle_path(state.ctx, digest)
 
 
 @router.get("/{job_id}/review")
 def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     """Spec, files and the diff against the researcher's last approved code on the dataset."""
-    service = state.ctx.service
-    job = service.get_job(actor, job_id)
-    if not access.governs(actor, service.dataset_of(job)):
-        raise NotAllowed(f"only the owner of dataset {job.dataset!r} or an admin reviews jobs")
-    limits = state.ctx.limits
-    caps = {"max_files": limits.max_bundle_files, "max_bytes": limits.max_bundle_bytes}
-    record = service.job_image(job.id)
-    bundle = _bundle_path(state, service.bundle_digest(job))
-    with tarsafe.open_tar(bundle) as tar:
-        members = tarsafe.read_members(tar, **caps)
-    files = [{"name": m.path, "bytes": m.size} for m in members if not m.is_dir]
-    previous = service.last_approved_for(job.researcher, job.dataset, exclude=job.id)
-    # With nothing approved before, the diff is against nothing: the owner reads every line.
-    old = None
-    if previous is not None:
-        try:
-            old = _bundle_path(state, service.bundle_digest(previous))
-        except ArtifactNotFound:
-            previous = None
-    text = diff(old, bundle, **caps)
-    before = service.job_image(previous.id) if previous is not None else None
-    return {
-        "job": job_view(job),
-        # The pre-approval run on mock data (None until the data host has run it).
-        "dryrun": service.dryrun_for(actor, job.id),
-        "image": review_view(record, bundle, before, old),
-        "files": sorted(files, key=lambda f: str(f["name"])),
-        "previous": previous.id if previous else None,
-        "diff": text,
-    }
+    return review_document(state.ctx, actor, job_id)
 
 
 @router.get("/{job_id}/bundle", response_class=FileResponse)
@@ -202,6 +178,13 @@ def release(job_id: str, actor: Actor, state: State, background: BackgroundTasks
     job = state.ctx.service.release(actor, job_id)
     background.add_task(state.ask_host, job, "outputs")
     return job_view(job)
+
+
+@router.post("/{job_id}/refuse")
+def refuse(job_id: str, body: RefuseBody, actor: Actor, state: State) -> dict[str, Any]:
+    """Refuse to release a succeeded job's outputs, for good, with a reason its researcher
+    reads (the job ends cancelled)."""
+    return job_view(state.ctx.service.refuse(actor, job_id, body.reason))
 
 
 @router.post("/{job_id}/trust")

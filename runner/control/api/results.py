@@ -1,4 +1,4 @@
-"""Routes about what a job left: its log, its released artifacts and its receipt.
+"""Routes about what a job left: its log, its released artifacts, previews and its receipt.
 
 Nothing is downloadable before release (``Service.authorize_download`` answers 409); logs
 follow the dataset's policy (``Service.authorize_logs``). Outputs and logs stay on the job's
@@ -7,6 +7,9 @@ digests it signed), and a log is uploaded when someone who may read it asks. Unt
 here its route answers 503 with ``Retry-After`` and asks the host again; the artifact list
 says which are ``available``. Artifacts stream from the content-addressed store with their
 digest in ``X-C2D-SHA256`` and ``Range`` support, so a client can resume and check every byte.
+Previews (``runner.control.previews``) let the dataset's owner see what the outputs hold before
+she releases them: they read the copies the host uploads for review, kept apart from released
+artifacts, and only those until release.
 
 While a job runs on a dataset whose researcher may read logs at any time
 (``jobs.access.live_log``), its log is the live one its data host writes to Redis as the
@@ -29,6 +32,7 @@ from jobs.states import JobState
 from ledger.kinds import ErrorKind
 from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.views import outputs_view
+from runner.control.previews import gather, sources
 from runner.errors import RunnerError, ServiceUnavailable
 from runner.wire import LOG_LIVE_HEADER, LOG_NEXT_HEADER, LOG_TRUNCATED_HEADER, SHA256_HEADER
 
@@ -38,6 +42,9 @@ router = APIRouter(prefix="/v1/jobs")
 LOG_WAIT_S = 20.0
 """How long a request for a log waits for its data host to upload it."""
 NOT_ENDED = (JobState.PENDING, JobState.APPROVED, JobState.RUNNING)
+
+PREVIEW_WAIT_S = 5.0
+"""How long a request for previews waits for the data host to upload the outputs."""
 
 
 class NotYetHere(RunnerError):
@@ -152,6 +159,40 @@ def artifacts(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
     if not all(have.values()):
         state.ask_host(job, "outputs")
     return shown
+
+
+@router.get("/{job_id}/previews")
+def previews(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
+    """Each output's type and, for text, its first rows or bytes (``runner.control.previews``):
+    for the dataset's owner before release, for the researcher after. Before release they are
+    read from the copies the data host uploads for review, never from released artifacts;
+    while one is still on the host, the host is asked for them and the answer is 503 with
+    ``Retry-After``."""
+    job = state.ctx.service.authorize_outputs(actor, job_id)
+    stores, ask = sources(state.ctx, job)
+    outputs = job.outcome.outputs if job.outcome else []
+
+    def here() -> bool:
+        return all(any(s.has(o.sha256) for s in stores) for o in outputs)
+
+    if not here() and ask is not None:
+        state.ask_host_soon(job, ask)
+        deadline = time.monotonic() + PREVIEW_WAIT_S
+        while not here() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    found = gather(state.ctx, job)
+    if found.missing:
+        if found.ask is None:
+            raise Conflict(
+                f"job {job_id} is {job.state.value}: its outputs stayed on its data host and "
+                "nothing of them is here to preview"
+            )
+        raise NotYetHere(
+            f"job {job_id}'s outputs are still on its data host, which has been asked to "
+            "upload them; try again in a few seconds (if this lasts, check the host "
+            "with `c2d hosts`)"
+        )
+    return [p.as_dict() for p in found.previews]
 
 
 class BlobResponse(FileResponse):

@@ -291,17 +291,29 @@ def accept(
                 job = ctx.service.submit(actor, spec, None, staged.digest, files, image_id)
                 staged.commit()
                 return job
-            # The host fetches bundle and archive from the store, so both go in first; a
-            # bundle whose job is not recorded is a blob nothing names (researcher's code).
+            # The host fetches bundle and archive from the store, so both go in first, and
+            # come out again when no job is recorded (nothing would name the researcher's code).
+            new = [] if ctx.artifacts.has(staged.digest) else [staged.digest]
             staged.commit()
-        archive_digest = None
-        if archive is not None:
-            archive_cap = parse_size(ctx.settings.byo_max_archive)
-            archive_digest, _ = ctx.artifacts.put_stream(archive, archive_cap)  # type: ignore[arg-type]
-        record = _own_image(state, actor, spec, staged.digest, archive_digest)
-        return ctx.service.submit(
-            actor, spec, None, staged.digest, files, record.image_id, image=record
-        )
+        try:
+            archive_digest = None
+            if archive is not None:
+                archive_cap = parse_size(ctx.settings.byo_max_archive)
+                had = False
+                with ctx.artifacts.stage(archive, archive_cap) as staged_archive:  # type: ignore[arg-type]
+                    had = ctx.artifacts.has(staged_archive.digest)
+                    archive_digest = staged_archive.commit()
+                if not had:
+                    new.append(archive_digest)
+            record = _own_image(state, actor, spec, staged.digest, archive_digest)
+            return ctx.service.submit(
+                actor, spec, None, staged.digest, files, record.image_id, image=record
+            )
+        except BaseException:
+            for digest in new:
+                if not ctx.store.names_blob(digest):
+                    ctx.artifacts.remove(digest)
+            raise
 
 
 @router.post("/jobs", status_code=201, openapi_extra=_OPENAPI)

@@ -29,6 +29,8 @@ ALLOWED = {
     (S.RUNNING, S.FAILED),
     (S.RUNNING, S.CANCELLED),
     (S.SUCCEEDED, S.RELEASED),
+    # The owner refuses a succeeded job's outputs (the browser review issue): they never leave.
+    (S.SUCCEEDED, S.CANCELLED),
 }
 
 
