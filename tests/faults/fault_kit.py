@@ -139,6 +139,7 @@ def fault_stack(
     try:
         done = stack.init()
         assert done.returncode == 0, f"c2d init failed:\n{done.stdout}\n{done.stderr}"
+        stack.hello()  # the local host has reported its environments once, as after a start
         stack.start_server()
         yield stack
     finally:

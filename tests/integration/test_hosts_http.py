@@ -120,6 +120,7 @@ def test_another_hosts_credential_reaches_nothing_of_a_hosts_job(
 ):
     store = ArtifactStore(tmp_path / "other-artifacts")
     outcome = outcome_with_model()
+    ledger = install.ledger_size()
     attempts: dict[str, Callable[[], object]] = {
         "read the job": lambda: other_port.job(job.id),
         "read its image": lambda: other_port.job_image(job.id),
@@ -140,6 +141,7 @@ def test_another_hosts_credential_reaches_nothing_of_a_hosts_job(
     assert as_host(install, other, "PUT", f"/jobs/{job.id}/outputs/{digest}", content=MODEL) == 404
     assert not store.has(job.code_digest)
     assert "job.started" not in install.entry_types(job.id)
+    assert install.ledger_size() == ledger
 
 
 def test_a_host_claims_its_own_job_only_under_its_own_name(install, job, local_port):
@@ -154,13 +156,16 @@ def test_credentials_do_not_cross_between_people_and_hosts(install, local, job):
     person = {"Authorization": f"Bearer {researcher_token}"}
     host = {"Authorization": f"Bearer {local.credential}"}
     forged = {"Authorization": "Bearer c2dh_" + "A" * 43}
+    ledger = install.ledger_size()
     checks = [
         ("a person on a host route", "POST", "/v1/host/hello", person, {"environments": {}}),
         ("a person reading a host's job", "GET", f"/v1/host/jobs/{job.id}", person, None),
         ("no token on a host route", "GET", f"/v1/host/jobs/{job.id}", {}, None),
         ("a made-up host credential", "GET", f"/v1/host/jobs/{job.id}", forged, None),
         ("a host on a person's route", "GET", "/v1/jobs", host, None),
-        ("a host approving", "POST", f"/v1/jobs/{job.id}/cancel", host, {"reason": "x"}),
+        ("a host approving", "POST", f"/v1/jobs/{job.id}/approve", host, {}),
+        ("a host releasing", "POST", f"/v1/jobs/{job.id}/release", host, {}),
+        ("a host cancelling", "POST", f"/v1/jobs/{job.id}/cancel", host, {"reason": "x"}),
         ("a host adding a host", "POST", "/v1/hosts", host, {"name": "sneaky"}),
     ]
     for what, method, path, headers, body in checks:
@@ -169,6 +174,7 @@ def test_credentials_do_not_cross_between_people_and_hosts(install, local, job):
         )
         assert response.status_code == 401, (what, response.text)
     assert install.load_job(job.id).state is JobState.APPROVED
+    assert install.ledger_size() == ledger
 
 
 def test_a_finish_signed_by_another_key_is_refused_and_the_ledger_is_unchanged(
