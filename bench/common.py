@@ -4,7 +4,8 @@ Every benchmark starts its own c2d the way an operator does (``c2d init``, ``c2d
 ``c2d worker`` as real processes) on a private ``redis-server`` on a free port, so nothing it
 does touches, or is slowed by, another installation's queue. People act through the Python
 client (``runner.client.Client``), the library the CLI is built on, polling every
-``POLL_S`` so that what the benchmark sees is the server's latency, not the CLI's 1 s poll.
+``POLL_S`` so that what the benchmark sees is the server's latency (the CLI itself is pushed
+each change; ``cli_bench`` times it whole).
 The pre-approval dry run each submit triggers (on by default) is left on, and finished before
 timing starts.
 
@@ -72,7 +73,8 @@ def stack(
 
 @dataclass
 class People:
-    """A data owner and a researcher of one stack, each with a client."""
+    """A data owner and a researcher of one stack, each with a client (and the owner's token,
+    for `c2d dataset add` on the data host)."""
 
     owner: Client
     researcher: Client

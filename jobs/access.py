@@ -10,6 +10,10 @@
 - Whoever sees a job (its researcher, its dataset's owner, admins) may cancel it.
 - The researcher reads logs when the policy says ``logs_visible: researcher``, or once the
   outputs are released.
+- A running job's output leaves its data host as it comes (the live log, ``runner.livelog``)
+  only where the policy says ``logs_visible: researcher``: a log is derived from the private
+  data, so elsewhere nothing of it leaves the host before the job ended and someone who may
+  read it asks (``live_log``).
 - What a run on the private data produced (metrics, output names, sizes and digests, exit
   code, reason, duration) is the owner's alone until release, where the dataset holds outputs
   for review. A run refused before its container started says why to its researcher: that
@@ -44,6 +48,12 @@ def can_read_logs(actor: User, job: Job, dataset: Dataset) -> bool:
     if actor.name != job.researcher:
         return False
     return dataset.policy.logs_visible == "researcher" or job.state is JobState.RELEASED
+
+
+def live_log(dataset: Dataset) -> bool:
+    """Whether the data host publishes a running job's output on ``dataset`` as it comes: only
+    when its researcher may read it at any time anyway (``logs_visible: researcher``)."""
+    return dataset.policy.logs_visible == "researcher"
 
 
 def may_register(actor: User) -> bool:

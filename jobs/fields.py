@@ -7,7 +7,7 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstraints
 
-from jobs.safe_text import escape
+from jobs.safe_text import MAX_NOTE, escape
 from jobs.units import format_duration, format_size, parse_duration, parse_size
 
 SCHEMA_VERSION: Final = 1
@@ -91,7 +91,6 @@ RelativePattern = Annotated[str, AfterValidator(check_relative_pattern)]
 """A name or glob relative to a folder: no absolute paths, no ``..``."""
 
 
-MAX_NOTE: Final = 2000
 """Most characters of a note or reason a person writes (approve, reject, cancel)."""
 
 

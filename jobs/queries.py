@@ -36,21 +36,30 @@ class Queries(ServiceCore):
         """
         return as_seen_by(actor, *self._visible(actor, job_id))
 
-    def list_jobs(self, actor: User, state: JobState | None = None) -> list[Job]:
+    def list_jobs(
+        self,
+        actor: User,
+        state: JobState | None = None,
+        *,
+        dataset: str | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
         """The jobs ``actor`` may see, oldest first, as they may read them: admins all, owners
-        those on their datasets and their own, researchers their own."""
+        those on their datasets and their own, researchers their own. ``dataset`` keeps that
+        dataset's; ``limit`` the newest ``limit`` of them (still oldest first)."""
         if access.is_admin(actor):
-            return self._store.list_jobs(state=state)
-        mine = self._store.list_jobs(state=state, researcher=actor.name)
-        governed = self._store.list_jobs(state=state, owner=actor.name)
+            found = self._store.list_jobs(state=state, dataset=dataset)
+            return found[-limit:] if limit else found
+        mine = self._store.list_jobs(state=state, researcher=actor.name, dataset=dataset)
+        governed = self._store.list_jobs(state=state, owner=actor.name, dataset=dataset)
         unique = {job.id: job for job in [*mine, *governed]}
         datasets: dict[str, Dataset] = {}
         shown = []
         for job in sorted(unique.values(), key=lambda job: (job.created, job.id)):
-            dataset = datasets.get(job.dataset) or self._dataset(job.dataset)
-            datasets[job.dataset] = dataset
-            shown.append(as_seen_by(actor, job, dataset))
-        return shown
+            its = datasets.get(job.dataset) or self._dataset(job.dataset)
+            datasets[job.dataset] = its
+            shown.append(as_seen_by(actor, job, its))
+        return shown[-limit:] if limit else shown
 
     def review_queue(self, actor: User) -> list[Job]:
         """What waits for ``actor``'s decision, oldest first: pending jobs (to approve or

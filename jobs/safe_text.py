@@ -19,6 +19,10 @@ stay as they are: the escapes are for people, not a reversible encoding (``--jso
 from __future__ import annotations
 
 import re
+from typing import Final
+
+MAX_NOTE: Final = 2000
+"""The longest note or reason a person may write (``jobs.fields.check_note``)."""
 
 # Printable by category, yet they draw nothing: text can hide behind them.
 _INVISIBLE = frozenset(

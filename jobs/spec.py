@@ -6,6 +6,8 @@ into one ``SpecError`` whose message names the file, the field and what is allow
 
 from __future__ import annotations
 
+import difflib
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -14,6 +16,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     Field,
     ValidationError,
     field_validator,
@@ -87,6 +90,17 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _split_command(value: Any) -> Any:
+    """``command: python3 train.py --fast`` is split as a POSIX shell splits it (quotes kept
+    together, no expansion: nothing runs a shell); a list is taken as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return shlex.split(value)
+    except ValueError as exc:  # an unclosed quote
+        raise ValueError(f"cannot be split like a shell command line: {exc}") from exc
+
+
 class JobSpec(BaseModel):
     """A validated job spec. Frozen; build a changed copy with ``with_overrides``."""
 
@@ -96,7 +110,11 @@ class JobSpec(BaseModel):
     name: Name
     environment: Name = DEFAULT_ENVIRONMENT
     image: ImageBuild | None = None
-    command: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    command: Annotated[
+        list[Annotated[str, Field(min_length=1)]],
+        BeforeValidator(_split_command),
+        Field(min_length=1),
+    ]
     dataset: Name | None = None
     params: Annotated[dict[str, Any], AfterValidator(_json_object)] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
@@ -182,7 +200,8 @@ _FIELD_HELP = {
     "image": "{build: PATH}, the Dockerfile's path in the job folder",
     "image.build": "the Dockerfile's path relative to the job folder, without '..'",
     "dataset": NAME_HELP + " naming a registered dataset (`c2d dataset list`)",
-    "command": "a non-empty list of strings, like [python, train.py]",
+    "command": "a non-empty list of strings, like [python3, train.py], or one line split "
+    "like a shell's, like `python3 train.py --fast`",
     "params": "a JSON object of parameters",
     "resources.cpus": "a number of CPUs above 0, like 0.5 or 2",
     "resources.memory": SIZE_HELP + ", at least 16MiB",
@@ -212,6 +231,14 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _did_you_mean(name: str, model: type[BaseModel] | None) -> str:
+    """`; did you mean `outputs`?` for a field name one typo away from a known one."""
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
 def _dotted(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -234,7 +261,7 @@ def spec_error(exc: ValidationError, source: str) -> SpecError:
         if err["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1])
             allowed = _fields_help(parent) if parent else "no extra fields"
-            message = "unknown field"
+            message = "unknown field" + _did_you_mean(str(loc[-1]) if loc else "", parent)
         else:
             key = ".".join(str(p) for p in loc if not isinstance(p, int))
             allowed = _FIELD_HELP.get(key, "")

@@ -416,15 +416,25 @@ class Store(SchemaRecords, HostRecords):
         rows = self._read(_JOB_SELECT + " WHERE j.id = ?", (job_id,))
         return _job(rows[0]) if rows else None
 
+    def job_state(self, job_id: str) -> JobState | None:
+        """Only the job's state: one indexed read, cheap enough to ask many times a second
+        (the API's event stream does, to push each change the moment any process makes it)."""
+        rows = self._read("SELECT state FROM jobs WHERE id = ?", (job_id,))
+        return JobState(rows[0][0]) if rows else None
+
     def list_jobs(
         self,
         *,
         state: JobState | None = None,
         researcher: str | None = None,
         owner: str | None = None,
+        dataset: str | None = None,
     ) -> list[Job]:
-        """Jobs oldest first, filtered by state, researcher and/or dataset owner."""
+        """Jobs oldest first, filtered by state, researcher, dataset and/or dataset owner."""
         where, params = [], []
+        if dataset is not None:
+            where.append("j.dataset = ?")
+            params.append(dataset)
         if state is not None:
             where.append("j.state = ?")
             params.append(state.value)

@@ -103,6 +103,25 @@ class ClientConfigError(RunnerError):
     kind = ErrorKind.INVALID
 
 
+class UsageError(RunnerError):
+    """A command or call was given something it cannot use (a URL without a scheme, a token
+    on the wrong channel); the message says what to give instead."""
+
+    kind = ErrorKind.INVALID
+
+
+class JobFailed(RunnerError):
+    """A job that was waited for failed, was rejected or was cancelled (its reason says why)."""
+
+    kind = ErrorKind.FAILED
+
+
+class UntrustedTypes(RunnerError):
+    """A model file needs types the caller has not said they trust; the message lists them."""
+
+    kind = ErrorKind.NOT_ALLOWED
+
+
 class SettingsError(RunnerError):
     """A `C2D_` setting or a command-line override of one has a value c2d cannot use."""
 

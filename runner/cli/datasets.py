@@ -19,7 +19,6 @@ from jobs.safe_text import one_line
 from runner.cli.options import build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
-from runner.client.mock import mock_from_schema
 
 app = typer.Typer(help="Register, list, show and mock datasets.", no_args_is_help=True)
 
@@ -296,6 +295,8 @@ def dataset_mock(
     json_out: JsonFlag = False,
 ) -> None:
     """Write synthetic files shaped like dataset NAME (no real value in them); print the digest."""
+    from runner.client.mock import mock_from_schema
+
     out = Output.start(json_out)
     with connect(ctx, out) as client:
         doc = client.schema(name)

@@ -15,14 +15,12 @@ import typer
 from runner.cli.options import RESEARCHER
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
-from runner.client.ledger_check import read_public_key
-from runner.client.verify import KeySource, fetch_verified
 
 app = typer.Typer()
 UNPINNED = (
     "the receipt was checked only against the ledger key this server sent, which proves "
     "nothing if the server itself is not honest; pin the log's key once with "
-    "`c2d login URL TOKEN --key FILE` (or pass --key FILE), FILE being the public key the "
+    "`c2d login URL --with-token --key FILE` (or pass --key FILE), FILE being the public key the "
     "operator publishes ($C2D_HOME/ledger.key.pub)"
 )
 PROOF = {
@@ -46,6 +44,9 @@ def fetch(
     json_out: JsonFlag = False,
 ) -> None:
     """Download a released job's artifacts, metrics.json and receipt.json, all verified."""
+    from runner.client.ledger_check import read_public_key
+    from runner.client.verify import KeySource, fetch_verified
+
     out = Output.start(json_out)
     folder = output or Path(job_id)
     conn = connection(ctx, out)

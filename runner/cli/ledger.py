@@ -5,18 +5,20 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger import LedgerError, VerifyReport, verify_log, verify_receipt
 from ledger.kinds import ExitCode
 from runner.cli.options import ANYONE, build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect, connection
-from runner.client import Client
-from runner.client.ledger_check import read_public_key, verify_downloaded_log
 from runner.errors import ClientConfigError, IntegrityError, MissingFile
+
+if TYPE_CHECKING:
+    # The signing library and the Merkle tree come with these: imported by the commands.
+    from ledger import VerifyReport
+    from runner.client.api import Client
 
 PANEL = ANYONE
 KeyOpt = Annotated[
@@ -32,6 +34,9 @@ app.add_typer(receipt_app, name="receipt", rich_help_panel=PANEL)
 
 
 def _verify_remote(client: Client, trusted: bytes | None) -> tuple[VerifyReport, str]:
+    from ledger import VerifyReport
+    from runner.client.ledger_check import verify_downloaded_log
+
     served = client.public_key()
     served_key = base64.b64decode(served["public_key"])
     if trusted is not None and trusted != served_key:
@@ -62,6 +67,9 @@ def ledger_verify(
     json_out: JsonFlag = False,
 ) -> None:
     """Recompute every entry hash, link, Merkle node and checkpoint signature of the log."""
+    from ledger import verify_log
+    from runner.client.ledger_check import read_public_key
+
     out = Output.start(json_out)
     trusted = read_public_key(key) if key else None
     if home is not None:
@@ -128,6 +136,9 @@ def receipt_verify(
     json_out: JsonFlag = False,
 ) -> None:
     """Check a receipt offline: signature, inclusion proofs and links, against the log's key."""
+    from ledger import LedgerError, verify_receipt
+    from runner.client.ledger_check import read_public_key
+
     out = Output.start(json_out)
     if key is not None:
         trusted = read_public_key(key)
@@ -136,7 +147,8 @@ def receipt_verify(
         if pinned is None:
             raise typer.BadParameter(
                 "no key to check against: pass --key FILE (the operator publishes "
-                "$C2D_HOME/ledger.key.pub), or pin the log's key once with `c2d login URL TOKEN`",
+                "$C2D_HOME/ledger.key.pub), or pin the log's key once with "
+                "`c2d login URL --with-token`",
                 param_hint="--key",
             )
         trusted = base64.b64decode(pinned)

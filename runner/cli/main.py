@@ -11,15 +11,18 @@ unless the command already printed its document.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 from typer.exceptions import Abort, TyperException
 
 from ledger.kinds import EXIT_CODE, ExitCode, kind_of
-from runner.cli.options import OWNER
+from runner.cli import command_words
+from runner.cli.options import ANYONE, OPERATOR, OWNER, RESEARCHER
 from runner.cli.output import Output
 from runner.cli.session import Globals
 
@@ -32,18 +35,59 @@ EPILOG = (
 )
 
 
-app = typer.Typer(
-    name="c2d",
-    help="c2d runs approved code beside private data and records every step in a ledger.",
-    epilog=EPILOG,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+class PanelGroup(TyperGroup):
+    """Plain help (click's, no rich), with commands grouped by who runs them as the panels
+    say: typer's rich help imports a markdown renderer and rich's traceback machinery, more
+    than all the rest of `c2d --help` takes."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        panels: dict[str, list[tuple[str, str]]] = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            panel = getattr(command, "rich_help_panel", None) or "Commands"
+            panels.setdefault(panel, []).append((name, command.get_short_help_str(limit=120)))
+        order = [ANYONE, RESEARCHER, OWNER, OPERATOR]
+        for panel in sorted(panels, key=lambda p: order.index(p) if p in order else len(order)):
+            with formatter.section(panel):
+                formatter.write_dl(panels[panel])
 
 
-@app.callback()
+def new_app() -> typer.Typer:
+    """An empty root `c2d` command (its options, no command modules yet)."""
+    root_app = typer.Typer(
+        name="c2d",
+        cls=PanelGroup,
+        help="c2d runs approved code beside private data and records every step in a ledger.",
+        epilog=EPILOG,
+        no_args_is_help=True,
+        add_completion=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    root_app.callback()(root)
+    return root_app
+
+
+def version() -> str:
+    """The installed c2d version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("c2d")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"c2d {version()}\n")
+        raise typer.Exit(ExitCode.OK)
+
+
 def root(
     ctx: typer.Context,
     url: Annotated[
@@ -55,6 +99,12 @@ def root(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each API answer.")
     ] = 30.0,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print c2d's version."
+        ),
+    ] = False,
 ) -> None:
     """c2d runs approved code beside private data and records every step in a ledger."""
     ctx.obj = Globals(url=url, token=token, timeout=timeout)
@@ -79,33 +129,57 @@ def report(exc: BaseException) -> ExitCode:
     return code
 
 
-def mount() -> None:
-    """Mount every command module's group on the root (once)."""
-    if app.registered_groups:
-        return
-    from runner.cli import (
-        account,
-        datasets,
-        fetch,
-        hosts,
-        ledger,
-        operator,
-        owner,
-        researcher,
-        run_local,
-    )
+MODULES = (
+    "account", "researcher", "fetch", "run_local", "scaffold", "owner", "ledger", "operator",
+    "hosts",
+)  # fmt: skip
+"""The command modules, in the order their commands are listed (``datasets`` is mounted as
+the group `dataset`)."""
+HOME = {
+    "login": "account", "whoami": "account", "logout": "account",
+    "submit": "researcher", "job-image": "researcher", "jobs": "researcher",
+    "status": "researcher", "cancel": "researcher",
+    "fetch": "fetch", "run": "run_local", "new": "scaffold", "schema": "scaffold",
+    "review": "owner", "approve": "owner", "reject": "owner", "release": "owner",
+    "trust": "owner", "logs": "owner", "dataset": "datasets",
+    "ledger": "ledger", "receipt": "ledger",
+    "init": "operator", "server": "operator", "worker": "operator", "up": "operator",
+    "user": "operator", "image": "operator", "env": "operator",
+    "host": "hosts", "hosts": "hosts",
+}  # fmt: skip
+"""Which module holds each command, so that one command loads and builds only its module."""
 
-    for module in (account, researcher, fetch, run_local, owner, ledger, operator, hosts):
-        app.add_typer(module.app)
-    app.add_typer(datasets.app, name="dataset", rich_help_panel=OWNER)
+
+def wanted(args: Sequence[str]) -> str | None:
+    """The module the command line asks for, or None when all are needed (help, an unknown
+    command, shell completion)."""
+    if any(k.endswith("_COMPLETE") and k.startswith("_") for k in os.environ):
+        return None
+    words = command_words(args)
+    return HOME.get(words[0]) if words else None
+
+
+def mount(root_app: typer.Typer, only: str | None = None) -> typer.Typer:
+    """Mount the command modules (or only ``only``) on ``root_app``; return it."""
+    import importlib
+
+    for name in (only,) if only else (*MODULES, "datasets"):
+        module = importlib.import_module(f"runner.cli.{name}")
+        if name == "datasets":
+            root_app.add_typer(module.app, name="dataset", rich_help_panel=OWNER)
+        else:
+            root_app.add_typer(module.app)
+    return root_app
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run `c2d` with `argv` (default: the process arguments); return the exit code."""
-    mount()
-    Output.reset()
-    command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:
+        sys.stdout.write(f"c2d {version()}\n")
+        return ExitCode.OK
+    Output.reset()
+    command = typer.main.get_command(mount(new_app(), wanted(args)))
     try:
         rv = command.main(args, prog_name="c2d", standalone_mode=False)
     except TyperException as exc:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from jobs.fields import check_note
-from runner.errors import SettingsError
-from runner.settings import Settings
+if TYPE_CHECKING:
+    from runner.settings import Settings
 
 RESEARCHER = "Researcher"
 OWNER = "Data owner"
@@ -55,6 +53,8 @@ def note_option(value: str | None) -> str | None:
     """Typer callback: a note or reason must be short plain text (``jobs.fields.check_note``),
     refused as a usage error before anything is sent."""
     if value is not None:
+        from jobs.fields import check_note
+
         try:
             check_note(value)
         except ValueError as exc:
@@ -64,6 +64,11 @@ def note_option(value: str | None) -> str | None:
 
 def build_settings(**overrides: Any) -> Settings:
     """Settings from the C2D_ environment, with the flags that were given on top."""
+    from pydantic import ValidationError
+
+    from runner.errors import SettingsError
+    from runner.settings import Settings
+
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

@@ -20,22 +20,18 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
 from jobs.safe_text import escape, one_line
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+# rich is imported where it draws, only when stderr is a terminal: a command whose output goes
+# to a pipe (a script, a test) never loads it.
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout (people text on stderr).")
@@ -61,7 +57,11 @@ class Output:
         if rich is None:
             rich = self.stderr.isatty() and not json_mode
         self.rich = rich
-        self.console = Console(file=self.stderr, highlight=False) if rich else None
+        self.console: Console | None = None
+        if rich:
+            from rich.console import Console
+
+            self.console = Console(file=self.stderr, highlight=False)
         self.emitted = False
 
     @classmethod
@@ -95,12 +95,20 @@ class Output:
             self.stdout.write(primary if primary.endswith("\n") or not primary else primary + "\n")
         self.stdout.flush()
 
+    def stream(self, text: str) -> None:
+        """The next piece of a primary value that arrives in pieces (a followed log), escaped
+        like the rest, written at once."""
+        self.stdout.write(escape(text, multiline=True))
+        self.stdout.flush()
+
     # -- stderr ----------------------------------------------------------------------------
 
     def say(self, text: str, style: str | None = None) -> None:
         """A message for people (its own newlines kept, everything else that hides escaped)."""
         text = escape(text, multiline=True)
         if self.console:
+            from rich.text import Text
+
             # soft_wrap: long digests and paths wrap in the terminal, not as inserted newlines.
             self.console.print(Text(text, style=style or ""), soft_wrap=True)
         else:
@@ -126,6 +134,8 @@ class Output:
             shown = "-" if value is None or value == "" else one_line(value)
             label = one_line(key).ljust(width)
             if self.console:
+                from rich.text import Text
+
                 self.console.print(Text.assemble((label, "bold"), "  ", shown), soft_wrap=True)
             else:
                 self.say(f"{label}  {shown}")
@@ -137,6 +147,9 @@ class Output:
             return
         cells = [["-" if v is None or v == "" else one_line(v) for v in row] for row in rows]
         if self.console:
+            from rich.table import Table
+            from rich.text import Text
+
             table = Table(header_style="bold", box=None, pad_edge=False)
             for column in columns:
                 table.add_column(Text(column), overflow="fold")
@@ -161,10 +174,18 @@ class Output:
 
     @contextmanager
     def status(self, text: str) -> Iterator[Callable[[str], None]]:
-        """A live status line; yields `update(text)`. Plain mode prints each new text once."""
+        """A live status line; yields `update(text)`. Plain mode prints each new text once.
+
+        The text may have lines (a followed job's last log lines under its state); everything
+        else in it that could redraw the terminal is escaped."""
         if self.console:
-            with self.console.status(Text(one_line(text))) as live:
-                yield lambda t: live.update(Text(one_line(t)))
+            from rich.text import Text
+
+            def shown(t: str) -> Text:
+                return Text(escape(t, multiline=True).replace("\t", " "))
+
+            with self.console.status(shown(text)) as live:
+                yield lambda t: live.update(shown(t))
             return
         self.say(text)
         last = [text]
@@ -192,6 +213,14 @@ class DownloadBars:
     """Rich progress bars, one per file (a `runner.client.DownloadObserver`)."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),

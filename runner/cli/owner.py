@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from jobs.fields import MAX_NOTE
-from jobs.spec import Resources
+from jobs.safe_text import MAX_NOTE
 from runner.cli.options import OWNER, JobArg, note_option
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
@@ -20,6 +19,8 @@ app = typer.Typer()
 
 def _resources(value: Any) -> str:
     """Resources as people write them (`memory=1GiB ...`), or the raw JSON if unreadable."""
+    from jobs.spec import Resources
+
     try:
         human = Resources.model_validate(value).human()
     except ValueError:
@@ -184,13 +185,65 @@ def trust(
     out.result(doc)
 
 
+class LogLines:
+    """A ``runner.client.follow.Watcher`` for `logs -f`: the log on stdout as it comes
+    (escaped by ``Output``; kept for the document with --json), states on stderr."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.parts: list[str] = []
+        self.state: str | None = None
+
+    def job(self, job: dict[str, Any]) -> None:
+        if job["state"] != self.state:
+            self.state = job["state"]
+            self.out.say(f"job {job['id']}: {job['state']}", style="dim")
+
+    def log(self, text: str) -> None:
+        self.parts.append(text)
+        if not self.out.json_mode:
+            self.out.stream(text)
+
+    def note(self, text: str) -> None:
+        self.out.warn(text)
+
+
 @app.command(rich_help_panel=PANEL)
-def logs(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
-    """Print a job's container log (its stdout and stderr), control characters escaped."""
+def logs(
+    ctx: typer.Context,
+    job_id: JobArg,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Stream the running job's output as it comes, until the job ends.",
+        ),
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Print a job's container log (its stdout and stderr), control characters escaped; for a
+    job still running, what it has written so far (all of it as it comes, with -f)."""
     # Escaped so that the log cannot redraw the reader's terminal; --json has the raw text.
     out = Output.start(json_out)
     with connect(ctx, out) as client:
-        text, truncated = client.logs(job_id)
-    if truncated:
+        if follow:
+            from runner.client.follow import follow as follow_job
+
+            lines = LogLines(out)
+            try:
+                done = follow_job(client, job_id, lines, logs=True, rest=True)
+            except KeyboardInterrupt:
+                out.hint(f"stopped following; job {job_id} goes on (`c2d logs {job_id}`)")
+                raise
+            text = "".join(lines.parts)
+            truncated = bool((done.job.get("outcome") or {}).get("log_truncated"))
+            out.result({"id": job_id, "log": text, "truncated": truncated, "live": False})
+            return
+        piece = client.log_piece(job_id)
+    if piece.live:
+        out.say(f"job {job_id} has not ended: its log so far (`c2d logs -f {job_id}` follows it)")
+    if piece.truncated:
         out.warn("the log was cut at its size cap; the end of the job's output is missing")
-    out.result({"id": job_id, "log": text, "truncated": truncated}, text)
+    doc = {"id": job_id, "log": piece.text, "truncated": piece.truncated, "live": piece.live}
+    out.result(doc, piece.text)

@@ -1,36 +1,53 @@
-"""Researcher commands: submit a job folder, follow it, list, inspect and cancel jobs."""
+"""Researcher commands: submit a job folder, follow it, list, inspect and cancel jobs.
+
+The checks are the library's (``runner.client.submission``: the spec, the bundle, the code the
+server recorded; ``runner.client.follow``: pushed events, polling when the push breaks); these
+commands pick the options and show what happened. Everything heavier than typer is imported in
+the command that uses it, so `c2d --help` and `c2d status` start at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jobs.bundle import pack
-from jobs.errors import SpecError
-from jobs.images import image_code_digest
-from jobs.models import JobSpec
-from jobs.safe_text import one_line
-from jobs.units import parse_size
 from ledger.kinds import ExitCode
 from runner.cli.options import RESEARCHER, ParamOption, note_option, parse_params
 from runner.cli.output import JsonFlag, Output, short_time
 from runner.cli.session import connect
 from runner.cli.views import show_dryrun, show_job, show_own_image
-from runner.client import Client
-from runner.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from runner.client.api import Client
+    from runner.client.follow import Followed
 
 PANEL = RESEARCHER
 app = typer.Typer()
 SUCCESS = frozenset({"succeeded", "released"})
 FAILURE = frozenset({"failed", "rejected", "cancelled"})
-POLL_S = 1.0
+TAIL_LINES = 3
 
 
-def submission(spec: JobSpec, bundle_digest: str, job: dict[str, Any]) -> dict[str, Any]:
+class JobStateName(StrEnum):
+    """The job states, for `c2d jobs --state`."""
+
+    pending = "pending"
+    approved = "approved"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    rejected = "rejected"
+    released = "released"
+    cancelled = "cancelled"
+
+
+def submission(spec: Any, bundle_digest: str, job: dict[str, Any]) -> dict[str, Any]:
     """The JSON document of `submit`."""
     return {
         "id": job["id"],
@@ -44,19 +61,61 @@ def submission(spec: JobSpec, bundle_digest: str, job: dict[str, Any]) -> dict[s
     }
 
 
-def follow(client: Client, job: dict[str, Any], out: Output) -> dict[str, Any]:
-    """Poll `job` until it stops moving, showing each state on stderr; return the last view."""
-    started = time.monotonic()
+class StatusLine:
+    """A ``runner.client.follow.Watcher`` drawing on stderr: the job's state and how long it
+    has been followed, and the last lines of its log as they come (escaped by ``Output``)."""
+
+    def __init__(self, out: Output, update: Any, job: dict[str, Any]) -> None:
+        self.out = out
+        self.update = update
+        self.job_id = job["id"]
+        self.state = job["state"]
+        self.started = time.monotonic()
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._partial = ""
+        self._shown_state = self.state  # the status line starts with it
+
+    def _show(self) -> None:
+        if not self.out.console and self.state == self._shown_state:
+            return  # a pipe gets one line per state, not one per second
+        self._shown_state = self.state
+        line = f"job {self.job_id}: {self.state} ({time.monotonic() - self.started:.0f} s)"
+        if self.out.console and self.tail:
+            line += "".join(f"\n  | {t}" for t in self.tail)
+        self.update(line)
+
+    def job(self, job: dict[str, Any]) -> None:
+        self.state = job["state"]
+        self._show()
+
+    def log(self, text: str) -> None:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        if not lines:
+            return
+        if self.out.console:
+            self.tail.extend(lines)
+            self._show()
+        else:  # a pipe: every line, once
+            for line in lines:
+                self.out.say(f"  | {line}")
+
+    def note(self, text: str) -> None:
+        self.out.warn(text) if "broke" in text else self.out.say(text, style="dim")
+
+
+def follow(client: Client, job: dict[str, Any], out: Output) -> Followed:
+    """Follow `job` to its end (pushed, with the last lines of its log where the reader may
+    read it), showing each state on stderr; polls when the push breaks, and says so."""
+    from runner.client.follow import follow as follow_job
+
     try:
         with out.status(f"job {job['id']}: {job['state']}") as update:
-            while job["state"] not in SUCCESS | FAILURE:
-                time.sleep(POLL_S)
-                job = client.job(job["id"])
-                update(f"job {job['id']}: {job['state']} ({time.monotonic() - started:.0f} s)")
+            watcher = StatusLine(out, update, job)
+            return follow_job(client, job["id"], watcher, logs=True)
     except KeyboardInterrupt:
         out.hint(f"stopped following; job {job['id']} goes on (`c2d status {job['id']}`)")
         raise
-    return job
 
 
 @app.command(rich_help_panel=PANEL)
@@ -84,43 +143,29 @@ def submit(
     json_out: JsonFlag = False,
 ) -> None:
     """Check FOLDER/job.yaml, pack FOLDER deterministically, upload it; print the job id."""
+    from jobs.units import parse_size
+    from runner.client.submission import owns_image, prepare, send
+
     out = Output.start(json_out)
     try:
         params = parse_params(param or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--param") from exc
-    spec_file = folder / "job.yaml"
-    spec = JobSpec.from_yaml(spec_file).with_overrides(dataset=dataset, params=params)
-    if spec.dataset is None:
-        raise SpecError(
-            f"{spec_file}: no dataset to run on; add `dataset: NAME` or pass --dataset NAME",
-            file=str(spec_file),
-            field="dataset",
-            allowed="a registered dataset name (`c2d dataset list`)",
-        )
-    bundle = pack(folder)
+    prepared = prepare(folder, dataset=dataset, params=params)
+    bundle = prepared.bundle
     out.say(f"packed {len(bundle.files)} files ({bundle.size} bytes), bundle {bundle.digest}")
     with connect(ctx, out) as client:
         # A progress bar on a terminal while the archive uploads; nothing otherwise.
         bars = out.downloads() if image_archive is not None and out.console else None
         with bars or contextlib.nullcontext():
-            job = client.submit(
-                spec.model_dump(mode="json"),
-                bundle.data,
-                image_archive,
+            job = send(
+                client,
+                prepared,
+                image_archive=image_archive,
                 max_archive_bytes=parse_size(max_archive),
                 observer=bars,
             )
-        own = image_archive is not None or spec.image is not None
-        # An own image's code digest covers the bundle sent and the image the host made.
-        expected = image_code_digest(bundle.digest, job["image_id"]) if own else bundle.digest
-        if job.get("code_digest") != expected:
-            raise IntegrityError(
-                f"the server recorded code {job.get('code_digest')} for job {job['id']}, but "
-                f"the bundle sent hashes to {bundle.digest}; cancel it (`c2d cancel "
-                f"{job['id']}`) and tell the operator"
-            )
-        if own:
+        if owns_image(prepared, image_archive):
             out.say(f"the data host pinned the job to its own image {job['image_id']}")
             out.hint(f"see its facts and build log with `c2d job-image {job['id']}`")
         out.say(
@@ -129,11 +174,11 @@ def submit(
         )
         if not wait:
             out.hint(f"follow it with `c2d status {job['id']}`")
-            out.result(submission(spec, bundle.digest, job), job["id"])
+            out.result(submission(prepared.spec, bundle.digest, job), job["id"])
             return
-        job = follow(client, job, out)
+        job = follow(client, job, out).job
     _report_end(out, job)
-    out.result(submission(spec, bundle.digest, job), job["id"])
+    out.result(submission(prepared.spec, bundle.digest, job), job["id"])
     if job["state"] in FAILURE:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -153,6 +198,8 @@ def image(
 
 
 def _report_end(out: Output, job: dict[str, Any]) -> None:
+    from jobs.safe_text import one_line
+
     reason = f": {one_line(job['reason'])}" if job.get("reason") else ""
     out.say(f"job {job['id']} {job['state']}{reason}")
     if job["state"] == "released":
@@ -173,18 +220,27 @@ def _job_rows(jobs: list[dict[str, Any]]) -> list[list[Any]]:
 def list_jobs(
     ctx: typer.Context,
     state: Annotated[
-        str | None, typer.Option("--state", help="Only jobs in this state, e.g. pending.")
+        JobStateName | None, typer.Option("--state", help="Only jobs in this state.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Only jobs on this dataset.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Only the newest N.")
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """List the jobs you may see (yours, or those on your datasets)."""
+    """List the jobs you may see (yours, or those on your datasets), oldest first."""
     out = Output.start(json_out)
+    wanted = state.value if state else None
     with connect(ctx, out) as client:
-        jobs = client.jobs(state)
+        jobs = client.jobs(wanted, dataset=dataset, limit=limit)
+    filters = [f"in state {wanted}"] if wanted else []
+    filters += [f"on dataset {dataset}"] if dataset else []
     out.table(
         ["id", "name", "dataset", "researcher", "state", "created (UTC)"],
         _job_rows(jobs),
-        empty="no jobs" + (f" in state {state}" if state else ""),
+        empty=" ".join(["no jobs", *filters]),
     )
     out.result(jobs)
 
@@ -194,7 +250,12 @@ def status(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id.")],
     wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the job to its end; exit 1 if it fails.")
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the job to its end, with the last lines of its log where you may read "
+            "it; exit 1 if it fails.",
+        ),
     ] = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -203,7 +264,7 @@ def status(
     with connect(ctx, out) as client:
         job = client.job(job_id)
         if wait:
-            job = follow(client, job, out)
+            job = follow(client, job, out).job
         # While it waits for review, the researcher sees how it ran on mock data (if allowed).
         dryrun = client.dryrun(job_id) if job["state"] == "pending" and not json_out else None
     show_job(out, job)

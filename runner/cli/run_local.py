@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jobs.fields import NAME_PATTERN
 from jobs.safe_text import one_line
 from ledger.kinds import ExitCode
 from runner.cli.options import RESEARCHER, ParamOption, parse_params
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
-from runner.client.mock import mock_from_schema
 from runner.errors import MissingFile, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -103,11 +101,21 @@ def run(
         typer.Option("--rows", min=0, help="Rows per mock table, when mocking a dataset."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the mock data.")] = 0,
+    tmpfs_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--tmpfs-outputs",
+            help="Cap /outputs with a tmpfs volume the Docker engine mounts (the default "
+            "without root: Docker Desktop, rootless Docker), not a loop-mounted filesystem.",
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Run DIR here, in the data host's sandbox, on mock data: no private data is used."""
+    from jobs.fields import NAME_PATTERN
+    from runner.client.mock import mock_from_schema
     from runner.host.engine import docker_client
-    from runner.host.localrun import Sandboxing, check_root, load_job, run_local
+    from runner.host.localrun import Sandboxing, load_job, mounts_outputs, run_local
     from runner.settings import Settings
 
     out = Output.start(json_out)
@@ -115,7 +123,7 @@ def run(
         params = parse_params(param or [])
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--param") from exc
-    check_root()
+    in_memory = tmpfs_outputs or not mounts_outputs()
     mock_path = Path(mock)
     from_dataset = not mock_path.is_dir()
     if from_dataset and not re.match(NAME_PATTERN, mock):
@@ -140,7 +148,17 @@ def run(
             f"running {spec.name} on this machine in the c2d sandbox "
             f"(environment {spec.environment}), mock data at /data/{spec.dataset}"
         )
-        result = run_local(engine, spec, folder, mock_path, sandboxing=sandboxing, keep=keep)
+        if in_memory:
+            out.say("/outputs is a tmpfs volume of the job's output limit (no mount needed)")
+        result = run_local(
+            engine,
+            spec,
+            folder,
+            mock_path,
+            sandboxing=sandboxing,
+            keep=keep,
+            tmpfs_outputs=in_memory,
+        )
     doc = _document(result, "dataset" if from_dataset else "folder")
     _show(out, doc)
     if doc["ok"]:

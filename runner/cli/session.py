@@ -1,19 +1,22 @@
-"""Connecting to the API: the root options and the `connect` every API command starts with."""
+"""Connecting to the API: the root options and the `connect` every API command starts with.
+
+Nothing heavy is imported here: `c2d --help` loads this module, and the HTTP client (httpx)
+loads only when a command connects.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 
-from runner.cli.config import (
-    ClientEnv,
-    Connection,
-    resolve_connection,
-)
 from runner.cli.output import Output
-from runner.client import Client
+from runner.client.config import ClientEnv, Connection, resolve_connection
 from runner.errors import NoToken
+
+if TYPE_CHECKING:
+    from runner.client.api import Client
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ def globals_of(ctx: typer.Context) -> Globals:
 def connection(ctx: typer.Context, out: Output) -> Connection:
     """The server and token of this invocation (flags > environment > config file)."""
     opts = globals_of(ctx)
-    conn = resolve_connection(opts.url, opts.token, ClientEnv())
+    conn = resolve_connection(opts.url, opts.token, ClientEnv.read())
     for warning in conn.warnings:
         out.warn(warning)
     return conn
@@ -43,9 +46,12 @@ def connection(ctx: typer.Context, out: Output) -> Connection:
 
 def connect(ctx: typer.Context, out: Output, *, need_token: bool = True) -> Client:
     """A client for this invocation; refuses early when a token is needed and none is set."""
+    from runner.client.api import Client
+
     conn = connection(ctx, out)
     if need_token and not conn.token:
         raise NoToken(
-            "no API token: run `c2d login URL TOKEN` once, or set C2D_TOKEN (or pass --token)"
+            "no API token: run `c2d login URL --with-token` once (the token on stdin), or set "
+            "C2D_TOKEN (or pass --token)"
         )
     return Client(conn.url, conn.token, globals_of(ctx).timeout)

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 from jobs.safe_text import one_line
-from jobs.units import describe_size
 from runner.cli.output import Output
 
 
@@ -88,6 +87,8 @@ def _words(value: list[str] | None) -> str:
 
 
 def _size(n: int) -> str:
+    from jobs.units import describe_size
+
     return f"{describe_size(n)} ({n} bytes)"
 
 

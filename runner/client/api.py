@@ -12,6 +12,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,12 +22,30 @@ from urllib.parse import quote
 import httpx
 
 from runner.client.download import Downloaded, DownloadObserver, Silent, download
-from runner.client.http import api_error, unavailable
+from runner.client.http import api_error, parse_sse, unavailable
 from runner.client.upload import ProgressReader, check_archive
 from runner.errors import ApiError, IntegrityError
-from runner.wire import ARCHIVE_HEADER, LOG_TRUNCATED_HEADER
+from runner.wire import (
+    ARCHIVE_HEADER,
+    LOG_LIVE_HEADER,
+    LOG_NEXT_HEADER,
+    LOG_TRUNCATED_HEADER,
+)
 
 API = "/v1"
+EVENTS_READ_S = 45.0
+"""Longest silence on an event stream before it counts as broken (the server pings every 15 s)."""
+
+
+@dataclass(frozen=True)
+class LogPiece:
+    """A piece of a job's log: the text, the byte to ask from next, whether it is the live
+    log of a job still going (else the kept log, whole), and whether that was cut at its cap."""
+
+    text: str
+    next: int
+    live: bool
+    truncated: bool
 
 
 class Client:
@@ -40,8 +61,14 @@ class Client:
     ) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        verify: ssl.SSLContext | bool = True
+        if self.url.startswith("http://"):
+            # A plain-http API needs no TLS, and loading the CA bundle took a third of
+            # `c2d status`; redirects are not followed, and a context that trusts no one makes
+            # any TLS connection fail closed, never open.
+            verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport, verify=verify
         )
 
     def close(self) -> None:
@@ -197,10 +224,14 @@ class Client:
                 watch.finish(image_archive.name)
         return dict(job)
 
-    def jobs(self, state: str | None = None) -> list[dict[str, Any]]:
-        """GET /v1/jobs[?state=]: the jobs this user may see."""
-        params = {"state": state} if state else None
-        return list(self._json("GET", "/jobs", params=params))
+    def jobs(
+        self, state: str | None = None, *, dataset: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """GET /v1/jobs[?state=&dataset=&limit=]: the jobs this user may see, oldest first
+        (``limit``: the newest that many)."""
+        given = {"state": state, "dataset": dataset, "limit": limit}
+        params = {k: v for k, v in given.items() if v is not None}
+        return list(self._json("GET", "/jobs", params=params or None))
 
     def job(self, job_id: str) -> dict[str, Any]:
         """GET /v1/jobs/{id}."""
@@ -248,9 +279,38 @@ class Client:
         return dict(self._json("POST", self._job(job_id, "trust"), json=body))
 
     def logs(self, job_id: str) -> tuple[str, bool]:
-        """GET /v1/jobs/{id}/logs: the log text and whether the server truncated it."""
+        """GET /v1/jobs/{id}/logs: the log text and whether the server truncated it (for a
+        job that has not ended, its live log so far)."""
         response = self._send("GET", self._job(job_id, "logs"))
         return response.text, response.headers.get(LOG_TRUNCATED_HEADER, "0") == "1"
+
+    def log_piece(self, job_id: str, offset: int = 0) -> LogPiece:
+        """GET /v1/jobs/{id}/logs?offset=: the log from byte ``offset`` (live while the job
+        runs: ``LogPiece.live``, and ``next`` the offset to ask from next)."""
+        response = self._send("GET", self._job(job_id, "logs"), params={"offset": offset})
+        live = response.headers.get(LOG_LIVE_HEADER) == "1"
+        text = response.text
+        nxt = int(response.headers.get(LOG_NEXT_HEADER, offset + len(response.content)))
+        return LogPiece(text, nxt, live, response.headers.get(LOG_TRUNCATED_HEADER) == "1")
+
+    def events(
+        self, job_id: str, *, logs: bool = False, offset: int = 0
+    ) -> Iterator[tuple[str, Any]]:
+        """GET /v1/jobs/{id}/events: the job's server-sent events as ``(name, data)``, until
+        the server ends the stream (after ``end``). A broken or silent connection raises
+        ``ServiceUnavailable`` (the server pings every 15 s, so silence means it is gone)."""
+        params = {"logs": "true" if logs else "false", "offset": offset}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=EVENTS_READ_S)
+        path = API + self._job(job_id, "events")
+        try:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise api_error(response)
+                for name, data in parse_sse(response.iter_lines()):
+                    yield name, json.loads(data)
+        except httpx.TransportError as exc:
+            raise unavailable(self.url, exc) from exc
 
     def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         """GET /v1/jobs/{id}/artifacts: `[{"name", "sha256", "bytes"}]` (released jobs only)."""

@@ -8,6 +8,8 @@ URL and how to start one. The CLI then maps the kind to an exit code like any lo
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import httpx
 
 from runner.errors import ApiError, ServiceUnavailable, kind_of_status
@@ -47,3 +49,27 @@ def unavailable(url: str, exc: httpx.TransportError) -> ServiceUnavailable:
         f"no c2d API answers at {url} ({exc}); start one with `c2d server` "
         "(or `c2d up` on a single machine), or point C2D_URL / `c2d login` at the right one"
     )
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Server-sent events from the lines of a `text/event-stream` body, as `(event, data)`.
+
+    As the format says: `event:` names the event (default `message`), `data:` lines join with
+    newlines, a blank line ends an event, lines starting with `:` are comments (the server's
+    pings), other fields (`id:`, `retry:`) are not used by c2d.
+    """
+    name, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield name, "\n".join(data)
+            name, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)

@@ -18,7 +18,9 @@ import warnings
 from runner.context import setup_logging
 from runner.host.engine import Engine
 from runner.host.identity import HostIdentity, load_identity, save_roots, with_saved_roots
+from runner.livelog import LiveLogs
 from runner.settings import Settings
+from runner.transport import key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,11 @@ def run_agent(settings: Settings, concurrency: int = 1) -> int:
             "no dataset roots are set, so no dataset can be registered here and none runs; set "
             "C2D_DATASET_ROOTS to the folders that hold datasets (absolute, comma-separated)"
         )
-    ctx = open_host_context(settings, identity=identity, engine=Engine(settings.work_dir))
+    # Its Redis keys are under its control plane's origin (``host_settings``), where the API
+    # reads them; the pipeline writes only the logs their datasets' policies let out.
+    live = LiveLogs(settings.redis_url, key_prefix(settings))
+    engine = Engine(settings.work_dir, live=live)
+    ctx = open_host_context(settings, identity=identity, engine=engine)
     runtime = WorkerRuntime(ctx, worker_name(identity.name))
     app = worker_app(settings, runtime)
     reconciler = Reconciler(ctx, agent=runtime.worker)

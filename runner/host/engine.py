@@ -20,6 +20,7 @@ from jobs.units import parse_size
 from runner.errors import ServiceUnavailable
 from runner.host.images.policy import ByoPolicy
 from runner.host.sandbox.interface import Executor
+from runner.livelog import LiveLogs
 from runner.settings import Settings
 
 ImageResolver = Callable[[str], str]
@@ -59,8 +60,10 @@ class Engine:
         *,
         executor: Executor | None = None,
         resolver: ImageResolver | None = None,
+        live: LiveLogs | None = None,
     ) -> None:
         self.work_dir = work_dir
+        self.live = live
         self._executor = executor
         self._resolver = resolver
         self._docker: docker.DockerClient | None = None
@@ -81,7 +84,7 @@ class Engine:
             client = self.docker()
             with self._lock:
                 if self._executor is None:
-                    self._executor = DockerExecutor(client, self.work_dir)
+                    self._executor = DockerExecutor(client, self.work_dir, self.live)
         return self._executor
 
     def resolve_image(self, environment: str) -> str:
@@ -93,7 +96,9 @@ class Engine:
         return resolve(self.docker(), environment)
 
     def close(self) -> None:
-        """Close the Docker client, if one was opened."""
+        """Close the Docker client (and the live logs' Redis), if opened."""
+        if self.live is not None:
+            self.live.close()
         if self._docker is not None:
             with contextlib.suppress(Exception):
                 self._docker.close()

@@ -2,8 +2,10 @@
 
 ``run_local(job_dir, mock_dir, ...)`` is ``c2d run DIR --mock ...`` without the printing:
 
-1. **Root**: the sandbox caps ``/outputs`` with a loop-mounted filesystem, as on the data host,
-   and mounting needs root; without it ``LocalRunRefused`` says so before anything starts.
+1. **/outputs**: as root, the sandbox caps it with a loop-mounted filesystem, as on the data
+   host; without root (a laptop with Docker Desktop or rootless Docker) it is a tmpfs volume
+   of the same size that the Docker engine mounts (``TmpfsOutputsExecutor``): the same cap,
+   held in memory instead of on disk.
 2. **The job** is read and checked as ``c2d submit`` reads it (``job.yaml`` with the same
    ``--dataset`` and ``--param`` overrides), and the folder is packed into the same
    deterministic bundle (``.c2dignore`` applies), so the code that runs is exactly the code a
@@ -41,12 +43,7 @@ from runner.host.images.environments import resolve
 from runner.host.sandbox.docker import DockerExecutor
 from runner.host.sandbox.interface import RunResult
 from runner.host.sandbox.specs import Sandboxing, sandbox_spec
-
-
-class LocalRunRefused(RunnerError):
-    """This machine cannot run the sandbox as the data host does (not root)."""
-
-    kind = ErrorKind.NOT_ALLOWED
+from runner.host.sandbox.tmpfs_outputs import TmpfsOutputsExecutor
 
 
 class LocalRunInvalid(RunnerError):
@@ -68,13 +65,10 @@ class LocalRun:
     kept: Path | None
 
 
-def check_root() -> None:
-    """Raise ``LocalRunRefused`` unless this process may mount the capped ``/outputs``."""
-    if os.geteuid() != 0:
-        raise LocalRunRefused(
-            "`c2d run` needs root: like the data host, it gives the job a size-capped /outputs "
-            "filesystem, which only root can mount; run it with sudo (or as root)"
-        )
+def mounts_outputs() -> bool:
+    """Whether this process may loop-mount the capped ``/outputs`` as the data host does
+    (root); otherwise a local run puts it on a tmpfs volume the engine mounts."""
+    return os.geteuid() == 0
 
 
 def load_job(
@@ -113,14 +107,17 @@ def run_local(
     *,
     sandboxing: Sandboxing,
     keep: Path | None = None,
+    tmpfs_outputs: bool | None = None,
 ) -> LocalRun:
     """Run ``spec`` (read from ``job_dir``) on ``mock_dir`` in the local sandbox.
 
-    Raises ``LocalRunRefused`` (not root), environment errors (no such environment, image not
-    built: `make image`), ``BundleError``/``TooLarge`` (the folder cannot be packed),
-    ``DatasetError`` (a link in the mock folder), ``SandboxError``.
+    ``tmpfs_outputs`` puts ``/outputs`` on a capped tmpfs volume (default: when this process
+    cannot mount, see ``mounts_outputs``). Raises environment errors (no such environment,
+    image not built: `make image`), ``BundleError``/``TooLarge`` (the folder cannot be
+    packed), ``DatasetError`` (a link in the mock folder), ``SandboxError``.
     """
-    check_root()
+    if tmpfs_outputs is None:
+        tmpfs_outputs = not mounts_outputs()
     assert spec.dataset is not None
     mock_digest = scan(mock_dir).digest
     image_id = resolve(client, spec.environment)
@@ -139,7 +136,8 @@ def run_local(
             sandboxing=sandboxing,
         )
         store = ArtifactStore(scratch / "outputs")
-        result = DockerExecutor(client, scratch / "work").run(sandbox, store)
+        kind = TmpfsOutputsExecutor if tmpfs_outputs else DockerExecutor
+        result = kind(client, scratch / "work").run(sandbox, store)
         kept = _keep(result, store, keep) if keep is not None else None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -14,6 +14,11 @@ Every digest the approval bound is computed again from what is about to run:
 is the verified bundle extracted, so unapproved code never reaches the disk of a data host
 beside real data (the pre-approval dry run, ``runner.host.dryrun``, extracts it into a folder of its
 own, mounted beside mock data only).
+
+The spec's ``live_log`` follows the dataset's policy as the control plane holds it
+(``jobs.access.live_log``): only a run whose researcher may read its log at any time has its
+output written to Redis as it comes (``runner.livelog``); any other run's log stays on this
+host until the job ended and someone who may read it asks (``runner.host.delivery``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import secrets
 import shutil
 from pathlib import Path
 
+from jobs.access import live_log
 from jobs.bundle import extract
 from jobs.digests import canonical_digest
 from jobs.execution import Execution
@@ -142,4 +148,7 @@ def prepare_run(ctx: Context, job: Job) -> SandboxSpec:
         datasets={dataset.name: Path(local.path)},
         sandboxing=Sandboxing.of(ctx.settings),
         max_metrics=dataset.policy.max_metrics,
+        # A log is derived from the data: it leaves this host as it comes only where the
+        # researcher may read it at any time anyway; elsewhere it stays here until asked for.
+        live_log=live_log(dataset),
     )

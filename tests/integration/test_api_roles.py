@@ -156,7 +156,8 @@ MATRIX = [
     ("oscar", "POST", "/v1/jobs/{p}/trust", None, 404),
     ("rob", "POST", "/v1/jobs/{p}/cancel", {}, 404),
     ("oscar", "POST", "/v1/jobs/{p}/cancel", {}, 404),
-    # Logs: the owner once there is one; the researcher only after release (policy "owner").
+    # Logs: the owner once the job ended (policy "owner": no live log leaves the data host);
+    # the researcher only after release.
     ("olga", "GET", "/v1/jobs/{p}/logs", None, 409),
     ("rita", "GET", "/v1/jobs/{p}/logs", None, 403),
     ("olga", "GET", "/v1/jobs/{s}/logs", None, 200),

@@ -188,9 +188,10 @@ class ControlWorld:
         command: str = "train.py",
         params: dict[str, Any] | None = None,
         bundle_data: bytes | None = None,
+        dataset: str = "ds",
     ) -> Job:
-        """Submit a job of ``train.py``, or of ``bundle_data`` stored as it is (unchecked, as
-        an upload accepted by an earlier server would be)."""
+        """Submit a job of ``train.py`` on ``dataset``, or of ``bundle_data`` stored as it is
+        (unchecked, as an upload accepted by an earlier server would be)."""
         folder = self.tmp / "job"
         folder.mkdir(exist_ok=True)
         (folder / "train.py").write_text("print('hello')\n")
@@ -201,7 +202,7 @@ class ControlWorld:
         spec = JobSpec(
             name="train",
             command=["python3", command],
-            dataset="ds",
+            dataset=dataset,
             params=params or {"n": 1},
             outputs=["model.bin"],
         )

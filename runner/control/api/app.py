@@ -1,9 +1,10 @@
 """``create_app(settings)``: the c2d HTTP API (v1) as a FastAPI application.
 
 The routes live in one module per concern (``people``, ``jobs``, ``reviewing``, ``submit``,
-``results``, ``audit``, ``develop``, ``preparing``, ``hosting``); ``errors`` turns every error
-into the contract's JSON body (or, for the web pages under ``/ui`` that ``runner.control.web``
-adds, an HTML page). OpenAPI is served at ``/openapi.json`` and ``/docs``.
+``events``, ``results``, ``audit``, ``develop``, ``preparing``, ``hosting``); ``errors`` turns
+every error into the contract's JSON body (or, for the web pages under ``/ui`` that
+``runner.control.web`` adds, an HTML page). OpenAPI is served at ``/openapi.json`` and
+``/docs``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from runner.control.api import (
     audit,
     develop,
     errors,
+    events,
     hosting,
     jobs,
     people,
@@ -84,7 +86,7 @@ def create_app(
         """Liveness, without a token: the version and the ledger's origin."""
         return {"ok": True, "version": version(), "origin": api.ctx.settings.origin}
 
-    for module in (people, submit, reviewing, jobs, results, audit, develop, preparing):
+    for module in (people, submit, reviewing, jobs, events, results, audit, develop, preparing):
         app.include_router(module.router)
     app.include_router(hosting.people)
     app.include_router(hosting.hosts)

@@ -20,7 +20,8 @@ from jobs.models import Job, User
 from jobs.states import JobState
 from runner.context import Context
 from runner.control.preparations import Preparations
-from runner.transport import TASK_DRYRUN, TASK_PREPARE, TASK_UPLOAD, Dispatcher
+from runner.livelog import LiveLogs
+from runner.transport import TASK_DRYRUN, TASK_PREPARE, TASK_UPLOAD, Dispatcher, key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,17 @@ class ApiState:
     dispatcher: Dispatcher | None = None
     preparations: Preparations = field(default_factory=Preparations)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _live: LiveLogs | None = None
     _asked: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @property
+    def live(self) -> LiveLogs:
+        """The live logs data hosts write to Redis (connected on first use)."""
+        with self._lock:
+            if self._live is None:
+                settings = self.ctx.settings
+                self._live = LiveLogs(settings.redis_url, key_prefix(settings))
+            return self._live
 
     def sender(self) -> Dispatcher:
         with self._lock:
@@ -101,6 +112,8 @@ class ApiState:
         """Close the dispatcher and the context."""
         if self.dispatcher is not None:
             self.dispatcher.close()
+        if self._live is not None:
+            self._live.close()
         self.ctx.close()
 
 

@@ -82,8 +82,11 @@ def list_jobs(
     actor: Actor,
     state: State,
     job_state: Annotated[str | None, Query(alias="state")] = None,
+    dataset: Annotated[str | None, Query(description="Only jobs on this dataset.")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000, description="The newest N.")] = None,
 ) -> list[dict[str, Any]]:
-    """The jobs the caller may see, oldest first; ``?state=pending`` filters."""
+    """The jobs the caller may see, oldest first; ``?state=pending`` and ``?dataset=NAME``
+    filter, ``?limit=N`` keeps the newest N."""
     wanted = None
     if job_state is not None:
         try:
@@ -93,7 +96,8 @@ def list_jobs(
                 f"state {job_state!r} is not a job state; use one of "
                 + ", ".join(s.value for s in JobState)
             ) from None
-    return [job_view(j) for j in state.ctx.service.list_jobs(actor, wanted)]
+    found = state.ctx.service.list_jobs(actor, wanted, dataset=dataset, limit=limit)
+    return [job_view(j) for j in found]
 
 
 @router.get("/{job_id}")

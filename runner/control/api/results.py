@@ -10,16 +10,22 @@ digest in ``X-C2D-SHA256`` and ``Range`` support, so a client can resume and che
 Previews (``runner.control.previews``) let the dataset's owner see what the outputs hold before
 she releases them: they read the copies the host uploads for review, kept apart from released
 artifacts, and only those until release.
+
+While a job runs on a dataset whose researcher may read logs at any time
+(``jobs.access.live_log``), its log is the live one its data host writes to Redis as the
+container writes it (``runner.livelog``); on any other dataset nothing of a running job's log
+leaves its host, and the route answers 409 until the job ended.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
+from jobs.access import live_log
 from jobs.errors import Conflict, NotFound
 from jobs.models import Job
 from jobs.states import JobState
@@ -27,14 +33,15 @@ from ledger.kinds import ErrorKind
 from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.views import outputs_view
 from runner.control.previews import gather, sources
-from runner.errors import RunnerError
-from runner.wire import LOG_TRUNCATED_HEADER, SHA256_HEADER
+from runner.errors import RunnerError, ServiceUnavailable
+from runner.wire import LOG_LIVE_HEADER, LOG_NEXT_HEADER, LOG_TRUNCATED_HEADER, SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
 
 
 LOG_WAIT_S = 20.0
 """How long a request for a log waits for its data host to upload it."""
+NOT_ENDED = (JobState.PENDING, JobState.APPROVED, JobState.RUNNING)
 
 PREVIEW_WAIT_S = 5.0
 """How long a request for previews waits for the data host to upload the outputs."""
@@ -67,25 +74,76 @@ def _wait_for(state: ApiState, job: Job, what: str, digests: list[str]) -> bool:
     return False
 
 
+def kept_log(state: ApiState, job: Job) -> bytes:
+    """An ended job's kept log, asked from its data host (and waited for) when not here yet;
+    ``NotYetHere`` when the host did not upload it in ``LOG_WAIT_S``; empty for a job without
+    one. The caller checked that its reader may read it (``Service.authorize_logs``)."""
+    digest = job.outcome.log_digest if job.outcome is not None else None
+    if digest is None:
+        return b""
+    if not state.ctx.artifacts.has(digest) and not _wait_for(state, job, "log", [digest]):
+        raise _not_yet(job.id, "log")
+    with state.ctx.artifacts.open(digest) as handle:
+        return handle.read()
+
+
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
-def logs(job_id: str, actor: Actor, state: State) -> PlainTextResponse:
-    """The job's captured stdout and stderr (capped); ``X-C2D-Log-Truncated`` says if cut."""
+def logs(
+    job_id: str,
+    actor: Actor,
+    state: State,
+    offset: Annotated[int, Query(ge=0, description="Live log: the byte to start from.")] = 0,
+) -> PlainTextResponse:
+    """The job's captured stdout and stderr (capped); ``X-C2D-Log-Truncated`` says if cut.
+
+    Before the job has ended, on a dataset whose researcher may read logs at any time, this
+    is its live log so far, from byte ``offset`` (``X-C2D-Log-Live: 1``, and
+    ``X-C2D-Log-Next`` the offset to ask next), as the data host wrote it to Redis
+    (``runner.livelog``); the same readers, the same cap. On any other dataset a job that has
+    not ended answers 409: its log stays on its data host until then. Once it ended, the kept
+    log from byte ``offset`` (the rest, for a follower of the live one), which the data host
+    uploads when first asked (503 with ``Retry-After`` if it does not in time)."""
     job = state.ctx.service.authorize_logs(actor, job_id)
     outcome = job.outcome
     if outcome is None or outcome.log_digest is None:
-        if job.state in (JobState.PENDING, JobState.APPROVED, JobState.RUNNING):
-            raise Conflict(
-                f"job {job_id} is {job.state.value}; its log is kept when it finishes "
-                f"(`c2d status {job_id}`)"
-            )
+        if job.state in NOT_ENDED:
+            return _live(state, job, offset)
         return PlainTextResponse("", headers={LOG_TRUNCATED_HEADER: "0"})
-    here = state.ctx.artifacts.has(outcome.log_digest)
-    if not here and not _wait_for(state, job, "log", [outcome.log_digest]):
-        raise _not_yet(job.id, "log")
-    with state.ctx.artifacts.open(outcome.log_digest) as handle:
-        text = handle.read().decode("utf-8", errors="replace")
+    data = kept_log(state, job)
     truncated = "1" if outcome.log_truncated else "0"
-    return PlainTextResponse(text, headers={LOG_TRUNCATED_HEADER: truncated})
+    # A follower that read the live log up to `offset` asks for the rest of the kept one.
+    text = data[offset:].decode("utf-8", errors="replace")
+    return PlainTextResponse(
+        text, headers={LOG_TRUNCATED_HEADER: truncated, LOG_NEXT_HEADER: str(len(data))}
+    )
+
+
+def not_live(job: Job) -> str:
+    """Why a job's log cannot be read before it ended, on a dataset without live logs."""
+    return (
+        f"job {job.id} is {job.state.value}; its dataset's policy keeps logs to its owner "
+        "(logs_visible: owner), so nothing of a running job's log leaves its data host: the "
+        f"log can be read once the job ended (`c2d status {job.id}`)"
+    )
+
+
+def _live(state: ApiState, job: Job, offset: int) -> PlainTextResponse:
+    if not live_log(state.ctx.service.dataset_of(job)):
+        raise Conflict(not_live(job))
+    try:
+        got = state.live.read(job.id, offset)
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"the live log of job {job.id} cannot be read now ({exc}); its log is kept when it ends"
+        ) from exc
+    return PlainTextResponse(
+        got.data.decode("utf-8", errors="replace"),
+        headers={
+            LOG_TRUNCATED_HEADER: "0",
+            LOG_LIVE_HEADER: "1",
+            LOG_NEXT_HEADER: str(got.next_offset),
+        },
+    )
 
 
 @router.get("/{job_id}/artifacts")

@@ -35,6 +35,7 @@ import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
+from docker.types import Mount
 
 from runner.artifacts import ArtifactStore
 from runner.errors import SandboxError, ServiceUnavailable
@@ -42,6 +43,7 @@ from runner.host.sandbox import hardening, workdir
 from runner.host.sandbox.interface import Executor, RunResult, SandboxSpec, State
 from runner.host.sandbox.logs import RESTART_NOTE, LogTap, cap_tail
 from runner.host.sandbox.results import RunFacts, result_of
+from runner.livelog import LiveLogs
 
 T = TypeVar("T")
 _EXITED = ("exited", "dead")
@@ -81,8 +83,11 @@ class DockerExecutor(Executor):
     it); pass the same one after a restart to adopt running jobs.
     """
 
-    def __init__(self, client: docker.DockerClient, work_root: Path) -> None:
+    def __init__(
+        self, client: docker.DockerClient, work_root: Path, live: LiveLogs | None = None
+    ) -> None:
         self.client = client
+        self.live = live  # where runs with ``spec.live_log`` write their output as it comes
         self.work_root = Path(work_root)
         self.work_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._taps: dict[str, LogTap] = {}
@@ -148,8 +153,7 @@ class DockerExecutor(Executor):
             params.unlink(missing_ok=True)
             params.write_bytes(spec.params_json())
             params.chmod(0o444)
-            size = workdir.image_bytes(spec.limits.outputs_bytes)
-            workdir.ensure_outputs(jd, size, spec.uid, spec.gid)
+            self._prepare_outputs(spec, jd)
             jd.prepared.touch()
         except BaseException:
             if fresh:
@@ -166,7 +170,9 @@ class DockerExecutor(Executor):
         if container.status == "created":
             if spec.job_id not in self._taps:
                 stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
-                self._taps[spec.job_id] = LogTap(stream, spec.limits.log_bytes, spec.job_id)
+                limit = spec.limits.log_bytes
+                sink = self.live.writer(spec.job_id, limit) if spec.live_log and self.live else None
+                self._taps[spec.job_id] = LogTap(stream, limit, spec.job_id, sink)
             container.start()
         container.reload()
         return State.RUNNING if container.status == "created" else self._state_of(container)
@@ -175,11 +181,15 @@ class DockerExecutor(Executor):
         jd = self._dir(spec.job_id)
         if not jd.is_prepared():
             raise SandboxError(f"job {spec.job_id} is not prepared on this host; prepare it first")
-        workdir.mount_outputs(jd)  # after a host reboot the image is there but not mounted
+        self._ready_outputs(spec, jd)
         now = time.time()
         deadline = now + spec.limits.timeout_s if deadline is None else deadline
         timeout_s = max(round(deadline - now), 0)
         kwargs = hardening.create_kwargs(spec, jd, deadline=deadline, timeout_s=timeout_s)
+        kwargs["mounts"] = [
+            m if m["Target"] != "/outputs" else self._outputs_mount(spec, jd)
+            for m in kwargs["mounts"]
+        ]
         try:
             return self.client.containers.create(**kwargs)
         except docker.errors.ImageNotFound as exc:
@@ -251,9 +261,7 @@ class DockerExecutor(Executor):
         finished = _docker_time(state.get("FinishedAt"))
         duration = max(finished - started, 0.0) if started and finished else 0.0
         log, truncated = self._log(spec, container)
-        if not jd.image.exists():
-            raise SandboxError(f"job {spec.job_id}'s /outputs is gone from {jd.root}")
-        workdir.mount_outputs(jd)
+        outputs, full = self._exited_outputs(spec, jd)
         facts = RunFacts(
             exit_code=exit_code,
             oom=oom,
@@ -262,10 +270,33 @@ class DockerExecutor(Executor):
             duration_s=duration,
             log=log,
             log_truncated=truncated,
-            outputs_full=workdir.outputs_full(jd),
+            outputs_full=full,
             fsize_limit=hardening.fsize_limit(spec.limits),
         )
-        return result_of(spec, facts, jd.outputs, store)
+        return result_of(spec, facts, outputs, store)
+
+    # -- /outputs: a loop-mounted ext4 image of the job's size here; see TmpfsOutputsExecutor
+
+    def _prepare_outputs(self, spec: SandboxSpec, jd: workdir.JobDir) -> None:
+        """Make the job's empty, size-capped /outputs (idempotent)."""
+        size = workdir.image_bytes(spec.limits.outputs_bytes)
+        workdir.ensure_outputs(jd, size, spec.uid, spec.gid)
+
+    def _ready_outputs(self, spec: SandboxSpec, jd: workdir.JobDir) -> None:
+        """Make sure /outputs is there before the container is created."""
+        workdir.mount_outputs(jd)  # after a host reboot the image is there but not mounted
+
+    def _outputs_mount(self, spec: SandboxSpec, jd: workdir.JobDir) -> Mount:
+        """The container's /outputs mount."""
+        return Mount(target="/outputs", source=str(jd.outputs), type="bind", read_only=False)
+
+    def _exited_outputs(self, spec: SandboxSpec, jd: workdir.JobDir) -> tuple[Path, bool]:
+        """The host folder holding what the exited job left in /outputs, and whether it
+        filled it."""
+        if not jd.image.exists():
+            raise SandboxError(f"job {spec.job_id}'s /outputs is gone from {jd.root}")
+        workdir.mount_outputs(jd)
+        return jd.outputs, workdir.outputs_full(jd)
 
     def _log(self, spec: SandboxSpec, container: Container) -> tuple[bytes, bool]:
         """The tap's log when it saw the whole run; otherwise Docker's capped copy, so marked."""
@@ -302,4 +333,8 @@ class DockerExecutor(Executor):
                 if self._container(job_id) is None:
                     break
                 time.sleep(0.1)
+        self._remove_outputs(job_id)
         workdir.remove_job_dir(self._dir(job_id))
+
+    def _remove_outputs(self, job_id: str) -> None:
+        """Remove what holds /outputs beside the job folder (nothing: it is in the folder)."""

@@ -97,7 +97,10 @@ class SandboxSpec:
     ``datasets`` maps a name to a host folder mounted read-only at ``/data/NAME``; ``code_dir``
     (the extracted bundle) is mounted read-only at ``/code``; ``params`` is written to
     ``/job/params.json`` (read-only); ``outputs`` are the names or globs collected from
-    ``/outputs`` (``metrics.json`` always). ``uid``/``gid`` must not be 0.
+    ``/outputs`` (``metrics.json`` always). ``uid``/``gid`` must not be 0. ``live_log`` asks
+    the executor to publish the output as it comes (a run of an approved job on a dataset
+    whose researcher may read logs at any time, ``jobs.access.live_log``; a dry run's log is
+    never live).
     """
 
     job_id: str
@@ -111,6 +114,7 @@ class SandboxSpec:
     runtime: Runtime = "runc"
     uid: int = 65534
     gid: int = 65534
+    live_log: bool = False  # write the output live (``runner.livelog``) for its readers
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.job_id):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable
+from typing import Protocol
 
 RESTART_NOTE = (
     "[c2d: this log was read back from Docker's capped copy because the worker restarted "
@@ -72,12 +73,24 @@ def cap_tail(data: bytes, limit: int, note: str = "") -> tuple[bytes, bool]:
     return prefix + marker + data[-limit:], True
 
 
-class LogTap:
-    """Reads an output stream into a LogBuffer on a daemon thread."""
+class LogSink(Protocol):
+    """Where a tap also sends each chunk as it reads it (``runner.livelog.LiveLogWriter``)."""
 
-    def __init__(self, stream: Iterable[bytes], limit: int, name: str) -> None:
+    def feed(self, chunk: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LogTap:
+    """Reads an output stream into a LogBuffer on a daemon thread, and into ``sink`` (the
+    live log) as it goes; the sink is closed when the stream ends."""
+
+    def __init__(
+        self, stream: Iterable[bytes], limit: int, name: str, sink: LogSink | None = None
+    ) -> None:
         self.buffer = LogBuffer(limit)
         self.error: BaseException | None = None
+        self.sink = sink
         self._stream = stream
         self._thread = threading.Thread(target=self._run, name=f"log-{name}", daemon=True)
         self._thread.start()
@@ -86,10 +99,14 @@ class LogTap:
         try:
             for chunk in self._stream:
                 self.buffer.feed(chunk)
+                if self.sink is not None:
+                    self.sink.feed(chunk)
         except Exception as exc:  # a broken stream means an incomplete log, not a crash
             self.error = exc
         finally:
             self.close()
+            if self.sink is not None:
+                self.sink.close()  # everything read is live before the job is collected
 
     def result(self, timeout: float) -> tuple[bytes, bool] | None:
         """The log once the stream ended (the container exited); None if unusable in time."""

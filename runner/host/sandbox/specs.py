@@ -59,8 +59,10 @@ def sandbox_spec(
     sandboxing: Sandboxing,
     max_metrics: int = DEFAULT_MAX_METRICS,
     timeout_cap_s: int | None = None,
+    live_log: bool = False,
 ) -> SandboxSpec:
-    """The sandbox of one run of ``spec``; ``timeout_cap_s`` shortens its deadline (dry runs)."""
+    """The sandbox of one run of ``spec``; ``timeout_cap_s`` shortens its deadline (dry runs);
+    ``live_log`` publishes its output as it comes (``SandboxSpec.live_log``)."""
     limits = limits_for(spec, sandboxing.tmp_size, max_metrics)
     if timeout_cap_s is not None:
         limits = dataclasses.replace(limits, timeout_s=min(limits.timeout_s, timeout_cap_s))
@@ -76,4 +78,5 @@ def sandbox_spec(
         runtime=sandboxing.runtime,
         uid=sandboxing.uid,
         gid=sandboxing.gid,
+        live_log=live_log,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli.config import (
+from runner.client.config import (
     DEFAULT_URL,
     ClientConfig,
     ClientEnv,
@@ -23,7 +23,7 @@ SAVED = ClientConfig(url="http://saved:8700", token="saved-token", public_key="a
 
 
 def env(**values: object) -> ClientEnv:
-    return ClientEnv.model_validate(values)
+    return ClientEnv(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -93,10 +93,10 @@ def test_the_config_file_follows_xdg_and_can_be_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert config_path(ClientEnv()) == tmp_path / "xdg" / "c2d" / "config.json"
+    assert config_path(ClientEnv.read()) == tmp_path / "xdg" / "c2d" / "config.json"
     monkeypatch.setenv("C2D_CONFIG", str(tmp_path / "mine.json"))
-    assert config_path(ClientEnv()) == tmp_path / "mine.json"
+    assert config_path(ClientEnv.read()) == tmp_path / "mine.json"
     monkeypatch.delenv("XDG_CONFIG_HOME")
     monkeypatch.delenv("C2D_CONFIG")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert config_path(ClientEnv()) == tmp_path / "home" / ".config" / "c2d" / "config.json"
+    assert config_path(ClientEnv.read()) == tmp_path / "home" / ".config" / "c2d" / "config.json"

@@ -20,8 +20,8 @@ import jobs.errors
 import ledger.errors
 import runner.errors
 from ledger.kinds import EXIT_CODE, ErrorKind, ExitCode, exit_code_for
-from runner.cli.config import DEFAULT_URL, ClientConfig, save_config
 from runner.cli.main import run
+from runner.client.config import DEFAULT_URL, ClientConfig, save_config
 from runner.errors import HTTP_STATUS
 
 KINDS = {
@@ -128,7 +128,7 @@ def test_an_unreachable_api_exits_5_with_one_json_error(
 def test_a_job_spec_error_names_file_field_and_allowed_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "job.yaml").write_text("name: train\ncommand: python train.py\n")
+    (tmp_path / "job.yaml").write_text("name: train\ncommand: []\n")
     assert run(["submit", str(tmp_path), "--dataset", "d", "--json"]) == ExitCode.USAGE
     captured = capsys.readouterr()
     error = json.loads(captured.out)["error"]

@@ -16,9 +16,9 @@ import pytest
 import runner.cli.fetch
 from jobs.digests import outputs_digest
 from ledger import Ledger
-from runner.cli.config import DEFAULT_URL, ClientConfig, save_config
 from runner.cli.main import run
 from runner.client import Client
+from runner.client.config import DEFAULT_URL, ClientConfig, save_config
 
 JOB = "job-9"
 MODEL = b"model bytes"
@@ -92,7 +92,7 @@ def test_without_a_pinned_key_fetch_says_it_trusted_the_servers_key(api, tmp_pat
     assert "verifies against the log key" not in said
     assert "checked only against the ledger key this server sent" in said
     assert "proves nothing" in said
-    assert "c2d login URL TOKEN --key FILE" in said
+    assert "c2d login URL --with-token --key FILE" in said
 
 
 def test_with_key_given_fetch_says_it_verifies_against_the_log_key(api, tmp_path, capsys):

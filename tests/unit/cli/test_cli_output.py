@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 
@@ -150,3 +151,21 @@ def test_a_field_or_cell_cannot_forge_a_line_of_its_own() -> None:
     lines = stderr.getvalue().splitlines()
     assert lines[0] == "reason  failed\\x0astate   approved"
     assert len(lines) == 4
+
+
+def test_a_status_with_log_lines_keeps_its_lines_and_escapes_the_rest() -> None:
+    import io
+
+    from rich.console import Console
+
+    err = io.StringIO()
+    out = Output(False, stdout=io.StringIO(), stderr=err, rich=True)
+    out.console = Console(file=err, force_terminal=True, width=80, highlight=False)
+    with out.status("job j: running") as update:
+        update("job j: running (1 s)\n  | tick \x1b[2J[red]0")
+        time.sleep(0.3)  # the live display redraws a few times a second
+    shown = err.getvalue()
+    assert "job j: running (1 s)" in shown
+    assert "\n  | tick" in shown  # its own line
+    assert "\x1b[2J" not in shown.replace("\x1b[?25l", "").replace("\x1b[?25h", "")
+    assert "\\x1b[2J[red]0" in shown

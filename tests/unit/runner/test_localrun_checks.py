@@ -1,4 +1,4 @@
-"""`c2d run`'s checks before anything starts: which /data/NAME, which jobs, and root."""
+"""`c2d run`'s choices before anything starts: which /data/NAME, which jobs, which /outputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from jobs.errors import SpecError
 from runner.host import localrun
-from runner.host.localrun import LocalRunInvalid, LocalRunRefused, check_root, load_job
+from runner.host.localrun import LocalRunInvalid, load_job, mounts_outputs
 
 JOB = 'name: t\ncommand: ["python3", "t.py"]\n'
 
@@ -40,8 +40,8 @@ def test_a_job_with_its_own_image_is_sent_to_the_data_host(tmp_path):
         load_job(folder, None, {}, None)
 
 
-def test_without_root_the_run_is_refused_before_anything_starts(monkeypatch):
+def test_without_root_outputs_go_on_a_tmpfs_volume_instead_of_a_mount(monkeypatch):
     monkeypatch.setattr(localrun.os, "geteuid", lambda: 1000)
-    with pytest.raises(LocalRunRefused, match="needs root") as caught:
-        check_root()
-    assert caught.value.kind == "not_allowed"
+    assert not mounts_outputs()
+    monkeypatch.setattr(localrun.os, "geteuid", lambda: 0)
+    assert mounts_outputs()
