@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -134,13 +135,16 @@ def test_each_job_runs_on_its_datasets_host_and_its_model_is_fetched_verified(
 
 
 def files_holding(folder: Path, needle: bytes) -> list[Path]:
+    """Every regular file under ``folder`` whose bytes hold ``needle`` (links not followed;
+    files a host removes while this reads are skipped)."""
     found = []
-    for path in folder.rglob("*"):
-        if not path.is_symlink() and path.is_file():
+    for parent, _, names in os.walk(folder):  # errors (a folder removed meanwhile) skipped
+        for name in names:
+            path = Path(parent) / name
             try:
-                if needle in path.read_bytes():
+                if not path.is_symlink() and path.is_file() and needle in path.read_bytes():
                     found.append(path)
-            except OSError:  # removed while we read (a job's folder), or unreadable
+            except OSError:
                 continue
     return found
 
