@@ -5,7 +5,8 @@ Read from the source with ``ast`` (every import, inside functions and type-check
 - ``ledger/`` imports nothing of c2d's; ``jobs/`` imports ``ledger`` only;
 - ``runner/host`` (a data host) never imports the control plane or the CLI;
 - ``runner/client`` (a person's machine) imports neither the control plane, the host nor the CLI;
-- ``runner/control`` never imports the CLI or the client;
+- ``runner/control`` never imports the CLI or the client, nor anything that drives a Docker
+  engine or reads a dataset folder (the control plane has neither: data hosts do);
 - the shared plumbing at ``runner/`` top imports none of the four;
 - a CLI command module imports no other command module (only the shared helpers).
 """
@@ -23,7 +24,18 @@ RULES = {
     "jobs": ("runner",),
     "runner/host": ("runner.control", "runner.cli"),
     "runner/client": ("runner.control", "runner.host", "runner.cli"),
-    "runner/control": ("runner.cli", "runner.client"),
+    "runner/control": (
+        "runner.cli",
+        "runner.client",
+        "docker",
+        "runner.host.engine",
+        "runner.host.sandbox",
+        "runner.host.pipeline",
+        "runner.host.agent",
+        "runner.host.datasets",
+        "runner.host.images.build",
+        "runner.host.images.steps",
+    ),
 }
 TOP_FORBIDDEN = ("runner.control", "runner.cli", "runner.client")
 CLI_HELPERS = {"output", "session", "options", "views", "config", "main", "__init__"}
