@@ -45,6 +45,9 @@ for _ in $(seq 100); do
   sleep 0.3
 done
 as admin c2d env list
+# The data host `local` (its own key and state folder) reported in over HTTP, as a host on
+# another machine would (README, "Data hosts").
+as admin c2d hosts
 tokens[alice]=$(as admin c2d user add alice --role owner)
 tokens[bob]=$(as admin c2d user add bob --role researcher)
 
