@@ -101,11 +101,14 @@ class HostRecords:
     def enroll_host(
         self, name: str, public_key: str, fingerprint: str, token_hash: str, now: float
     ) -> None:
-        """Bind the host's key and credential; the enrollment token is spent."""
+        """Bind the host's key and credential; the enrollment token is spent. The host has
+        not said hello yet (its agent does when it starts): what an earlier key's agent
+        offered is forgotten."""
         self._write(
             "UPDATE hosts SET public_key = ?, fingerprint = ?, token_hash = ?, enrolled = ?,"
-            " last_seen = ?, enroll_hash = NULL WHERE name = ? AND enroll_hash IS NOT NULL",
-            (public_key, fingerprint, token_hash, now, now, name),
+            " last_seen = NULL, environments = '{}', agent = '', enroll_hash = NULL"
+            " WHERE name = ? AND enroll_hash IS NOT NULL",
+            (public_key, fingerprint, token_hash, now, name),
         )
 
     def host_by_token_hash(self, token_hash: str) -> tuple[Host, str] | None:

@@ -227,3 +227,19 @@ def test_a_host_uploads_only_what_its_signed_outcome_names_and_outputs_after_rel
     other, _ = w.service.enroll_host(token, public(Ed25519PrivateKey.generate()))
     with pytest.raises(NotFound):
         w.service.upload_allowed(other, job.id, "output", model)
+
+
+def test_a_host_counts_as_seen_only_once_its_agent_says_hello_and_renewal_forgets_it(tmp_path):
+    w = build_world(tmp_path)
+    _, token = w.service.add_host(w.ada, "fresh")
+    host, _ = w.service.enroll_host(token, public(Ed25519PrivateKey.generate()))
+    assert host.last_seen is None  # enrolled, its agent not started yet
+    offered = {"python-ml": {"image_id": "sha256:" + "2" * 64, "pins": {}}}
+    seen = w.service.host_seen(host, offered, "c2d-agent/1")
+    assert seen.last_seen is not None
+    assert w.service.offered_image("fresh", "python-ml") == "sha256:" + "2" * 64
+    _, again = w.service.add_host(w.ada, "fresh", renew=True)
+    renewed, _ = w.service.enroll_host(again, public(Ed25519PrivateKey.generate()))
+    assert (renewed.last_seen, renewed.environments) == (None, {})
+    with pytest.raises(Conflict, match="has not reported in yet"):
+        w.service.offered_image("fresh", "python-ml")
