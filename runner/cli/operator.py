@@ -39,21 +39,40 @@ def init(
     origin: Annotated[
         str | None, typer.Option("--origin", help="The ledger's name in its checkpoints.")
     ] = None,
+    local_host: Annotated[
+        bool,
+        typer.Option(
+            "--local-host/--no-local-host",
+            help="Also enroll a data host `local` in HOME/hosts/local, for one machine "
+            "(`c2d up`); without it, data hosts on other machines enroll (`c2d host add`).",
+        ),
+    ] = True,
     json_out: JsonFlag = False,
 ) -> None:
     """Create the state folder, the ledger key and an admin token (never overwrites)."""
     out = Output.start(json_out)
     settings = build_settings(home=home, origin=origin)
-    from runner.control.install import init_home, local_url
+    from runner.control.install import LOCAL_HOST, init_home, local_url
 
-    token = init_home(settings)
+    token = init_home(settings, LOCAL_HOST if local_host else None)
     url = local_url(settings)
-    out.say(
-        f"created {settings.home} with its data host `local` (state in "
-        f"{settings.hosts_dir / 'local'}); the admin token is printed once, on stdout"
-    )
-    out.hint(f"start the API and the local host with `c2d up`, then `c2d login {url} TOKEN`")
-    out.result({"home": str(settings.home), "token": token, "url": url, "hosts": ["local"]}, token)
+    if local_host:
+        out.say(
+            f"created {settings.home} with its data host `{LOCAL_HOST}` (state in "
+            f"{settings.hosts_dir / LOCAL_HOST}); the admin token is printed once, on stdout"
+        )
+        out.hint(f"start the API and the local host with `c2d up`, then `c2d login {url} TOKEN`")
+    else:
+        out.say(
+            f"created {settings.home} without a data host; the admin token is printed once, "
+            "on stdout"
+        )
+        out.hint(
+            f"start the API with `c2d server`, `c2d login {url} TOKEN`, then add data hosts "
+            "with `c2d host add NAME`"
+        )
+    hosts = [LOCAL_HOST] if local_host else []
+    out.result({"home": str(settings.home), "token": token, "url": url, "hosts": hosts}, token)
 
 
 @app.command(rich_help_panel=PANEL)

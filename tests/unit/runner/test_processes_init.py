@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
 from jobs.models import Role
 from jobs.service import token_hash
+from runner.cli.main import run
 from runner.context import SafeFormatter, open_context
 from runner.control.install import init_home
 from runner.errors import HomeExists, HomeNotInitialized
@@ -38,6 +42,45 @@ def test_init_makes_a_private_home_whose_token_is_the_admins(tmp_path):
         assert stat.S_IMODE(local.stat().st_mode) == 0o700
         assert stat.S_IMODE((local / "host.key").stat().st_mode) == 0o600
         assert stat.S_IMODE((local / "host.token").stat().st_mode) == 0o600
+    finally:
+        ctx.close()
+
+
+def test_init_without_a_local_host_makes_only_the_control_plane(tmp_path):
+    # A control plane whose data hosts live on other machines (docker-compose.yml's api has
+    # no engine): no host is added or enrolled, and no host state folder is made.
+    settings = settings_for(tmp_path)
+    token = init_home(settings, local_host=None)
+
+    assert not settings.hosts_dir.exists()
+    ctx = open_context(settings)
+    try:
+        assert ctx.service.authenticate(token).role is Role.ADMIN
+        assert [e.type for e in ctx.ledger.entries()] == ["user.added"]
+        assert ctx.service.list_hosts() == []
+    finally:
+        ctx.close()
+
+
+def test_c2d_init_no_local_host_prints_the_token_and_no_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [n for n in os.environ if n.startswith("C2D_")]:
+        monkeypatch.delenv(name)
+    home = tmp_path / "control"
+    monkeypatch.setenv("C2D_ORIGIN", "c2d.test/unit")
+
+    assert run(["init", "--home", str(home), "--no-local-host", "--json"]) == 0
+
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["hosts"] == []
+    assert doc["home"] == str(home)
+    assert not (home / "hosts").exists()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    ctx = open_context(settings_for(tmp_path, home=home))
+    try:
+        assert ctx.service.authenticate(doc["token"]).role is Role.ADMIN
+        assert ctx.service.list_hosts() == []
     finally:
         ctx.close()
 
