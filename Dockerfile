@@ -1,4 +1,4 @@
-# c2d's app image: the API, the worker and Redis of docker-compose.yml, from one recipe.
+# c2d's app image: the API, the data hosts and Redis of docker-compose.yml, from one recipe.
 #
 # Build it with `make compose-image` (runner/scripts/compose_image.sh): that script fills the
 # build context (build/compose/context) with wheels of c2d and of every dependency at the
@@ -44,7 +44,7 @@ COPY --from=deps /opt/c2d /opt/c2d
 COPY wheels/app/ /tmp/wheels/
 COPY dockerfiles/ /tmp/dockerfiles/
 # The environment recipes (runner/host/images/dockerfiles) are not in c2d's wheel: pyproject.toml's
-# package-data lacks "dockerfiles/*.Dockerfile". Without them the API knows no environment,
+# package-data lacks "dockerfiles/*.Dockerfile". Without them a data host knows no environment,
 # so they are put where the package looks for them unless the wheel brought them.
 RUN /opt/c2d/bin/pip install --no-index --no-cache-dir --disable-pip-version-check --no-deps \
         /tmp/wheels/*.whl \
@@ -52,7 +52,6 @@ RUN /opt/c2d/bin/pip install --no-index --no-cache-dir --disable-pip-version-che
     && if [ ! -d "$dest/dockerfiles" ]; then cp -r /tmp/dockerfiles "$dest/dockerfiles"; fi \
     && rm -rf /tmp/wheels /tmp/dockerfiles \
     && python3 -c "from runner.host.images.environments import known_environments as k; assert k(), k()"
-COPY engine_proxy.py /usr/local/lib/c2d/engine_proxy.py
 COPY compose_entrypoint.sh /usr/local/bin/c2d-compose
 RUN chmod 0755 /usr/local/bin/c2d-compose
 ENTRYPOINT ["/usr/local/bin/c2d-compose"]

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The app image's entry point for docker-compose.yml (installed as /usr/local/bin/c2d-compose).
 #
-#   c2d-compose init     make the installation in $C2D_HOME once; never touch an existing one
-#   c2d-compose worker   the data host's worker, and the read-only engine proxy for the API
-#   c2d-compose health   the worker's healthcheck (the engine answers through the proxy)
+#   c2d-compose init     make the control plane's installation in $C2D_HOME once (no data host
+#                        of its own: `c2d init --no-local-host`); never touch an existing one
+#   c2d-compose host     a data host whose state folder is $C2D_HOME: enroll it once with the
+#                        API at $C2D_URL (the token comes as the file $C2D_HOME/enroll-token,
+#                        left there by `compose_host.sh enroll`), then run `c2d host start`
+#   c2d-compose health   a data host's healthcheck: enrolled, and its Docker engine answers
 #   c2d-compose CMD...   anything else runs as given (c2d server, redis-server, a shell)
 set -euo pipefail
-
-proxy_socket="${C2D_ENGINE_PROXY:-/run/c2d-engine/docker.sock}"
-proxy_script=/usr/local/lib/c2d/engine_proxy.py
 
 say() { printf 'c2d-compose: %s\n' "$*" >&2; }
 
@@ -19,7 +19,7 @@ init_home() {
     return 0
   fi
   local doc token file="$home/initial-admin-token"
-  doc="$(c2d init --json)"
+  doc="$(c2d init --no-local-host --json)"
   token="$(printf '%s' "$doc" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
   # The token is shown once: here, to the operator who can read the state folder (0700, root),
   # rather than in a container log that outlives it. The operator reads it, then deletes it.
@@ -39,38 +39,66 @@ make_loop_nodes() {
   done
 }
 
-run_worker() {
-  make_loop_nodes
-  python3 "$proxy_script" serve --listen "$proxy_socket" &
-  local proxy=$! worker ended="" status=0 code=0 stopping=0
-  c2d worker --concurrency "${C2D_WORKER_CONCURRENCY:-1}" &
-  worker=$!
-  # docker stop sends SIGTERM here: pass it on once; the worker hands its running jobs back
-  # (their containers keep running and the next worker adopts them).
-  trap 'stopping=1; kill -TERM "$worker" "$proxy" 2>/dev/null || true' TERM INT
-  wait -n -p ended "$worker" "$proxy" || status=$?
-  if [ "${ended:-}" = "$worker" ]; then
-    say "the worker exited ($status)"
-    kill -TERM "$proxy" 2>/dev/null || true
-    wait "$proxy" 2>/dev/null || true
-    exit "$status"
-  fi
-  # The proxy ended, or we were told to stop. The worker must not run on without the proxy:
-  # the container would look alive while the API cannot submit.
-  [ "$stopping" = 1 ] || { say "the engine proxy exited ($status); stopping the worker"; \
-    kill -TERM "$worker" "$proxy" 2>/dev/null || true; }
-  while :; do
-    if wait "$worker"; then code=0; else code=$?; fi
-    kill -0 "$worker" 2>/dev/null || break # a signal, not the worker's end, interrupted wait
+enroll_once() {
+  # The admin adds the host (`c2d host add NAME`, which prints a one-time token) and pipes the
+  # token to `compose_host.sh enroll SERVICE`, which leaves it in the host's state folder (root
+  # only, mode 0600). It reaches `c2d host enroll` on its stdin, never in an argument (`ps`
+  # would show it), and the file is deleted once used.
+  local home="$1" url="${C2D_URL:?C2D_URL must name the API}" file="$1/enroll-token"
+  local token code waited=0
+  while [ ! -f "$home/host.json" ]; do
+    if [ -s "$file" ]; then
+      IFS= read -r token <"$file" || true
+      if printf '%s\n' "$token" | c2d host enroll "$url" --home "$home" >/dev/null; then
+        rm -f "$file"
+        break
+      else
+        code=$?
+      fi
+      if [ "$code" = 5 ]; then
+        # The API is not answering (yet): the token is still good; try again.
+        say "the API at $url did not answer; trying the enrollment again"
+      else
+        rm -f "$file"
+        say "the API refused the enrollment token (exit $code) and it was deleted; ask the" \
+          "admin for a new one (\`c2d host add NAME --renew\` if the host exists) and pipe it" \
+          "to \`compose_host.sh enroll SERVICE\`"
+      fi
+    elif ((waited % 60 == 0)); then
+      say "not enrolled yet: waiting for the enrollment token in $file (on the machine: \`c2d" \
+        "host add NAME | sudo runner/scripts/compose_host.sh enroll SERVICE\`)"
+    fi
+    sleep 2
+    waited=$((waited + 2))
   done
-  wait "$proxy" 2>/dev/null || true
-  exit "$code"
+  unset token
+}
+
+run_host() {
+  local home="${C2D_HOME:?C2D_HOME must name the state folder of the data host}"
+  mkdir -p "$home"
+  chmod 0700 "$home"
+  make_loop_nodes
+  enroll_once "$home"
+  local name
+  name="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["name"])' \
+    "$home/host.json")"
+  say "data host $name (state in $home) is enrolled; starting its agent"
+  # docker stop sends SIGTERM (through the compose file's init) to the agent, which hands its
+  # running jobs back: their containers keep running and the next agent adopts them.
+  exec c2d host start --home "$home" --concurrency "${C2D_WORKER_CONCURRENCY:-1}"
+}
+
+health() {
+  local home="${C2D_HOME:?C2D_HOME must name the state folder of the data host}"
+  [ -f "$home/host.json" ] || { say "not enrolled yet"; exit 1; }
+  exec python3 -c 'import docker; docker.from_env(timeout=4).ping()'
 }
 
 case "${1:-}" in
   init) init_home ;;
-  worker) run_worker ;;
-  health) exec python3 "$proxy_script" check --listen "$proxy_socket" ;;
-  "") say "usage: c2d-compose init|worker|health|CMD..."; exit 2 ;;
+  host) run_host ;;
+  health) health ;;
+  "") say "usage: c2d-compose init|host|health|CMD..."; exit 2 ;;
   *) exec "$@" ;;
 esac

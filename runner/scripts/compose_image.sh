@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build c2d's app image (the API, worker and Redis of docker-compose.yml) from the top-level
+# Build c2d's app image (the API, data hosts and Redis of docker-compose.yml) from the top-level
 # Dockerfile without a container registry, skipping what is up to date. Used by
 # `make compose-image` and by tests/e2e/test_compose.py.
 #
@@ -12,7 +12,7 @@
 #    every file of c2d's source. An image labelled with it already exists: tag it, done.
 # 3. Context (build/compose/context): wheels of every dependency at the venv's versions (made
 #    again only when those versions or pyproject.toml change) and of c2d itself, made with pip
-#    on the host because builds have no network; the entry point and the engine proxy.
+#    on the host because builds have no network; the entry point.
 # 4. docker build with the classic builder (it uses a local base as it is, never pulling it).
 #
 # Environment: C2D_APP_BASE, C2D_APP_IMAGE (default c2d/app:latest), C2D_PYTHON (default
@@ -124,7 +124,7 @@ $(python_version "$2") (pip, on the host)"
   rm -rf "$ctx/wheels/app"
   "$python" -m pip wheel -qq --disable-pip-version-check --no-deps \
     --wheel-dir "$ctx/wheels/app" "$src" 2>&1 | indent
-  cp "$repo/runner/scripts/engine_proxy.py" "$repo/runner/scripts/compose_entrypoint.sh" "$ctx/"
+  cp "$repo/runner/scripts/compose_entrypoint.sh" "$ctx/"
   rm -rf "$ctx/dockerfiles" && cp -r "$src/runner/host/images/dockerfiles" "$ctx/dockerfiles"
 }
 
