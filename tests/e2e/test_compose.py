@@ -19,6 +19,7 @@ Needs root (mounts), the Docker engine, the job image (`make image`) and docker-
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -89,6 +90,7 @@ class ComposeStack:
     image: str = ""
     admin_token: str = ""
     job_ids: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # jobs' own images the hosts built
 
     @property
     def state(self) -> Path:
@@ -279,6 +281,9 @@ def _tear_down(stack: ComposeStack) -> None:
             # A job's container, or its dry run's (labelled JOB-dryrun).
             if container.labels.get("c2d.job", "").removesuffix("-dryrun") in stack.job_ids:
                 container.remove(force=True)
+        for image_id in stack.images:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.images.remove(image_id, force=True)
         if stack.image:
             try:
                 client.images.remove(stack.image, noprune=True)  # the tag; the image if only it
@@ -516,6 +521,58 @@ def test_each_host_runs_the_job_on_its_own_dataset_to_a_loadable_model(
     while stack.job_mounts() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert stack.job_mounts() == [], stack.logs()
+
+
+def test_a_job_with_its_own_dockerfile_is_built_and_run_by_its_data_host(
+    stack: ComposeStack, tmp_path: Path
+) -> None:
+    # The API has no engine: the data host that holds the dataset builds the job's image on
+    # its engine while the submission waits, and runs the job in it.
+    owner = stack.c2d("user", "add", "otto", "--role", "owner", token=stack.admin_token)
+    researcher = stack.c2d("user", "add", "ruth", "--role", "researcher", token=stack.admin_token)
+    name = "clinic-own"
+    folder = stack.host_datasets("host-b") / name
+    shutil.copytree(stack.host_datasets("host-b") / DATASETS["host-b"][0], folder)
+    stack.c2d_on_host("host-b", "dataset", "add", name, str(folder), token=owner["token"])
+
+    proof = uuid.uuid4().int % 1_000_000  # a new image: no cached build can stand in for it
+    job_dir = tmp_path / "own-image"
+    job_dir.mkdir()
+    (job_dir / "job.yaml").write_text(
+        "name: own-image\ncommand: [python3, train.py]\nimage: {build: Dockerfile}\n"
+        "resources: {memory: 512MiB, timeout: 5m}\n"
+    )
+    (job_dir / "Dockerfile").write_text(
+        f"FROM c2d/python-ml:latest\nUSER root\nRUN echo {proof} > /etc/c2d-proof\n"
+        "USER 65534:65534\n"
+    )
+    (job_dir / "train.py").write_text(
+        "import json, pathlib\n"
+        "proof = int(pathlib.Path('/etc/c2d-proof').read_text())\n"
+        "rows = sum(1 for _ in next(pathlib.Path('/data').glob('*/patients.csv')).open()) - 1\n"
+        "json.dump({'proof': proof, 'rows': rows}, open('/outputs/metrics.json', 'w'))\n"
+    )
+    job = stack.c2d("submit", str(job_dir), "--dataset", name, token=researcher["token"])
+    stack.job_ids.append(job["id"])
+    stack.images.append(job["image_id"])
+    assert job["state"] == "pending"
+    review = stack.c2d("review", job["id"], token=owner["token"])
+    assert review["image"]["source"] == "dockerfile"
+    assert review["image"]["facts"]["image_id"] == job["image_id"]
+    assert review["image"]["facts"]["base"] == "c2d/python-ml:latest"
+
+    stack.c2d("approve", job["id"], token=owner["token"])
+    deadline = time.monotonic() + JOB_S
+    state = "approved"
+    while time.monotonic() < deadline and state not in FINAL:
+        time.sleep(0.5)
+        state = stack.c2d("status", job["id"], token=owner["token"])["state"]
+    done = stack.c2d("status", job["id"], token=owner["token"])
+    # The dataset releases on success: the outputs left host-b for the control plane.
+    assert state == "released", f"{done}\n{stack.logs()}"
+    assert done["image_id"] == job["image_id"]
+    assert done["outcome"]["metrics"] == {"proof": proof, "rows": DATASETS["host-b"][1]}
+    assert _ran_on(stack, job["id"], owner["token"]) == HOSTS["host-b"]
 
 
 def test_the_control_plane_has_no_engine_socket_and_no_datasets(stack: ComposeStack) -> None:
