@@ -59,10 +59,10 @@ enroll_once() {
         # The API is not answering (yet): the token is still good; try again.
         say "the API at $url did not answer; trying the enrollment again"
       else
+        say "the API refused the enrollment token (exit $code); deleting it. Ask the admin" \
+          "for a new one (\`c2d host add NAME --renew\` if the host exists) and pipe it to" \
+          "\`compose_host.sh enroll SERVICE\`"
         rm -f "$file"
-        say "the API refused the enrollment token (exit $code) and it was deleted; ask the" \
-          "admin for a new one (\`c2d host add NAME --renew\` if the host exists) and pipe it" \
-          "to \`compose_host.sh enroll SERVICE\`"
       fi
     elif ((waited % 60 == 0)); then
       say "not enrolled yet: waiting for the enrollment token in $file (on the machine: \`c2d" \

@@ -307,6 +307,22 @@ def _tear_down(stack: ComposeStack) -> None:
     assert not problems, "\n".join(problems)
 
 
+def _refused_token(stack: ComposeStack, service: str) -> None:
+    """Hand `service` a token the API never issued; it must delete it and keep waiting."""
+    _script(stack, "compose_host.sh", "enroll", service, timeout=30, stdin="not-a-token\n")
+    token_file = stack.host_state(service) / "enroll-token"
+    deadline = time.monotonic() + 60
+    log = ""
+    while time.monotonic() < deadline:
+        log = stack.compose("logs", "--no-color", service).stdout
+        if "refused the enrollment token" in log and not token_file.exists():
+            break
+        time.sleep(1)
+    assert "refused the enrollment token" in log, log
+    assert not token_file.exists(), log
+    assert not (stack.host_state(service) / "host.json").exists()
+
+
 @pytest.fixture(scope="module")
 def stack(docker_client: Any, job_image: str) -> Iterator[ComposeStack]:
     """The compose stack of this module: up, both data hosts enrolled and saying hello, a
@@ -335,6 +351,8 @@ def stack(docker_client: Any, job_image: str) -> Iterator[ComposeStack]:
         stack.compose("up", "--detach", "--no-build")
         _wait(stack, ("redis", "api"), "the control plane did not come up")
         stack.admin_token = (stack.state / "initial-admin-token").read_text().strip()
+        # A wrong token (a typo, an old one) is refused and deleted; the host waits for the next.
+        _refused_token(stack, "host-a")
         # The admin adds each host and hands its one-time token over on stdin.
         for service, name in HOSTS.items():
             added = stack.c2d("host", "add", name, token=stack.admin_token)
