@@ -68,7 +68,7 @@ def init(
             "on stdout"
         )
         out.hint(
-            f"start the API with `c2d server`, `c2d login {url} TOKEN`, then add data hosts "
+            f"start the API with `c2d server`, `c2d login {url}`, then add data hosts "
             "with `c2d host add NAME`"
         )
     hosts = [LOCAL_HOST] if local_host else []
