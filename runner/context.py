@@ -102,3 +102,6 @@ def setup_logging() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    # A data host's agent calls the control plane every few seconds (hello, images in use,
+    # heartbeats): httpx's line per request would bury what happened; errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -61,7 +61,10 @@ def init(
             f"created {settings.home} with its data host `{LOCAL_HOST}` (state in "
             f"{settings.hosts_dir / LOCAL_HOST}); the admin token is printed once, on stdout"
         )
-        out.hint(f"start the API and the local host with `c2d up`, then `c2d login {url} TOKEN`")
+        out.hint(
+            f"start the API and the local host with `c2d up`, then "
+            f"`c2d login {url} --with-token` and paste the token"
+        )
     else:
         out.say(
             f"created {settings.home} without a data host; the admin token is printed once, "
