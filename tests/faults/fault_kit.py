@@ -64,6 +64,11 @@ class FaultStack(Installation):
             with suppress(Exception):
                 remove_job_dir(jd)
 
+    def stop_workers(self) -> None:
+        """Stop every data host agent this stack started (the API keeps running)."""
+        for proc in self.live("worker"):
+            proc.stop()
+
     def cli(
         self, *args: str, token: str | None = None, timeout: float = COMMAND_S
     ) -> subprocess.CompletedProcess[str]:

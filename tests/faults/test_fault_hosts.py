@@ -12,33 +12,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, job_containers, job_folder, running_container, sleeper
 
 from runner.host.registry import Registry
+from tests.kit.containers import container_creations
 from tests.kit.procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
 
 API_DOWN_S = 30.0
-
-
-def no_workers(stack: FaultStack) -> None:
-    for proc in stack.live("worker"):
-        proc.stop()
-
-
-def creations(docker_client: Any, job_id: str, since: float) -> int:
-    events = docker_client.events(
-        since=int(since) - 1,
-        until=int(time.time()) + 1,
-        filters={"type": "container", "event": "create", "label": f"c2d.job={job_id}"},
-        decode=True,
-    )
-    return len(list(events))
 
 
 def types_of(stack: FaultStack, job_id: str) -> list[str]:
@@ -69,7 +54,7 @@ def host_b(stack: FaultStack, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def test_the_api_down_while_a_job_ends_keeps_the_outcome_on_the_host_and_records_it_once(
     stack, workdir, docker_client
 ):
-    no_workers(stack)
+    stack.stop_workers()
     stack.ensure("server")
     since = time.time()
     stack.start_worker()
@@ -100,7 +85,7 @@ def test_the_api_down_while_a_job_ends_keeps_the_outcome_on_the_host_and_records
     types = types_of(stack, job_id)
     assert types.count("job.finished") == 1, types
     assert types.count("job.started") == 1, types
-    assert creations(docker_client, job_id, since) == 1
+    assert len(container_creations(docker_client, job_id, since)) == 1
     wait_for(
         "the outbox to be emptied",
         lambda: job_id not in Registry(stack.host_settings.registry_path).kept(),
@@ -114,7 +99,7 @@ def test_a_host_killed_mid_job_leaves_the_other_running_and_adopts_its_container
     stack, workdir, docker_client, host_b
 ):
     b_home, b_roots, b_dataset = host_b
-    no_workers(stack)
+    stack.stop_workers()
     stack.ensure("server")
     since = time.time()
     local = stack.start_worker()
@@ -147,7 +132,9 @@ def test_a_host_killed_mid_job_leaves_the_other_running_and_adopts_its_container
     types = types_of(stack, a_job)
     assert types.count("job.finished") == 1, types
     assert types.count("job.reclaimed") >= 1, types
-    assert creations(docker_client, a_job, since) == 1  # adopted, never started twice
+    assert (
+        len(container_creations(docker_client, a_job, since)) == 1
+    )  # adopted, never started twice
     assert all(e["actor"].startswith("worker:local@") for e in stack.entries(a_job)
                if e["type"] in ("job.started", "job.reclaimed"))  # fmt: skip
     wait_for(

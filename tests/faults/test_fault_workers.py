@@ -19,25 +19,10 @@ from fault_kit import FaultStack, job_containers, job_folder, running_container,
 
 from runner.settings import Settings
 from runner.transport import TASK_RUN, key_prefix, queue_name
+from tests.kit.containers import container_creations
 from tests.kit.procs import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.mark.faults]
-
-
-def no_workers(stack: FaultStack) -> None:
-    for proc in stack.live("worker"):
-        proc.stop()
-
-
-def creations(docker_client: Any, job_id: str, since: float) -> int:
-    """How many containers the engine created for ``job_id`` since ``since``."""
-    events = docker_client.events(
-        since=int(since) - 1,
-        until=int(time.time()) + 1,
-        filters={"type": "container", "event": "create", "label": f"c2d.job={job_id}"},
-        decode=True,
-    )
-    return len(list(events))
 
 
 def is_run_of(raw: bytes, job_id: str) -> bool:
@@ -64,7 +49,7 @@ def started_sleeper(
 def test_sigkill_of_the_worker_mid_job_then_the_next_worker_adopts_it(
     stack, workdir, docker_client
 ):
-    no_workers(stack)
+    stack.stop_workers()
     since = time.time()
     first = stack.start_worker()
     job_id, container = started_sleeper(stack, docker_client, workdir, 6)
@@ -79,12 +64,14 @@ def test_sigkill_of_the_worker_mid_job_then_the_next_worker_adopts_it(
     assert job["outcome"]["metrics"] == {"slept": 6}
     types = [e["type"] for e in stack.entries(job_id)]
     assert types.count("job.reclaimed") >= 1, types
-    assert creations(docker_client, job_id, since) == 1  # adopted, never started twice
+    assert (
+        len(container_creations(docker_client, job_id, since)) == 1
+    )  # adopted, never started twice
     check_invariants(stack, [job_id], docker_client, workdir)
 
 
 def test_a_graceful_worker_stop_mid_job_hands_it_to_the_next_worker(stack, workdir, docker_client):
-    no_workers(stack)
+    stack.stop_workers()
     since = time.time()
     first = stack.start_worker()
     job_id, _ = started_sleeper(stack, docker_client, workdir, 6)
@@ -97,7 +84,7 @@ def test_a_graceful_worker_stop_mid_job_hands_it_to_the_next_worker(stack, workd
     job = stack.wait_ended(job_id, timeout=90)
 
     assert job["state"] == "released", job
-    assert creations(docker_client, job_id, since) == 1
+    assert len(container_creations(docker_client, job_id, since)) == 1
     check_invariants(stack, [job_id], docker_client, workdir)
 
 
@@ -107,7 +94,7 @@ def test_the_same_message_delivered_twice_runs_the_job_once(stack, workdir, dock
     No worker runs while the API sends the message; the test copies it in Redis, then starts
     a worker of concurrency 2, so both copies are taken at once by two threads.
     """
-    no_workers(stack)
+    stack.stop_workers()
     settings = Settings(home=stack.home, origin=stack.env["C2D_ORIGIN"], redis_url=stack.redis.url)
     queue = key_prefix(settings) + queue_name("local")  # the one machine's data host
     redis = stack.redis.client()
@@ -132,14 +119,14 @@ def test_the_same_message_delivered_twice_runs_the_job_once(stack, workdir, dock
     types = [e["type"] for e in stack.entries(job_id)]
     assert types.count("job.started") == 1, types
     assert "job.reclaimed" not in types, types
-    assert creations(docker_client, job_id, since) == 1
+    assert len(container_creations(docker_client, job_id, since)) == 1
     check_invariants(stack, [job_id], docker_client, workdir)
 
 
 def test_sigkill_of_the_worker_mid_dry_run_then_the_dry_run_is_done_again(
     stack, workdir, docker_client
 ):
-    no_workers(stack)
+    stack.stop_workers()
     first = stack.start_worker()
     since = time.time()
     job_id = stack.submit(job_folder(workdir / "dry", sleeper(4)))
@@ -158,7 +145,9 @@ def test_sigkill_of_the_worker_mid_dry_run_then_the_dry_run_is_done_again(
     stack.wait_dryrun(job_id, timeout=30)
     (entry,) = [e for e in stack.entries(job_id) if e["type"] == "job.dryrun"]
     assert entry["body"]["ok"] is True, entry
-    assert creations(docker_client, f"{job_id}-dryrun", since) == 1  # adopted, not run again
+    assert (
+        len(container_creations(docker_client, f"{job_id}-dryrun", since)) == 1
+    )  # adopted, not run again
     stack.approve(job_id)
     assert stack.wait_ended(job_id, timeout=60)["state"] == "released"
     check_invariants(stack, [job_id], docker_client, workdir)

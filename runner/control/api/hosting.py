@@ -25,6 +25,7 @@ from jobs.errors import InvalidRequest, LeaseLost, NotAllowed, TooLarge
 from jobs.host_records import Host
 from jobs.models import Outcome
 from jobs.schema_records import DryRun
+from runner.artifacts import ArtifactStore
 from runner.control.api.deps import Actor, State, api_state
 from runner.control.api.errors import error_body
 from runner.control.api.views import host_view
@@ -113,6 +114,20 @@ def enroll(body: Enrollment, state: State) -> dict[str, Any]:
     return {"name": host.name, "token": credential, "origin": state.ctx.settings.origin}
 
 
+def blob_response(store: ArtifactStore, digest: str) -> StreamingResponse:
+    """Artifact ``digest`` streamed to a data host, its digest announced in ``X-C2D-SHA256``
+    (the host keeps the bytes only if they hash to it)."""
+    handle = store.open(digest)
+
+    def chunks() -> Any:
+        with handle:
+            while chunk := handle.read(1 << 20):
+                yield chunk
+
+    headers = {SHA256_HEADER: digest.removeprefix("sha256:")}
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+
 def _worker(me: Host, worker: str) -> str:
     """A host's lease holders are named after it: ``NAME@machine:pid``."""
     if not worker.startswith(f"{me.name}@"):
@@ -160,15 +175,7 @@ def bundle(job_id: str, me: Me, state: State) -> StreamingResponse:
     job = state.ctx.service.host_job(me, job_id)
     record = state.ctx.service.job_image(job_id)
     digest = job.code_digest if record is None else record.bundle_digest
-    handle = state.ctx.artifacts.open(digest)
-
-    def chunks() -> Any:
-        with handle:
-            while chunk := handle.read(1 << 20):
-                yield chunk
-
-    headers = {SHA256_HEADER: digest.removeprefix("sha256:")}
-    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+    return blob_response(state.ctx.artifacts, digest)
 
 
 @hosts.get("/datasets/{name}")

@@ -25,8 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobs.errors import InvalidRequest, NotFound
 from jobs.images import ImageRecord
 from runner.control.api.deps import State
-from runner.control.api.hosting import Me
-from runner.wire import SHA256_HEADER
+from runner.control.api.hosting import Me, blob_response
 
 router = APIRouter(prefix="/v1/host/preparations")
 
@@ -56,15 +55,7 @@ def blob(prep_id: str, what: str, me: Me, state: State) -> StreamingResponse:
     digest = {"bundle": prep.bundle_digest, "archive": prep.archive_digest}.get(what)
     if digest is None:
         raise NotFound(f"preparation {prep_id} has no {what}")
-    handle = state.ctx.artifacts.open(digest)
-
-    def chunks() -> Any:
-        with handle:
-            while chunk := handle.read(1 << 20):
-                yield chunk
-
-    headers = {SHA256_HEADER: digest.removeprefix("sha256:")}
-    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+    return blob_response(state.ctx.artifacts, digest)
 
 
 @router.post("/{prep_id}", status_code=204)
