@@ -126,10 +126,12 @@ def scan(
     cache: Mapping[str, CachedHash] | None = None,
     *,
     now_ns: Callable[[], int] = time.time_ns,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Scan:
     """Walk ``root`` and return its manifest, digest and a fresh cache.
 
-    ``now_ns`` is the wall clock (as file timestamps use it), injectable for tests.
+    ``now_ns`` is the wall clock (as file timestamps use it), injectable for tests;
+    ``progress(files, bytes)``, if given, hears the running totals after each file.
 
     Raises ``DatasetError`` for a missing folder, a link, device, fifo or socket, a file name
     that is not UTF-8, or a file that changes while it is hashed.
@@ -141,7 +143,7 @@ def scan(
     entries: list[ManifestEntry] = []
     fresh: dict[str, CachedHash] = {}
     unreadable: list[str] = []
-    hashed = 0
+    hashed = total = 0
     if os.stat(folder).st_mode & 0o005 != 0o005:
         unreadable.append(".")
     pending = [(folder, "")]
@@ -179,6 +181,9 @@ def scan(
                     st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, sha, now_ns()
                 )
             entries.append(ManifestEntry(rel, fresh[rel].size, fresh[rel].sha256))
+            total += fresh[rel].size
+            if progress is not None:
+                progress(len(entries), total)
     entries.sort(key=lambda e: e.path)
     return Scan(
         root=str(folder),

@@ -9,6 +9,8 @@ them.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +49,19 @@ class LogsVisible(StrEnum):
 
     owner = "owner"
     researcher = "researcher"
+
+
+def _hashing_progress(doing: str, update: Callable[[str], None]) -> Callable[[int, int], None]:
+    """A ``scan`` progress callback that shows the running totals at most once a second."""
+    shown = [time.monotonic()]
+
+    def progress(files: int, size: int) -> None:
+        now = time.monotonic()
+        if now - shown[0] >= 1.0:
+            shown[0] = now
+            update(f"{doing}: {files} files, {size / 2**20:,.0f} MiB so far...")
+
+    return progress
 
 
 @app.command("add")
@@ -139,10 +154,12 @@ def dataset_add(
                 max_metrics=max_metrics,
             )
             folder = path if path.is_absolute() else path.absolute()
-            out.say(
-                f"hashing and profiling {one_line(str(folder))} on data host {identity.name}..."
-            )
-            attested = attest_dataset(settings, registry, identity, name, folder, policy)
+            doing = f"hashing and profiling {one_line(str(folder))} on data host {identity.name}"
+            with out.status(doing + "...") as update:
+                attested = attest_dataset(
+                    settings, registry, identity, name, folder, policy,
+                    progress=_hashing_progress(doing, update),
+                )  # fmt: skip
             dataset = client.add_dataset(
                 name,
                 identity.name,

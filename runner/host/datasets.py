@@ -20,6 +20,7 @@ control plane (with the owner's token); only when the control plane has recorded
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def attest_dataset(
     policy: DatasetPolicy,
     *,
     allow_unreadable: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Attested:
     """Hash, profile and sign dataset ``name`` at ``path`` on this host (see the module doc).
 
@@ -106,7 +108,7 @@ def attest_dataset(
     folder = roots_of(settings).check(path)
     _check_not_taken(registry, folder, name, policy.owner, str(path))
     root = str(folder)
-    result: Scan = scan(folder, registry.file_cache(root))
+    result: Scan = scan(folder, registry.file_cache(root), progress=progress)
     if not result.entries:
         raise DatasetError(f"{root} holds no files; pass the folder with the data", path=root)
     if result.unreadable and not allow_unreadable:

@@ -145,3 +145,16 @@ def test_files_others_cannot_read_are_listed_with_the_fix(tmp_path):
     hint = readable_hint(result)
     assert "train.csv" in hint
     assert f"chmod -R o+rX {folder}" in hint
+
+
+def test_scan_reports_running_totals_of_files_and_bytes_cached_or_not(tmp_path):
+    (tmp_path / "a.csv").write_bytes(b"x" * 10)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.csv").write_bytes(b"y" * 5)
+    heard: list[tuple[int, int]] = []
+    first = scan(tmp_path, progress=lambda files, size: heard.append((files, size)))
+    assert heard[-1] == (2, 15)
+    assert [f for f, _ in heard] == [1, 2]
+    again: list[tuple[int, int]] = []
+    scan(tmp_path, first.cache, progress=lambda files, size: again.append((files, size)))
+    assert again[-1] == (2, 15)
