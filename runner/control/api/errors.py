@@ -10,12 +10,13 @@ web pages get the same message on an HTML page instead (``install``'s ``pages``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from jobs.errors import JobsError
@@ -93,9 +94,41 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     kind = kind_of_status(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    if exc.status_code == 404 and detail == "Not Found":
+    status = exc.status_code
+    if status == 404 and detail == "Not Found":
         detail = f"there is no route {request.method} {request.url.path}; see /docs"
-    return _respond(request, kind, detail, exc.status_code)
+    if status == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8, say): an invalid request,
+        # answered as every other invalid request is.
+        status = status_of(kind)
+        detail = f"{detail}; send the body the route documents (see /docs)"
+    response = _respond(request, kind, detail, status)
+    for name, value in (exc.headers or {}).items():
+        response.headers.setdefault(name, value)
+    if status == 405:
+        response.headers["Allow"] = _allowed(request)
+    return response
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route of the app has on this path (RFC 9110's ``Allow``): Starlette
+    names only those of the one route it tried, and ``GET /v1/jobs`` and ``POST /v1/jobs``
+    are two routes (in two routers)."""
+    return ", ".join(sorted(_methods(request.app.router.routes, request.url.path)))
+
+
+def _methods(routes: Iterable[Any], path: str) -> set[str]:
+    found: set[str] = set()
+    for route in routes:
+        regex = getattr(route, "path_regex", None)
+        methods = getattr(route, "methods", None)
+        if regex is not None and methods and regex.match(path):
+            found |= set(methods)
+        # An included router (FastAPI keeps it whole) holds its routes, prefix and all.
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner:
+            found |= _methods(inner, path)
+    return found
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -117,3 +150,74 @@ def install(app: FastAPI, pages: Pages | None = None) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+    _with_error_body(app)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: its ``kind`` (the status follows from it) and what to do next."""
+
+    kind: ErrorKind
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response of the API."""
+
+    error: ErrorDetail
+
+
+_MEANING: dict[int, str] = {
+    401: "No token, or one this server does not know (`WWW-Authenticate: Bearer`).",
+    403: "The caller's role or relation to the thing does not allow this.",
+    404: "No such thing, or one the caller may not see.",
+    409: "The thing is not in a state that allows this (yet, or any more).",
+    413: "The body is larger than this server accepts; the connection is closed.",
+    422: "The request is not valid; the message names the field and what it must be.",
+    503: "A file is still on its data host, or a service does not answer; try again after "
+    "`Retry-After` seconds.",
+}
+
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}},
+    503: {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
+
+_REF = "#/components/schemas/ErrorBody"
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that may answer ``statuses`` with the JSON error body.
+
+    Every route declares the errors its handler and its dependencies can raise, so the
+    OpenAPI document tells a client (and schemathesis in CI) what to expect:
+    ``@router.get("/{job_id}", responses=errors(401, 404, 422))``. A route with a path,
+    query or body parameter can answer 422; one that needs a token, 401. The body is JSON
+    whatever the route's own media type (a log is text, its 404 is not), so it is stated
+    here rather than left to FastAPI, which would give it the route's media type.
+    """
+    return {
+        status: {
+            "description": _MEANING[status],
+            "content": {"application/json": {"schema": {"$ref": _REF}}},
+            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+        }
+        for status in sorted(statuses)
+    }
+
+
+def _with_error_body(app: FastAPI) -> None:
+    """Add ``ErrorBody`` (which ``errors`` refers to) to the app's OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            components.update(schema.pop("$defs", {}))
+            components["ErrorBody"] = schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
