@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue, WithJsonSchema
+from pydantic_core import CoreSchema
 
 from jobs.safe_text import MAX_NOTE, escape
 from jobs.units import format_duration, format_size, parse_duration, parse_size
@@ -87,7 +95,16 @@ def check_relative_pattern(pattern: str) -> str:
     return pattern
 
 
-RelativePattern = Annotated[str, AfterValidator(check_relative_pattern)]
+_PART = r"(?!\.\.?(?:/|$))[^/\\\x00]+"
+RELATIVE_PATTERN = rf"^(?!\s)(?![\s\S]*\s$){_PART}(?:/{_PART})*$"
+"""``check_relative_pattern`` as a regular expression, for the JSON schema (the API's
+document): no surrounding space, parts without NUL or backslash, none empty, ``.`` or ``..``."""
+
+RelativePattern = Annotated[
+    str,
+    AfterValidator(check_relative_pattern),
+    WithJsonSchema({"type": "string", "minLength": 1, "pattern": RELATIVE_PATTERN}),
+]
 """A name or glob relative to a folder: no absolute paths, no ``..``."""
 
 
@@ -110,5 +127,40 @@ def check_note(text: str) -> str:
     return text
 
 
-Note = Annotated[str, AfterValidator(check_note)]
+NOTE_FORMAT = "c2d-note"
+"""The JSON-schema ``format`` of a note: ``check_note``'s rule, which no regular expression
+states at a size a client could use (every unassigned and invisible code point)."""
+REASON_FORMAT = "c2d-reason"
+"""A note that must hold something other than spaces, tabs and newlines."""
+
+
+class _NoteSchema:
+    """States ``check_note``'s rule in the JSON schema (the API's document): at most
+    ``MAX_NOTE`` characters, of the format ``NOTE_FORMAT`` (or ``REASON_FORMAT``, at least one
+    that is not a space, a tab or a newline: a reason that says nothing is refused)."""
+
+    def __init__(self, *, required: bool) -> None:
+        self.required = required
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core)
+        schema["maxLength"] = MAX_NOTE
+        schema["format"] = REASON_FORMAT if self.required else NOTE_FORMAT
+        schema["description"] = (
+            "Plain text: no control, format or invisible character other than newline and tab"
+            + ("; not only spaces" if self.required else "")
+            + "."
+        )
+        if self.required:
+            schema["minLength"] = 1
+        return schema
+
+
+Note = Annotated[str, AfterValidator(check_note), _NoteSchema(required=False)]
 """A note or reason people write and read: capped, printable (``check_note``)."""
+
+Reason = Annotated[str, AfterValidator(check_note), _NoteSchema(required=True)]
+"""A ``Note`` that must say something: the reason of a rejection or a refusal (the service
+refuses one that is empty or only spaces)."""

@@ -16,13 +16,14 @@ from fastapi.responses import PlainTextResponse
 from ledger import storage, verify_log
 from runner.context import Context
 from runner.control.api.deps import Actor, State
+from runner.control.api.errors import errors
 
 router = APIRouter(prefix="/v1/ledger")
 
 PAGE_MAX = 1000
 
 
-@router.get("/entries")
+@router.get("/entries", responses=errors(401, 422))
 def entries(
     actor: Actor,
     state: State,
@@ -41,13 +42,13 @@ def entries(
     }
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get("/checkpoint", response_class=PlainTextResponse, responses=errors(401))
 def checkpoint(actor: Actor, state: State) -> PlainTextResponse:
     """The signed note of the current tree head (signed now if the head moved)."""
     return PlainTextResponse(state.ctx.ledger.checkpoint())
 
 
-@router.get("/checkpoints")
+@router.get("/checkpoints", responses=errors(401))
 def checkpoints(actor: Actor, state: State) -> dict[str, Any]:
     """Every checkpoint the log signed, oldest first."""
     with contextlib.closing(storage.connect(state.ctx.settings.db_path)) as conn:
@@ -55,7 +56,7 @@ def checkpoints(actor: Actor, state: State) -> dict[str, Any]:
     return {"checkpoints": notes}
 
 
-@router.get("/public-key")
+@router.get("/public-key", responses=errors(401))
 def public_key(actor: Actor, state: State) -> dict[str, Any]:
     """The log's origin and its Ed25519 public key (base64 of the raw 32 bytes)."""
     ledger = state.ctx.ledger
@@ -69,7 +70,7 @@ def verify_here(ctx: Context) -> dict[str, Any]:
     return {**report.model_dump(), "source": "server"}
 
 
-@router.get("/verify")
+@router.get("/verify", responses=errors(401))
 def verify(actor: Actor, state: State) -> dict[str, Any]:
     """The server's own verification of its stored log (what the ledger page's "verify now"
     shows). It proves the stored log is whole, not that the server is honest: for that,

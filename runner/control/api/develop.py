@@ -14,17 +14,18 @@ from typing import Any
 from fastapi import APIRouter
 
 from runner.control.api.deps import Actor, State
+from runner.control.api.errors import errors
 
 router = APIRouter(prefix="/v1")
 
 
-@router.get("/datasets/{name}/schema")
+@router.get("/datasets/{name}/schema", responses=errors(401, 404, 422))
 def schema(name: str, actor: Actor, state: State) -> dict[str, Any]:
     """What the caller may see of dataset ``name``'s files, columns and statistics."""
     return state.ctx.service.dataset_schema(actor, name)
 
 
-@router.get("/jobs/{job_id}/dryrun")
+@router.get("/jobs/{job_id}/dryrun", responses=errors(401, 404, 422))
 def dryrun(job_id: str, actor: Actor, state: State) -> dict[str, Any] | None:
     """The job's dry run on mock data (``null`` until the data host has run it)."""
     return state.ctx.service.dryrun_for(actor, job_id)

@@ -47,6 +47,7 @@ from jobs.errors import NotAllowed
 from jobs.models import Job, User
 from jobs.states import JobState
 from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.errors import errors
 from runner.control.api.results import not_live
 from runner.control.api.views import job_view
 from runner.wire import EVENT_END, EVENT_JOB, EVENT_LOG, EVENT_LOGS_HIDDEN
@@ -175,7 +176,7 @@ async def _stream(
         await anyio.sleep(POLL_S)
 
 
-@router.get("/{job_id}/events", response_class=EventSourceResponse)
+@router.get("/{job_id}/events", response_class=EventSourceResponse, responses=errors(401, 404, 422))
 async def events(
     job_id: str,
     actor: Actor,

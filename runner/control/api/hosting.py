@@ -14,7 +14,7 @@ host's credential on people's routes (``runner.control.api.deps``).
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -27,7 +27,7 @@ from jobs.models import Outcome
 from jobs.schema_records import DryRun
 from runner.artifacts import ArtifactStore
 from runner.control.api.deps import Actor, State, api_state
-from runner.control.api.errors import error_body
+from runner.control.api.errors import error_body, errors
 from runner.control.api.views import host_view
 from runner.wire import SHA256_HEADER
 
@@ -51,6 +51,9 @@ def current_host(
 
 Me = Annotated[Host, Depends(current_host)]
 
+UploadKind = Literal["output", "log", "review"]
+"""What a host uploads: an output once released, a log, or an output for the owner's review."""
+
 
 class NewHost(BaseModel):
     """``POST /v1/hosts``."""
@@ -65,7 +68,8 @@ class Enrollment(BaseModel):
 
     model_config = _REQUEST
     token: str = Field(max_length=200)
-    public_key: str = Field(max_length=100)
+    # The service's own check says what is wrong; the schema says what it accepts.
+    public_key: str = Field(max_length=44, json_schema_extra={"pattern": "^[A-Za-z0-9+/]{43}=$"})
 
 
 class Hello(BaseModel):
@@ -91,14 +95,14 @@ class Finish(BaseModel):
     signature: str = Field(max_length=200)
 
 
-@people.post("", status_code=201)
+@people.post("", status_code=201, responses=errors(401, 403, 409, 422))
 def add_host(body: NewHost, actor: Actor, state: State) -> dict[str, Any]:
     """Add a data host (admins only); its one-time enrollment token is in this answer only."""
     host, token = state.ctx.service.add_host(actor, body.name, renew=body.renew)
     return {**host_view(host, state.ctx.service.running_on(host.name)), "enroll_token": token}
 
 
-@people.get("")
+@people.get("", responses=errors(401))
 def list_hosts(actor: Actor, state: State) -> list[dict[str, Any]]:
     """Every data host: its key's fingerprint, when it last spoke, its running jobs."""
     del actor  # any signed-in user may see which hosts exist
@@ -106,7 +110,7 @@ def list_hosts(actor: Actor, state: State) -> list[dict[str, Any]]:
     return [host_view(h, service.running_on(h.name)) for h in service.list_hosts()]
 
 
-@people.post("/enroll")
+@people.post("/enroll", responses=errors(401, 422))
 def enroll(body: Enrollment, state: State) -> dict[str, Any]:
     """Enroll a host with its one-time token (no other credential): the host's credential,
     name, and the installation's origin (its queues' key prefix)."""
@@ -141,20 +145,20 @@ def _lease_lost(exc: LeaseLost) -> JSONResponse:
     return JSONResponse(body, status_code=409)
 
 
-@hosts.post("/hello")
+@hosts.post("/hello", responses=errors(401, 422))
 def hello(body: Hello, me: Me, state: State) -> dict[str, Any]:
     """The host's periodic hello: it is alive, and which environments it offers."""
     seen = state.ctx.service.host_seen(me, body.environments, body.agent)
     return {"name": seen.name, "last_seen": seen.last_seen}
 
 
-@hosts.get("/jobs/{job_id}")
+@hosts.get("/jobs/{job_id}", responses=errors(401, 404, 422))
 def job(job_id: str, me: Me, state: State) -> dict[str, Any]:
     """One of the host's jobs, whole (spec, approval, outcome): the host runs it."""
     return state.ctx.service.host_job(me, job_id).model_dump(mode="json")
 
 
-@hosts.get("/jobs/{job_id}/image")
+@hosts.get("/jobs/{job_id}/image", responses=errors(401, 404, 422))
 def job_image(job_id: str, me: Me, state: State) -> dict[str, Any] | None:
     """The job's own image record (built or loaded on this host), or null."""
     state.ctx.service.host_job(me, job_id)
@@ -162,14 +166,14 @@ def job_image(job_id: str, me: Me, state: State) -> dict[str, Any] | None:
     return None if record is None else record.model_dump(mode="json")
 
 
-@hosts.get("/images-in-use")
+@hosts.get("/images-in-use", responses=errors(401))
 def images_in_use(me: Me, state: State) -> list[str]:
     """Image IDs this host's pending, approved or running jobs are bound to: the host's
     clean-up never removes them."""
     return sorted(state.ctx.service.images_in_use(me.name))
 
 
-@hosts.get("/jobs/{job_id}/bundle")
+@hosts.get("/jobs/{job_id}/bundle", responses=errors(401, 404, 422))
 def bundle(job_id: str, me: Me, state: State) -> StreamingResponse:
     """The job's code bundle as submitted; the host hashes it against the approval."""
     job = state.ctx.service.host_job(me, job_id)
@@ -178,13 +182,13 @@ def bundle(job_id: str, me: Me, state: State) -> StreamingResponse:
     return blob_response(state.ctx.artifacts, digest)
 
 
-@hosts.get("/datasets/{name}")
+@hosts.get("/datasets/{name}", responses=errors(401, 404, 422))
 def dataset(name: str, me: Me, state: State) -> dict[str, Any]:
     """One of the host's datasets as the control plane recorded it."""
     return state.ctx.service.host_dataset(me, name).model_dump(mode="json")
 
 
-@hosts.post("/jobs/{job_id}/claim", response_model=None)
+@hosts.post("/jobs/{job_id}/claim", response_model=None, responses=errors(401, 404, 409, 422))
 def claim(job_id: str, body: LeaseRequest, me: Me, state: State) -> dict[str, Any]:
     """Claim an approved job of this host (or adopt one whose lease ran out)."""
     state.ctx.service.host_job(me, job_id)
@@ -192,7 +196,7 @@ def claim(job_id: str, body: LeaseRequest, me: Me, state: State) -> dict[str, An
     return {"job": taken.job.model_dump(mode="json"), "fence": taken.fence}
 
 
-@hosts.post("/jobs/{job_id}/heartbeat", response_model=None)
+@hosts.post("/jobs/{job_id}/heartbeat", response_model=None, responses=errors(401, 404, 409, 422))
 def heartbeat(job_id: str, body: Renewal, me: Me, state: State) -> dict[str, Any] | JSONResponse:
     """Renew the lease; 409 with ``lease_lost`` when the host must let the job go."""
     state.ctx.service.host_job(me, job_id)
@@ -205,7 +209,7 @@ def heartbeat(job_id: str, body: Renewal, me: Me, state: State) -> dict[str, Any
     return renewed.model_dump(mode="json")
 
 
-@hosts.post("/jobs/{job_id}/finish", response_model=None)
+@hosts.post("/jobs/{job_id}/finish", response_model=None, responses=errors(401, 403, 404, 409, 422))
 def finish(job_id: str, body: Finish, me: Me, state: State) -> dict[str, Any] | JSONResponse:
     """Record the run's outcome as the host signed it; a signature that is not the host's
     enrolled key's is refused (and logged). A job released by its dataset's policy is
@@ -222,7 +226,7 @@ def finish(job_id: str, body: Finish, me: Me, state: State) -> dict[str, Any] | 
     return done.model_dump(mode="json")
 
 
-@hosts.post("/jobs/{job_id}/dryrun/lease")
+@hosts.post("/jobs/{job_id}/dryrun/lease", responses=errors(401, 404, 409, 422))
 def lease_dryrun(job_id: str, body: LeaseRequest, me: Me, state: State) -> dict[str, bool]:
     """Take or renew the lease on the job's dry run."""
     state.ctx.service.host_job(me, job_id)
@@ -230,7 +234,7 @@ def lease_dryrun(job_id: str, body: LeaseRequest, me: Me, state: State) -> dict[
     return {"leased": state.ctx.service.lease_dryrun(job_id, worker, body.lease_s)}
 
 
-@hosts.get("/jobs/{job_id}/dryrun")
+@hosts.get("/jobs/{job_id}/dryrun", responses=errors(401, 404, 422))
 def dryrun_of(job_id: str, me: Me, state: State) -> dict[str, Any] | None:
     """The job's recorded dry run, or null."""
     state.ctx.service.host_job(me, job_id)
@@ -238,23 +242,25 @@ def dryrun_of(job_id: str, me: Me, state: State) -> dict[str, Any] | None:
     return None if found is None else found.model_dump(mode="json")
 
 
-@hosts.put("/jobs/{job_id}/dryrun", status_code=204)
+@hosts.put("/jobs/{job_id}/dryrun", status_code=204, responses=errors(401, 404, 409, 422))
 def record_dryrun(job_id: str, body: DryRun, me: Me, state: State) -> None:
     """Record the job's dry run on mock data."""
+    state.ctx.service.host_job(me, job_id)  # another host's job is not found, first
     if body.job_id != job_id:
         raise InvalidRequest(f"this dry run is of job {body.job_id}, not {job_id}")
-    state.ctx.service.host_job(me, job_id)
     state.ctx.service.record_dryrun(body)
 
 
-@hosts.put("/jobs/{job_id}/{kind}s/{digest}", status_code=204)
-async def upload(job_id: str, kind: str, digest: str, request: Request, me: Me) -> None:
+@hosts.put(
+    "/jobs/{job_id}/{kind}s/{digest}",
+    status_code=204,
+    responses=errors(401, 403, 404, 409, 413, 422),
+)
+async def upload(job_id: str, kind: UploadKind, digest: str, request: Request, me: Me) -> None:
     """A file of the job the outcome the host signed names, hashed while it is kept: an output
     once released, the log (for those who may read it), or an output the owner asked to
     review (kept apart, for the owner, for a while). Refused unless it is exactly that."""
     state = api_state(request)
-    if kind not in ("output", "log", "review"):
-        raise InvalidRequest(f"a host uploads outputs, logs or reviews, not {kind}s")
     cap = state.ctx.service.upload_allowed(me, job_id, kind, digest)
     store = state.ctx.review if kind == "review" else state.ctx.artifacts
     declared = request.headers.get("content-length")

@@ -14,11 +14,13 @@ from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
-from jobs.errors import InvalidRequest, NotFound
-from jobs.fields import Note
+from jobs.errors import NotFound
+from jobs.fields import Note, Reason
 from jobs.models import TrustedCode
 from jobs.states import JobState
+from runner.control.api import links
 from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.errors import errors
 from runner.control.api.own_image import review_view
 from runner.control.api.reviewing import bundle_path, review_document
 from runner.control.api.views import job_view
@@ -40,14 +42,14 @@ class RejectBody(BaseModel):
     """``POST /v1/jobs/{id}/reject``."""
 
     model_config = _REQUEST
-    reason: Note
+    reason: Reason
 
 
 class RefuseBody(BaseModel):
     """``POST /v1/jobs/{id}/refuse``."""
 
     model_config = _REQUEST
-    reason: Note
+    reason: Reason
 
 
 class CancelBody(BaseModel):
@@ -77,30 +79,27 @@ def trust_view(trusted: TrustedCode) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", responses=errors(401, 422))
 def list_jobs(
     actor: Actor,
     state: State,
-    job_state: Annotated[str | None, Query(alias="state")] = None,
+    job_state: Annotated[
+        JobState | None, Query(alias="state", description="Only jobs in it.")
+    ] = None,
     dataset: Annotated[str | None, Query(description="Only jobs on this dataset.")] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000, description="The newest N.")] = None,
 ) -> list[dict[str, Any]]:
     """The jobs the caller may see, oldest first; ``?state=pending`` and ``?dataset=NAME``
     filter, ``?limit=N`` keeps the newest N."""
-    wanted = None
-    if job_state is not None:
-        try:
-            wanted = JobState(job_state)
-        except ValueError:
-            raise InvalidRequest(
-                f"state {job_state!r} is not a job state; use one of "
-                + ", ".join(s.value for s in JobState)
-            ) from None
-    found = state.ctx.service.list_jobs(actor, wanted, dataset=dataset, limit=limit)
+    found = state.ctx.service.list_jobs(actor, job_state, dataset=dataset, limit=limit)
     return [job_view(j) for j in found]
 
 
-@router.get("/{job_id}")
+@router.get(
+    "/{job_id}",
+    operation_id=links.GET_JOB,
+    responses=links.linked(200, links.job_links("$response.body#/id")) | errors(401, 404, 422),
+)
 def get_job(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     """One job (404 for jobs the caller may not see)."""
     return job_view(state.ctx.service.get_job(actor, job_id))
@@ -110,13 +109,13 @@ def _bundle_path(state: ApiState, digest: str) -> Path:
     return bundle_path(state.ctx, digest)
 
 
-@router.get("/{job_id}/review")
+@router.get("/{job_id}/review", responses=errors(401, 403, 404, 422))
 def review(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     """Spec, files and the diff against the researcher's last approved code on the dataset."""
     return review_document(state.ctx, actor, job_id)
 
 
-@router.get("/{job_id}/bundle", response_class=FileResponse)
+@router.get("/{job_id}/bundle", response_class=FileResponse, responses=errors(401, 404, 422))
 def bundle(job_id: str, actor: Actor, state: State) -> FileResponse:
     """The code tar exactly as submitted (its researcher, the dataset's owner, admins)."""
     service = state.ctx.service
@@ -129,7 +128,7 @@ def bundle(job_id: str, actor: Actor, state: State) -> FileResponse:
     )
 
 
-@router.get("/{job_id}/image")
+@router.get("/{job_id}/image", responses=errors(401, 404, 422))
 def own_image(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     """The job's own image as built or loaded at submission: facts, Dockerfile and build log,
     for its researcher as for the owner (404 for a job that runs in an environment)."""
@@ -143,7 +142,7 @@ def own_image(job_id: str, actor: Actor, state: State) -> dict[str, Any]:
     return view
 
 
-@router.post("/{job_id}/approve")
+@router.post("/{job_id}/approve", responses=errors(401, 403, 404, 409, 422))
 def approve(
     job_id: str,
     actor: Actor,
@@ -157,13 +156,13 @@ def approve(
     return job_view(job)
 
 
-@router.post("/{job_id}/reject")
+@router.post("/{job_id}/reject", responses=errors(401, 403, 404, 409, 422))
 def reject(job_id: str, body: RejectBody, actor: Actor, state: State) -> dict[str, Any]:
     """Reject a pending job with a reason the researcher reads."""
     return job_view(state.ctx.service.reject(actor, job_id, body.reason))
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", responses=errors(401, 403, 404, 409, 422))
 def cancel(
     job_id: str, actor: Actor, state: State, body: CancelBody | None = None
 ) -> dict[str, Any]:
@@ -171,7 +170,7 @@ def cancel(
     return job_view(state.ctx.service.cancel(actor, job_id, (body or CancelBody()).reason))
 
 
-@router.post("/{job_id}/release")
+@router.post("/{job_id}/release", responses=errors(401, 403, 404, 409, 422))
 def release(job_id: str, actor: Actor, state: State, background: BackgroundTasks) -> dict[str, Any]:
     """Release a succeeded job's outputs to its researcher; its data host is asked to upload
     them (the control plane checks each against the digests the host signed)."""
@@ -180,14 +179,14 @@ def release(job_id: str, actor: Actor, state: State, background: BackgroundTasks
     return job_view(job)
 
 
-@router.post("/{job_id}/refuse")
+@router.post("/{job_id}/refuse", responses=errors(401, 403, 404, 409, 422))
 def refuse(job_id: str, body: RefuseBody, actor: Actor, state: State) -> dict[str, Any]:
     """Refuse to release a succeeded job's outputs, for good, with a reason its researcher
     reads (the job ends cancelled)."""
     return job_view(state.ctx.service.refuse(actor, job_id, body.reason))
 
 
-@router.post("/{job_id}/trust")
+@router.post("/{job_id}/trust", responses=errors(401, 403, 404, 409, 422))
 def trust(job_id: str, actor: Actor, state: State, body: TrustBody | None = None) -> dict[str, Any]:
     """Trust this job's code on its dataset for its researcher: her later jobs with the same
     code and params (any params with ``{"any_params": true}``) are approved by policy."""

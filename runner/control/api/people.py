@@ -14,6 +14,7 @@ from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import build
 from runner.control.api.deps import Actor, State
+from runner.control.api.errors import errors
 from runner.control.api.views import dataset_view, user_view
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,13 @@ class NewDataset(BaseModel):
     max_metrics: int = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
 
 
-@router.get("/me")
+@router.get("/me", responses=errors(401))
 def me(actor: Actor) -> dict[str, Any]:
     """The caller's name and role."""
     return user_view(actor)
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, responses=errors(401, 403, 409, 422))
 def add_user(body: NewUser, actor: Actor, state: State) -> dict[str, Any]:
     """Create a user (admins only); the token is in this answer and nowhere else."""
     if not access.is_admin(actor):
@@ -65,7 +66,7 @@ def add_user(body: NewUser, actor: Actor, state: State) -> dict[str, Any]:
     return {**user_view(user), "token": token}
 
 
-@router.get("/environments")
+@router.get("/environments", responses=errors(401))
 def environments(actor: Actor, state: State) -> list[dict[str, Any]]:
     """The job environments each data host offers (its last hello): image IDs and pins."""
     del actor  # any signed-in user may see them
@@ -76,7 +77,7 @@ def environments(actor: Actor, state: State) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/datasets", status_code=201)
+@router.post("/datasets", status_code=201, responses=errors(401, 403, 404, 409, 422))
 def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
     """Record (or replace) a dataset as its data host attested it, with the owner's policy
     (owners and admins); the service checks the host's signature."""
@@ -100,13 +101,13 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
     return dataset_view(dataset)
 
 
-@router.get("/datasets")
+@router.get("/datasets", responses=errors(401))
 def list_datasets(actor: Actor, state: State) -> list[dict[str, Any]]:
     """Every registered dataset."""
     return [dataset_view(d) for d in state.ctx.service.list_datasets(actor)]
 
 
-@router.get("/datasets/{name}")
+@router.get("/datasets/{name}", responses=errors(401, 404, 422))
 def get_dataset(name: str, actor: Actor, state: State) -> dict[str, Any]:
     """One dataset."""
     return dataset_view(state.ctx.service.get_dataset(actor, name))

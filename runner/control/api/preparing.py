@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobs.errors import InvalidRequest, NotFound
 from jobs.images import ImageRecord
 from runner.control.api.deps import State
+from runner.control.api.errors import errors
 from runner.control.api.hosting import Me, blob_response
 
 router = APIRouter(prefix="/v1/host/preparations")
@@ -42,13 +43,13 @@ class Answer(BaseModel):
     error_message: str | None = Field(default=None, max_length=200_000)
 
 
-@router.get("/{prep_id}")
+@router.get("/{prep_id}", responses=errors(401, 404, 422))
 def inputs(prep_id: str, me: Me, state: State) -> dict[str, Any]:
     """What to make: the bundle's digest, the Dockerfile's path or the archive's digest."""
     return state.preparations.of(me.name, prep_id).inputs()
 
 
-@router.get("/{prep_id}/{what}")
+@router.get("/{prep_id}/{what}", responses=errors(401, 404, 422))
 def blob(prep_id: str, what: str, me: Me, state: State) -> StreamingResponse:
     """The preparation's ``bundle`` or ``archive``, with its digest in ``X-C2D-SHA256``."""
     prep = state.preparations.of(me.name, prep_id)
@@ -58,7 +59,7 @@ def blob(prep_id: str, what: str, me: Me, state: State) -> StreamingResponse:
     return blob_response(state.ctx.artifacts, digest)
 
 
-@router.post("/{prep_id}", status_code=204)
+@router.post("/{prep_id}", status_code=204, responses=errors(401, 404, 422))
 def answer(prep_id: str, body: Answer, me: Me, state: State) -> None:
     """The host's answer; the waiting submission goes on with it."""
     prep = state.preparations.of(me.name, prep_id)

@@ -30,7 +30,9 @@ from jobs.errors import Conflict, NotFound
 from jobs.models import Job
 from jobs.states import JobState
 from ledger.kinds import ErrorKind
+from runner.control.api import links
 from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.errors import errors
 from runner.control.api.views import outputs_view
 from runner.control.previews import gather, sources
 from runner.errors import RunnerError, ServiceUnavailable
@@ -87,7 +89,11 @@ def kept_log(state: ApiState, job: Job) -> bytes:
         return handle.read()
 
 
-@router.get("/{job_id}/logs", response_class=PlainTextResponse)
+@router.get(
+    "/{job_id}/logs",
+    response_class=PlainTextResponse,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
 def logs(
     job_id: str,
     actor: Actor,
@@ -146,7 +152,11 @@ def _live(state: ApiState, job: Job, offset: int) -> PlainTextResponse:
     )
 
 
-@router.get("/{job_id}/artifacts")
+@router.get(
+    "/{job_id}/artifacts",
+    operation_id=links.LIST_ARTIFACTS,
+    responses=links.linked(200, links.artifact_links()) | errors(401, 403, 404, 409, 422),
+)
 def artifacts(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
     """The released job's outputs (``metrics.json`` among them), each ``available`` once its
     data host uploaded it (the host is asked again while one is missing)."""
@@ -161,7 +171,7 @@ def artifacts(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
     return shown
 
 
-@router.get("/{job_id}/previews")
+@router.get("/{job_id}/previews", responses=errors(401, 403, 404, 409, 422, 503))
 def previews(job_id: str, actor: Actor, state: State) -> list[dict[str, Any]]:
     """Each output's type and, for text, its first rows or bytes (``runner.control.previews``):
     for the dataset's owner before release, for the researcher after. Before release they are
@@ -202,7 +212,12 @@ class BlobResponse(FileResponse):
     chunk_size = 1 << 20
 
 
-@router.get("/{job_id}/artifacts/{name:path}", response_class=BlobResponse)
+@router.get(
+    "/{job_id}/artifacts/{name:path}",
+    operation_id=links.GET_ARTIFACT,
+    response_class=BlobResponse,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
 def artifact(job_id: str, name: str, actor: Actor, state: State) -> BlobResponse:
     """One released output's bytes; ``Range: bytes=a-b`` gives 206 with that slice."""
     job = state.ctx.service.authorize_download(actor, job_id)
@@ -222,7 +237,7 @@ def artifact(job_id: str, name: str, actor: Actor, state: State) -> BlobResponse
     )
 
 
-@router.get("/{job_id}/receipt")
+@router.get("/{job_id}/receipt", operation_id=links.GET_RECEIPT, responses=errors(401, 404, 422))
 def receipt(job_id: str, actor: Actor, state: State) -> JSONResponse:
     """The job's ledger entries with inclusion proofs and a signed checkpoint."""
     job = state.ctx.service.get_job(actor, job_id)

@@ -22,6 +22,7 @@ from jobs.errors import NotAllowed
 from jobs.models import Job, User
 from runner.context import Context
 from runner.control.api.deps import Actor, State
+from runner.control.api.errors import errors
 from runner.control.api.own_image import review_view
 from runner.control.api.views import job_view
 from runner.errors import ArtifactNotFound
@@ -82,7 +83,7 @@ def queue_document(ctx: Context, actor: User) -> list[dict[str, Any]]:
     return [queue_entry(ctx, actor, job) for job in ctx.service.review_queue(actor)]
 
 
-@router.get("/queue")
+@router.get("/queue", responses=errors(401))
 def queue(actor: Actor, state: State) -> list[dict[str, Any]]:
     """Pending jobs on the caller's datasets (with their dry runs) and succeeded jobs whose
     outputs wait for release, oldest first; empty for researchers."""

@@ -42,6 +42,8 @@ from jobs.images import ImageRecord
 from jobs.models import Job, JobSpec, User
 from jobs.units import format_size, parse_size
 from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.errors import errors
+from runner.control.api.links import job_links, linked
 from runner.control.api.own_image import wants_own_image
 from runner.control.api.preparing import ANSWER_MARGIN_S
 from runner.control.api.views import job_view
@@ -64,7 +66,12 @@ _OPENAPI = {
                     "type": "object",
                     "required": ["spec", "bundle"],
                     "properties": {
-                        "spec": {"type": "string", "description": "The JobSpec as JSON."},
+                        "spec": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "The JobSpec as JSON (job.yaml, as `c2d submit` "
+                            "reads it), at most 1 MiB.",
+                        },
                         "bundle": {
                             "type": "string",
                             "format": "binary",
@@ -316,7 +323,13 @@ def accept(
             raise
 
 
-@router.post("/jobs", status_code=201, openapi_extra=_OPENAPI)
+@router.post(
+    "/jobs",
+    status_code=201,
+    openapi_extra=_OPENAPI,
+    responses=linked(201, job_links("$response.body#/id"))
+    | errors(401, 403, 404, 409, 413, 422, 503),
+)
 async def submit(
     request: Request, actor: Actor, state: State, background: BackgroundTasks
 ) -> dict[str, Any]:
