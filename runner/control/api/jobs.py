@@ -79,7 +79,9 @@ def trust_view(trusted: TrustedCode) -> dict[str, Any]:
     }
 
 
-@router.get("", responses=errors(401, 422))
+@router.get(
+    "", responses=links.linked(200, links.job_links("$response.body#/0/id")) | errors(401, 422)
+)
 def list_jobs(
     actor: Actor,
     state: State,

@@ -1,4 +1,5 @@
-"""OpenAPI links: how a client goes from a submitted job to its status and what it left.
+"""OpenAPI links: how a client goes from a job (submitted, or listed) to its status and what
+it left.
 
 A link names the operation it leads to (its ``operationId``, set on that route) and where the
 next request's parameters come from in this answer. They are what ``c2d submit`` then
@@ -18,7 +19,8 @@ GET_RECEIPT = "get_receipt"
 
 def job_links(job_id: str) -> dict[str, Any]:
     """Links from an answer that names a job (``job_id``: a runtime expression such as
-    ``$response.body#/id``) to its status, its artifacts and its receipt."""
+    ``$response.body#/id``, or ``$response.body#/0/id`` for the first of a list) to its
+    status, its artifacts and its receipt."""
     return {
         name: {"operationId": operation, "parameters": {"job_id": job_id}}
         for name, operation in (
