@@ -48,7 +48,7 @@ def worker_actor(worker: str) -> str:
 
 def check_name(name: str, what: str) -> str:
     """Return ``name`` if it is a valid c2d name, else raise ``InvalidRequest``."""
-    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
         raise InvalidRequest(f"{what} {name!r} is not allowed; use {NAME_HELP}")
     return name
 
