@@ -29,6 +29,12 @@ NAME_HELP = "1-64 letters, digits, '.', '_' or '-', starting with a letter or di
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """A name for a user, dataset, job, environment or data host."""
 
+GivenName = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "description": NAME_HELP})
+]
+"""A name as a request carries it, which the service checks (``NAME_PATTERN``) and refuses in
+its own words; the JSON schema (the API's document) states the rule."""
+
 
 def _size(value: object) -> int:
     return parse_size(value)  # type: ignore[arg-type]  # parse_size explains wrong types

@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobs.errors import InvalidRequest, LeaseLost, NotAllowed, TooLarge
+from jobs.fields import GivenName
 from jobs.host_records import Host
 from jobs.models import Outcome
 from jobs.schema_records import DryRun
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 people = APIRouter(prefix="/v1/hosts")
 hosts = APIRouter(prefix="/v1/host")
 
-_REQUEST = ConfigDict(frozen=True, extra="forbid")
+# Strict: a request holds what the document says (`true`, not `1`; `5`, not `"5"`), as
+# schemathesis checks; lax coercion would accept bodies the document calls invalid.
+_REQUEST = ConfigDict(frozen=True, extra="forbid", strict=True)
 _bearer = HTTPBearer(auto_error=False, description="A data host's credential (`c2dh_...`).")
 
 
@@ -59,7 +62,7 @@ class NewHost(BaseModel):
     """``POST /v1/hosts``."""
 
     model_config = _REQUEST
-    name: str
+    name: GivenName
     renew: bool = False
 
 
@@ -95,7 +98,7 @@ class Finish(BaseModel):
     signature: str = Field(max_length=200)
 
 
-@people.post("", status_code=201, responses=errors(401, 403, 409, 422))
+@people.post("", status_code=201, responses=errors(401, 403, 404, 409, 422))
 def add_host(body: NewHost, actor: Actor, state: State) -> dict[str, Any]:
     """Add a data host (admins only); its one-time enrollment token is in this answer only."""
     host, token = state.ctx.service.add_host(actor, body.name, renew=body.renew)

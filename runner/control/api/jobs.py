@@ -28,7 +28,9 @@ from runner.wire import SHA256_HEADER
 
 router = APIRouter(prefix="/v1/jobs")
 
-_REQUEST = ConfigDict(frozen=True, extra="forbid")
+# Strict: a request holds what the document says (`true`, not `1`; `5`, not `"5"`), as
+# schemathesis checks; lax coercion would accept bodies the document calls invalid.
+_REQUEST = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class ApproveBody(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobs import access
 from jobs.errors import NotAllowed
+from jobs.fields import GivenName
 from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import build
@@ -20,14 +21,16 @@ from runner.control.api.views import dataset_view, user_view
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 
-_REQUEST = ConfigDict(frozen=True, extra="forbid")
+# Strict: a request holds what the document says (`true`, not `1`; `5`, not `"5"`), as
+# schemathesis checks; lax coercion would accept bodies the document calls invalid.
+_REQUEST = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class NewUser(BaseModel):
     """``POST /v1/users``."""
 
     model_config = _REQUEST
-    name: str
+    name: GivenName
     role: Literal["admin", "owner", "researcher"]
 
 
@@ -37,15 +40,15 @@ class NewDataset(BaseModel):
     policy. No path: the folder's path never leaves the data host."""
 
     model_config = _REQUEST
-    name: str
-    host: str
+    name: GivenName
+    host: GivenName
     statement: dict[str, Any]
     signature: str = Field(max_length=200)
     profile: ProfileRecord
     review_outputs: bool = False
     logs_visible: Literal["owner", "researcher"] = "owner"
     caps: dict[str, Any] | None = None
-    owner: str | None = None
+    owner: GivenName | None = None
     schema_: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
     public_values: dict[str, list[str]] | None = None
     max_metrics: int = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)

@@ -37,7 +37,7 @@ ANSWER_MARGIN_S = 120.0
 class Answer(BaseModel):
     """A host's answer: the image's record, or the error that stopped it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
     record: ImageRecord | None = None
     error_kind: str | None = Field(default=None, max_length=40)
     error_message: str | None = Field(default=None, max_length=200_000)
