@@ -38,6 +38,7 @@ from celery import Celery
 
 from jobs.units import parse_duration
 from runner.installation import key_prefix as key_prefix  # senders and tests find it here
+from runner.jsonlog import log_fields
 from runner.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,13 @@ class Dispatcher:
                 task_id=("dryrun-" if dryrun else "") + f"{job_id}.{uuid.uuid4().hex}",
             )
         except Exception as exc:  # Redis down or refusing: the reconciler sends it later
-            log.warning("job %s not sent to %s (the reconciler retries): %s", job_id, host, exc)
+            log.warning(
+                "job %s not sent to %s (the reconciler retries): %s",
+                job_id,
+                host,
+                exc,
+                extra=log_fields(job_id=job_id, data_host=host, event="job.not_sent"),
+            )
             return False
         return True
 

@@ -18,6 +18,7 @@ import warnings
 from runner.context import setup_logging
 from runner.host.engine import Engine
 from runner.host.identity import HostIdentity, load_identity, save_roots, with_saved_roots
+from runner.jsonlog import log_fields
 from runner.livelog import LiveLogs
 from runner.settings import Settings
 from runner.transport import key_prefix
@@ -86,7 +87,13 @@ def run_agent(settings: Settings, concurrency: int = 1) -> int:
         without_heartbeat=True,
     )
     reconciler.start()
-    log.info("data host %s: %s consuming %s", identity.name, runtime.worker, settings.queue)
+    log.info(
+        "data host %s: %s consuming %s",
+        identity.name,
+        runtime.worker,
+        settings.queue,
+        extra=log_fields(data_host=identity.name, event="agent.started"),
+    )
     try:
         worker.start()
     finally:

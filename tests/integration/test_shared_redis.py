@@ -4,10 +4,14 @@ Each runs its own `c2d server` and `c2d host start` (both hosts are called ``loc
 `c2d init` names them), and each runs several jobs at the same time. The reconciler's re-send
 (``redispatch_s``) is far longer than the test waits, so a job whose message reached the other
 installation's worker would never finish: every job of both must finish from its first message.
+
+The second installation logs as JSON (``C2D_LOG_FORMAT=json``): every line its server and its
+data host write is one JSON object, and each job's end is a line that names it.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -22,7 +26,7 @@ from runner.transport import key_prefix
 from tests.kit.containers import remove_job_containers
 from tests.kit.data import counting_job, make_dataset
 from tests.kit.installation import Installation, installed
-from tests.kit.procs import redis_db_url
+from tests.kit.procs import redis_db_url, wait_for
 from tests.kit.redis import flush_redis
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
@@ -40,7 +44,7 @@ def pair(tmp_path, redis_url, docker_client, job_image) -> Iterator[list[Install
     flush_redis(url)
     made: list[Installation] = []
     with ExitStack() as stack:
-        for name in ("first", "second"):
+        for name, log_format in (("first", "text"), ("second", "json")):
             install = stack.enter_context(
                 installed(
                     tmp_path / name,
@@ -48,6 +52,7 @@ def pair(tmp_path, redis_url, docker_client, job_image) -> Iterator[list[Install
                     origin=DEFAULT_ORIGIN,
                     redispatch_s=WAIT_S * 10,
                     dryrun=False,
+                    log_format=log_format,
                 )
             )
             install.start_server()
@@ -113,3 +118,31 @@ def test_two_installations_on_one_redis_each_run_only_their_own_jobs(pair, tmp_p
     assert [k for k in keys if not k.startswith(prefixes)] == []
     for prefix in prefixes:
         assert any(k.startswith(prefix) for k in keys), (prefix, keys)
+
+    lines = [json.loads(line) for p in second.procs for line in p.text().splitlines() if line]
+    finished = {
+        line["job_id"]: line["data_host"] for line in lines if line.get("event") == "job.finished"
+    }
+    assert finished == dict.fromkeys(jobs[second.home], "local")
+    assert any(line["logger"] == "uvicorn.access" for line in lines)
+
+
+def test_a_message_for_a_job_the_control_plane_does_not_know_is_logged_and_acked(pair):
+    first = pair[0]
+    stranger = "0123456789ab"  # no job of either installation
+    sender = first.dispatcher()
+    try:
+        assert sender.send(stranger, "local")
+    finally:
+        sender.close()
+    worker = first.live("worker")[0]
+
+    warning = f"WARNING runner.host.pipeline: misrouted message: a run of job {stranger} arrived "
+    wait_for("the worker to log the misrouted message", lambda: warning in worker.text(), WAIT_S)
+    assert "on queue c2d.local " in worker.text()
+    client = redis.Redis.from_url(first.settings.redis_url)
+    try:
+        unacked = key_prefix(first.settings) + "unacked"
+        wait_for("the message to be acknowledged", lambda: client.hlen(unacked) == 0, WAIT_S)
+    finally:
+        client.close()
