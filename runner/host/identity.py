@@ -33,10 +33,9 @@ from runner.installation import check_installation_id
 from runner.settings import Settings
 
 Enroller = Callable[[str, str, str], dict[str, Any]]
-"""``(api_url, enrollment token, public key base64) -> {"name", "token", "origin",
-"installation"}``: the call
-to the control plane (``runner.host.port_http.enroll_call`` over HTTP; tests may call the
-service)."""
+"""``(api_url, enrollment token, public key base64)`` to ``{"name", "token", "origin",
+"installation"}``: the call to the control plane (``runner.host.port_http.enroll_call`` over
+HTTP; tests may call the service)."""
 
 
 @dataclass(frozen=True)
