@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
 from jobs import access
 from jobs.errors import NotAllowed
@@ -23,6 +24,21 @@ from runner.control.metrics import Metrics
 from runner.control.readiness import Readiness
 
 router = APIRouter()
+
+
+class CheckResult(BaseModel):
+    """One readiness check: passed or not, and what it saw (or what to do)."""
+
+    ok: bool
+    detail: str
+
+
+class ReadyBody(BaseModel):
+    """``GET /v1/ready``'s answer, 200 or 503 alike: every check by name (``database``,
+    ``ledger_key``, ``redis``, ``host:NAME``)."""
+
+    ready: bool
+    checks: dict[str, CheckResult]
 
 
 @dataclass
@@ -53,7 +69,11 @@ def _monitoring(request: Request) -> Monitoring:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "The metrics."}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "The metrics."},
+        401: {"description": "No token, or an unknown one."},
+        403: {"description": "The token is not an admin's."},
+    },
 )
 def metrics(request: Request, actor: Actor) -> Response:
     """Metrics in Prometheus's text format (admins only): jobs by state, dataset and data
@@ -66,7 +86,11 @@ def metrics(request: Request, actor: Actor) -> Response:
     return Response(_monitoring(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/ready", responses={503: {"description": "Not ready: see which check failed."}})
+@router.get(
+    "/v1/ready",
+    response_model=ReadyBody,
+    responses={503: {"model": ReadyBody, "description": "Not ready: see which check failed."}},
+)
 def ready(
     request: Request,
     hosts: Annotated[

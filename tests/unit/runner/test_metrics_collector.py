@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs.models import OutputFile
 from jobs.schema_records import DryRun
 from jobs.states import JobState
-from runner.control.metrics import StoreCollector
-from tests.kit.worlds import World, build_world, ok_outcome
+from runner.control.metrics import Metrics, StoreCollector
+from tests.kit.worlds import World, build_control_world, build_world, ok_outcome
 
 DIGEST = "sha256:" + "ab" * 32
 STALE_S = 60.0
@@ -172,3 +172,29 @@ def test_a_workers_name_with_quotes_and_braces_stays_one_label(world: World) -> 
     lease = labels(job=job.id, host="default", worker=worker)
     assert samples[("c2d_job_lease_remaining_seconds", lease)] == 30
     assert not any(dict(key[1]).get("state") == "x" for key in samples)
+
+
+def test_ledger_appends_are_timed_from_the_apis_start(tmp_path: Path) -> None:
+    control = build_control_world(tmp_path)
+    metrics = Metrics(control.control)
+    try:
+
+        def appends() -> float:
+            text = metrics.render().decode()
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            counts = [
+                s.value
+                for s in families["c2d_ledger_append_seconds"].samples
+                if s.name.endswith("_count")
+            ]
+            return counts[0]
+
+        assert appends() == 0  # a new process has timed nothing yet
+        before = control.control.ledger.size()
+        job = control.submit()
+        control.service.approve(control.users["olga"], job.id, "ok")
+        assert control.control.ledger.size() == before + 2
+        assert appends() == 2
+    finally:
+        metrics.close()
+        control.close()
