@@ -39,7 +39,10 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 def stack(tmp_path_factory, redis_server, docker_client, job_image) -> Iterator[Installation]:
     root = tmp_path_factory.mktemp("metrics")
     # A long re-dispatch grace: every job here is sent once, by its approval.
-    with module_installation(root, redis_server.url, docker_client, redispatch_s=120.0) as made:
+    # A data host silent for 10 s counts as gone (its agent says hello every second here).
+    with module_installation(
+        root, redis_server.url, docker_client, redispatch_s=120.0, host_stale_s=10.0
+    ) as made:
         made.start_server()
         made.start_worker()
         yield made
@@ -165,6 +168,38 @@ def test_only_an_admin_reads_the_metrics(stack: Installation) -> None:
         assert response.status_code == 403
         assert "only admins" in response.json()["error"]["message"]
         assert "c2d_jobs" not in response.text
+
+
+def test_ready_names_a_data_host_whose_agent_stops_or_whose_engine_does_not_answer(
+    stack: Installation,
+) -> None:
+    wait_for("the installation to be ready", _ready_body(stack, 200), 60)
+    for worker in stack.live("worker"):
+        worker.stop()
+    body = wait_for("readiness to notice the host is silent", _ready_body(stack, 503), 60)
+    assert body["checks"]["host:local"]["ok"] is False
+    assert "c2d host start" in body["checks"]["host:local"]["detail"]
+    assert body["checks"]["redis"]["ok"] is True
+    assert get(stack, "/v1/ready?hosts=false").status_code == 200
+
+    # An agent whose engine is not there still says hello, and says so.
+    stack.start_worker(DOCKER_HOST="unix:///nonexistent/docker.sock")
+    body = wait_for(
+        "the host's hello without its engine",
+        lambda: _engine_down(get(stack, "/v1/ready").json()),
+        60,
+        stack.logs(),
+    )
+    assert "start the engine there" in body["checks"]["host:local"]["detail"]
+    for worker in stack.live("worker"):
+        worker.stop()
+    stack.start_worker()
+    wait_for("the host to be ready again", _ready_body(stack, 200), 60, stack.logs())
+
+
+def _engine_down(body: dict[str, Any]) -> dict[str, Any] | None:
+    detail = body["checks"].get("host:local", {}).get("detail", "")
+    return body if "engine did not answer" in detail else None
 
 
 def test_ready_names_redis_while_it_is_down_and_is_ready_once_it_is_back(
