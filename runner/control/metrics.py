@@ -117,7 +117,9 @@ class StoreCollector(Collector):
 
     def _jobs(self, stats: StoreStats, now: float) -> Iterable[Metric]:
         jobs = GaugeMetricFamily(
-            "c2d_jobs", "Jobs in each state, by dataset and data host.", labels=_DHS
+            "c2d_jobs",
+            "Jobs in each state, by dataset and data host.",
+            labels=["dataset", "host", "state"],
         )
         for (dataset, host, state), count in sorted(stats.jobs.items()):
             jobs.add_metric([dataset, host, state], count)
@@ -224,9 +226,6 @@ class StoreCollector(Collector):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-_DHS = ["dataset", "host", "state"]
 
 
 class Metrics:
