@@ -7,6 +7,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,7 +50,13 @@ class Ledger:
     processes at once (writers serialize on ``BEGIN IMMEDIATE``). The signing key at
     ``key_path`` is created on first use. A database file belongs to one origin and one key;
     opening it with another raises LedgerConflict.
+
+    ``on_append``, when set, is told after each append how many entries it wrote and how long
+    writing them took in seconds (hashing, the tree, the rows; not the caller's commit): the
+    control plane's ``/metrics`` observes it. It must be quick and must not raise.
     """
+
+    on_append: Callable[[int, float], None] | None = None
 
     def __init__(
         self,
@@ -181,13 +188,20 @@ class Ledger:
         """Append ``(type, actor, subject, body)`` records in one transaction, all or none."""
         if conn is None:
             with self._write() as own:
-                return self._append_in(own, records)
+                return self._timed_append(own, records)
         if not conn.in_transaction:
             raise NotInTransaction(
                 "append(conn=...) needs the caller's open transaction: run BEGIN IMMEDIATE on "
                 "the connection first, or leave conn out"
             )
-        return self._append_in(conn, records)
+        return self._timed_append(conn, records)
+
+    def _timed_append(self, conn: sqlite3.Connection, records: Iterable[Record]) -> list[Entry]:
+        start = time.perf_counter()
+        entries = self._append_in(conn, records)
+        if self.on_append is not None and entries:
+            self.on_append(len(entries), time.perf_counter() - start)
+        return entries
 
     def _append_in(self, conn: sqlite3.Connection, records: Iterable[Record]) -> list[Entry]:
         size, head, frontier = read_state(conn)
