@@ -90,6 +90,7 @@ def backup(
             settings, folder, include_key=include_key, progress=_progress(doing, update)
         )
     manifest = report.manifest
+    artifacts = len(manifest.artifacts())
     for damaged in report.damaged:
         out.warn(
             f"artifact {damaged} is damaged in the store and was left out of the backup; "
@@ -97,8 +98,8 @@ def backup(
         )
     out.say(
         f"backed up {settings.home} to {report.path}: the database ({manifest.ledger_entries} "
-        f"ledger entries, checkpoint signed and verified), {len(manifest.artifacts())} "
-        f"artifacts, {manifest.total_bytes / 2**20:,.1f} MiB in all"
+        f"ledger entries, checkpoint signed and verified), {artifacts} "
+        f"artifact{'' if artifacts == 1 else 's'}, {manifest.total_bytes / 2**20:,.1f} MiB in all"
     )
     if not include_key:
         out.hint(
