@@ -23,6 +23,8 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ledger.checkpoint import check_key_name
+from ledger.errors import BadCheckpoint
 from runner.control.backups.errors import NotABackup
 
 FORMAT = "c2d-backup/1"
@@ -84,13 +86,30 @@ class Manifest(BaseModel):
 
     schema_version: int = 1
     format: str = FORMAT
-    created: str = Field(description="When the database was copied (UTC, ISO 8601).")
-    origin: str = Field(description="The ledger's name; the restored API must run with it.")
+    created: str = Field(
+        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$",
+        description="When the database was copied (UTC, ISO 8601).",
+    )
+    origin: str = Field(
+        max_length=256,
+        description="The ledger's name; the restored API must run with it.",
+    )
     ledger_entries: int = Field(ge=0)
-    ledger_root: str = Field(description="The Merkle root of the ledger in the backup (hex).")
+    ledger_root: str = Field(
+        pattern=r"^([0-9a-f]{64})?$",
+        description="The Merkle root of the ledger in the backup (hex).",
+    )
     store_schema: int = Field(ge=0, description="The store's schema version in the backup.")
     private_key: bool = Field(description="Whether the ledger's private key is in the backup.")
     files: list[ManifestFile]
+
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        try:
+            return check_key_name(value)
+        except BadCheckpoint as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("format")
     @classmethod

@@ -297,3 +297,22 @@ def test_progress_hears_every_byte(world: ControlWorld) -> None:
     blobs = stored_blobs(world.tmp / "bk" / "artifacts")
     assert heard[-1][1] == heard[-1][3] == sum(len(b) for b in blobs.values())
     assert heard[-1][2] == len(blobs)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"origin": "c2d/vm\x1b[2J"},
+        {"origin": "two words"},
+        {"created": "yesterday\x1b[1A"},
+        {"ledger_root": "zz"},
+        {"format": "c2d-backup/9"},
+    ],
+)
+def test_a_manifest_with_hostile_fields_is_not_a_backup(
+    world: ControlWorld, changes: dict[str, str]
+) -> None:
+    write_backup(settings_of(world), world.tmp / "bk", include_key=False)
+    rewrite_manifest(world.tmp / "bk", **changes)
+    with pytest.raises(NotABackup, match="not a manifest this c2d reads"):
+        restore_backup(world.tmp / "bk", target(world, "restored"))
