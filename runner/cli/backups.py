@@ -84,6 +84,11 @@ def backup(
             "checkpoints as this log. Keep it where only the operator can read it (offline, "
             "or encrypted)"
         )
+    if folder.absolute().resolve().is_relative_to(settings.home.absolute().resolve()):
+        out.warn(
+            f"{folder} lies inside the state folder {settings.home}: a backup there is lost "
+            "with it; copy it to another disk or machine"
+        )
     doing = f"backing up {settings.home}"
     with out.status(doing + "...") as update:
         report = write_backup(

@@ -89,3 +89,13 @@ def test_exit_1_for_a_backup_whose_ledger_was_edited(
     assert document["error"]["kind"] == "failed"
     assert "changed or damaged" in document["error"]["message"]
     assert not (tmp_path / "new").exists()
+
+
+def test_a_backup_inside_the_state_folder_is_written_with_a_warning(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, written, err = run_json(capsys, "backup", str(home / "bk"), "--home", str(home))
+    assert code == 0
+    assert written["path"] == str(home / "bk")
+    assert (home / "bk" / "manifest.json").is_file()
+    assert "is lost with it" in err

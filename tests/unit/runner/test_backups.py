@@ -316,3 +316,18 @@ def test_a_manifest_with_hostile_fields_is_not_a_backup(
     rewrite_manifest(world.tmp / "bk", **changes)
     with pytest.raises(NotABackup, match="not a manifest this c2d reads"):
         restore_backup(world.tmp / "bk", target(world, "restored"))
+
+
+def test_a_blob_rotted_in_the_store_is_left_out_and_named(world: ControlWorld) -> None:
+    settings = settings_of(world)
+    digest = "sha256:" + hashlib.sha256(MODEL).hexdigest()
+    blob = world.control.artifacts.path(digest)
+    blob.chmod(0o600)
+    blob.write_bytes(MODEL[:-1] + b"!")
+    report = write_backup(settings, world.tmp / "bk", include_key=False)
+    assert len(report.damaged) == 1
+    assert report.damaged[0].startswith(digest)
+    assert artifact_path(digest) not in [f.path for f in report.manifest.files]
+    assert not (world.tmp / "bk" / artifact_path(digest)).exists()
+    # What is in the backup is whole, so it restores.
+    assert restore_backup(world.tmp / "bk", target(world, "restored")).ledger.ok
