@@ -177,12 +177,22 @@ def make_parents(root: Path, relative: str) -> Path:
 
 
 def copy_hashed(
-    source: BinaryIO, target: BinaryIO, advance: Callable[[int], None] | None = None
+    source: BinaryIO,
+    target: BinaryIO,
+    advance: Callable[[int], None] | None = None,
+    *,
+    limit: int | None = None,
 ) -> tuple[str, int]:
-    """Copy ``source`` to ``target`` while hashing; return (sha256 digest, size)."""
+    """Copy ``source`` to ``target`` while hashing; return (sha256 digest, size).
+
+    With ``limit``, stop after that many bytes (the digest is then of what was copied)."""
     hasher = hashlib.sha256()
     size = 0
-    while chunk := source.read(CHUNK):
+    while limit is None or size < limit:
+        want = CHUNK if limit is None else min(CHUNK, limit - size)
+        chunk = source.read(want)
+        if not chunk:
+            break
         hasher.update(chunk)
         target.write(chunk)
         size += len(chunk)

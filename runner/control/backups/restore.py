@@ -90,20 +90,26 @@ def _copy_checked(source: Path, staging: Path, listed: ManifestFile, advance: Pr
         raise BackupError(f"cannot read {origin} ({exc}); {DAMAGED}") from None
     fd_out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd_in, "rb") as src, os.fdopen(fd_out, "wb") as out:
-        digest, size = copy_hashed(src, out, advance.step)
+        # One byte past the listed size is enough to know it differs: a file grown huge is
+        # not copied whole.
+        digest, size = copy_hashed(src, out, advance.step, limit=listed.bytes + 1)
         out.flush()
         os.fsync(out.fileno())
     advance.file_done()
-    if artifact_digest(listed.path):
-        target.chmod(0o444)  # as the artifact store keeps its blobs: never changed once written
     named = artifact_digest(listed.path)
-    if digest != listed.sha256 or size != listed.bytes or (named and named != digest):
+    if named is not None and named != digest:
         raise BackupError(
-            f"{listed.path} hashes to {digest} ({size} bytes), but the manifest lists "
-            f"{listed.sha256} ({listed.bytes} bytes)"
-            + (f" and it is stored as {named}" if named and named != digest else "")
-            + f": {DAMAGED}. Use another backup"
+            f"{listed.path} hashes to {digest}, not to the {named} it is stored as: {DAMAGED}. "
+            "Use another backup"
         )
+    if digest != listed.sha256 or size != listed.bytes:
+        shown = f"{size}" if size <= listed.bytes else f"more than {listed.bytes}"
+        raise BackupError(
+            f"{listed.path} hashes to {digest} ({shown} bytes), but the manifest lists "
+            f"{listed.sha256} ({listed.bytes} bytes): {DAMAGED}. Use another backup"
+        )
+    if named is not None:
+        target.chmod(0o444)  # as the artifact store keeps its blobs: never changed once written
 
 
 class ProgressStep:

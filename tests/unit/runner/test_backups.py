@@ -204,7 +204,7 @@ def test_a_changed_artifact_with_a_forged_manifest_is_still_refused(world: Contr
     model.chmod(0o600)
     model.write_bytes(MODEL.replace(b"model", b"forge"))
     relist(world.tmp / "bk", relative)
-    with pytest.raises(BackupError, match="stored as sha256:"):
+    with pytest.raises(BackupError, match="it is stored as"):
         restore_backup(world.tmp / "bk", target(world, "restored"))
 
 
@@ -331,3 +331,12 @@ def test_a_blob_rotted_in_the_store_is_left_out_and_named(world: ControlWorld) -
     assert not (world.tmp / "bk" / artifact_path(digest)).exists()
     # What is in the backup is whole, so it restores.
     assert restore_backup(world.tmp / "bk", target(world, "restored")).ledger.ok
+
+
+def test_a_grown_file_is_refused_without_copying_it_whole(world: ControlWorld) -> None:
+    write_backup(settings_of(world), world.tmp / "bk", include_key=False)
+    with (world.tmp / "bk" / PUBLIC_KEY).open("ab") as handle:
+        handle.write(b"x" * (3 * 1024 * 1024))
+    with pytest.raises(BackupError, match=r"ledger\.key\.pub hashes to .* \(more than \d+ bytes\)"):
+        restore_backup(world.tmp / "bk", target(world, "restored"))
+    assert not (world.tmp / "restored").exists()
