@@ -87,8 +87,9 @@ class Ledger:
         if signed_before and not key_path.exists():
             # Creating a fresh key here would only make the loss permanent.
             raise LedgerConflict(
-                f"the signing key of {self.db_path} is missing from {key_path}; restore the "
-                "key file from a backup (a new key cannot continue this log)"
+                f"the signing key of {self.db_path} is missing from {key_path}; put the key "
+                "file back (a copy of it, or `c2d restore` of a backup made with `c2d backup "
+                "--include-key`); a new key cannot continue this log"
             )
         key = load_or_create_signing_key(key_path)
         with self._write() as conn:
@@ -349,7 +350,9 @@ class Ledger:
     def _refusal(self, why: str) -> InconsistentLog:
         return InconsistentLog(
             f"refusing to sign a checkpoint: {why}. Run `python -m ledger verify "
-            f"{self.db_path}` to find the first bad entry and restore the log from a backup"
+            f"{self.db_path}` to find the first bad entry, then stop c2d and bring back the "
+            "state folder from the newest backup that verifies (`c2d restore DIR` into an "
+            "empty folder checks it; `c2d backup DIR` makes one)"
         )
 
     # -- receipts and verification -------------------------------------------------------
