@@ -185,6 +185,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " expires REAL NOT NULL)",
         "CREATE INDEX web_sessions_by_expiry ON web_sessions (expires)",
     ),
+    # 8: whether a data host's Docker engine answered when it last said hello (NULL: its agent
+    # has not said since it enrolled); readiness (`/v1/ready`) and `/metrics` report it.
+    ("ALTER TABLE hosts ADD COLUMN engine_ok INTEGER",),
 )
 
 LATEST = len(MIGRATIONS)
