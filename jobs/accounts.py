@@ -13,7 +13,7 @@ from jobs.digests import canonical_digest
 from jobs.errors import Conflict, InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from jobs.fields import NAME_HELP
 from jobs.models import Dataset, DatasetPolicy, Job, Role, User
-from jobs.people_records import refusal
+from jobs.people_records import EndedToken, refusal
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
 
@@ -71,7 +71,7 @@ class Accounts(ServiceCore):
                 return found[0]
             fate = self._store.token_fate(presented)
             if fate is not None:
-                raise Unauthenticated(refusal(fate))
+                raise EndedToken(refusal(fate))
         raise Unauthenticated(
             "missing or unknown token; set C2D_TOKEN (or run `c2d login URL TOKEN`) with a "
             "token from `c2d user add`"

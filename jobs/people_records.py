@@ -10,7 +10,7 @@ keeps (migration 8):
   token is told what happened to it (and what to do) rather than that the token is unknown.
 
 ``PeopleRecords`` is the part of ``jobs.store.Store`` that reads and writes them; ``refusal``
-words what a person presenting a dead token reads.
+words what a person presenting an ended token reads (``EndedToken``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from jobs.errors import Unauthenticated
 from jobs.fields import FROZEN, SCHEMA_VERSION, Name
 from jobs.models import Role, User
+
+
+class EndedToken(Unauthenticated):
+    """A token that worked once but was revoked or rotated away; its message says which and
+    what to do (``refusal``), where an unknown token's only says to use a valid one."""
 
 
 class Account(BaseModel):
