@@ -156,7 +156,10 @@ def logout(json_out: JsonFlag = False) -> None:
     removed = remove_config(path)
     if removed:
         out.say(f"logged out: removed {path}")
-        out.hint("the token itself stays valid on the server; an admin can make you a new one")
+        out.hint(
+            "the token itself stays valid on the server; if it may have leaked, replace it with "
+            "`c2d token rotate` (or ask an admin: `c2d token rotate --user NAME`)"
+        )
     else:
         out.say(f"not logged in: there is no {path}")
     out.result({"config": str(path), "removed": removed})
