@@ -1,7 +1,7 @@
 """People as the store keeps them: accounts, revocations and the tokens rotated away.
 
 A token is never stored, only its sha256 (``jobs.accounts.token_hash``). Per user the store
-keeps (migration 8):
+keeps (migration 9):
 
 - the hash of the one token that works, and, once an admin revoked the user, when and by whom;
   a revoked user's token stops working at the next request, and the name is not given out

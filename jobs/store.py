@@ -31,6 +31,7 @@ from jobs.images import ImageRecord
 from jobs.models import Approval, Dataset, DatasetPolicy, Job, Outcome, Role, TrustedCode, User
 from jobs.people_records import PeopleRecords
 from jobs.schema_records import SchemaRecords
+from jobs.snapshots import snapshot_before_migration
 from jobs.spec import JobSpec
 from jobs.states import JobState, check_transition
 
@@ -115,6 +116,8 @@ class Store(SchemaRecords, HostRecords, PeopleRecords):
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._connection: sqlite3.Connection | None = connect(self.path)
+        # An older schema is copied aside before it is migrated: see jobs.snapshots.
+        self.snapshot: Path | None = snapshot_before_migration(self._connection, self.path)
         with self.transaction() as conn:
             migrations.migrate(conn)
 

@@ -131,7 +131,7 @@ def report(exc: BaseException) -> ExitCode:
 
 MODULES = (
     "account", "researcher", "fetch", "run_local", "scaffold", "owner", "ledger", "operator",
-    "hosts",
+    "hosts", "backups",
 )  # fmt: skip
 """The command modules, in the order their commands are listed (``datasets`` is mounted as
 the group `dataset`)."""
@@ -146,6 +146,7 @@ HOME = {
     "init": "operator", "server": "operator", "worker": "operator", "up": "operator",
     "user": "operator", "users": "operator", "image": "operator", "env": "operator",
     "host": "hosts", "hosts": "hosts",
+    "backup": "backups", "restore": "backups",
 }  # fmt: skip
 """Which module holds each command, so that one command loads and builds only its module."""
 

@@ -24,7 +24,7 @@ from tests.kit.web import Visitor
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
-REDIS_DB = 14
+REDIS_DB = 6
 
 
 @pytest.fixture(scope="module")

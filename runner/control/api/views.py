@@ -42,8 +42,9 @@ def account_view(account: Account) -> dict[str, Any]:
 
 
 def host_view(host: Host, running: list[str]) -> dict[str, Any]:
-    """A data host: its key's fingerprint (``null`` until enrolled), when it last spoke, its
-    environments and running jobs; never a credential."""
+    """A data host: its key's fingerprint (``null`` until enrolled), when it last spoke (and
+    whether its engine answered then), its environments and running jobs; never a
+    credential."""
     return {
         "name": host.name,
         "fingerprint": host.fingerprint,
@@ -53,6 +54,7 @@ def host_view(host: Host, running: list[str]) -> dict[str, Any]:
         "enrolled": rfc3339(host.enrolled),
         "last_seen": rfc3339(host.last_seen),
         "agent": host.agent,
+        "engine_ok": host.engine_ok,
         "environments": {k: v.model_dump(mode="json") for k, v in host.environments.items()},
         "running": running,
     }

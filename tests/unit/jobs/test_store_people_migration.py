@@ -1,5 +1,5 @@
-"""Migration 8 adds revocation and rotated tokens to an older database: everyone who could sign
-in before still can, with the same token, and nobody comes out revoked."""
+"""The people migration adds revocation and rotated tokens to an older database: everyone who
+could sign in before still can, with the same token, and nobody comes out revoked."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ from jobs import migrations
 from jobs.accounts import token_hash
 from jobs.store import Store, connect
 
+# The schema version just before the migration that made `retired_tokens`.
+BEFORE = next(
+    i for i, m in enumerate(migrations.MIGRATIONS) if any("retired_tokens" in s for s in m)
+)
 
-def version_7_database(path: Path) -> None:
-    """A database as c2d left it at schema 7, with an admin and a researcher."""
+
+def database_before_people(path: Path) -> None:
+    """A database as c2d left it before the people migration, with an admin and a researcher."""
     conn = connect(path)
     conn.execute("BEGIN IMMEDIATE")
-    for version in range(1, 8):
+    for version in range(1, BEFORE + 1):
         for statement in migrations.MIGRATIONS[version - 1]:
             conn.execute(statement)
-    conn.execute("PRAGMA user_version = 7")
+    conn.execute(f"PRAGMA user_version = {BEFORE:d}")
     for name, role in (("ada", "admin"), ("rita", "researcher")):
         conn.execute("INSERT INTO users VALUES (?, ?, ?, 1)", (name, role, token_hash(name)))
     conn.execute("COMMIT")
@@ -26,7 +31,7 @@ def version_7_database(path: Path) -> None:
 
 def test_users_of_before_keep_their_tokens_and_are_not_revoked(tmp_path: Path) -> None:
     path = tmp_path / "c2d.db"
-    version_7_database(path)
+    database_before_people(path)
     store = Store(path)
     try:
         assert migrations.schema_version(store._conn) == migrations.LATEST
