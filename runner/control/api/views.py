@@ -12,6 +12,7 @@ from typing import Any
 
 from jobs.host_records import Host
 from jobs.models import METRICS_FILE, Approval, Dataset, Job, Outcome, User
+from jobs.people_records import Account
 
 
 def rfc3339(when: float | None) -> str | None:
@@ -25,6 +26,19 @@ def rfc3339(when: float | None) -> str | None:
 def user_view(user: User) -> dict[str, Any]:
     """``{"name", "role"}``."""
     return {"name": user.name, "role": user.role.value}
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    """A user as admins list them: role, when added, whether (when, by whom) revoked, and the
+    fingerprints of their own signing keys (none yet: the list is there for when they come)."""
+    return {
+        "name": account.name,
+        "role": account.role.value,
+        "created": rfc3339(account.created),
+        "revoked": rfc3339(account.revoked),
+        "revoked_by": account.revoked_by,
+        "key_fingerprints": list(account.key_fingerprints),
+    }
 
 
 def host_view(host: Host, running: list[str]) -> dict[str, Any]:
