@@ -31,7 +31,7 @@ from tests.kit.redis import flush_redis
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 
-REDIS_DB = 6
+REDIS_DB = 3
 JOBS_EACH = 3
 WAIT_S = 120.0
 # What `c2d init` takes when C2D_ORIGIN is not set: the same on both installations.
