@@ -67,4 +67,6 @@ def sees_results(actor: User, job: Job, dataset: Dataset) -> bool:
         return True
     if job.outcome is not None and not job.outcome.ran:
         return True
-    return not dataset.policy.review_outputs
+    # A dataset that releases on success holds a succeeded job whose output checks failed:
+    # until its owner releases it, its result is theirs, as on a reviewed dataset.
+    return not dataset.policy.review_outputs and job.state is not JobState.SUCCEEDED
