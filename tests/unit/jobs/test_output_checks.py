@@ -44,7 +44,8 @@ def test_file_types_allow_only_the_listed_suffixes_and_metrics_json():
     outputs = [MODEL, OutputFacts("metrics.json", 10), OutputFacts("rows.csv", 10)]
     result = by_check(run_checks(checks, outputs, {}))["file_types"]
     assert not result.passed
-    assert "rows.csv" in result.detail and "model.skops" not in result.detail
+    assert "rows.csv" in result.detail
+    assert "model.skops" not in result.detail
 
 
 @pytest.mark.parametrize("bad", ["skops", "", ".", "../x", ".a b"])
@@ -144,7 +145,8 @@ def test_hostile_names_are_escaped_and_bounded_in_the_details():
     hostile = {f"ssn_{i:09d}\x1b[2J\u202e": 1.0 for i in range(50)}
     result = by_check(run_checks(OutputChecks(), [], hostile))["metric_names"]
     assert not result.passed
-    assert "\x1b" not in result.detail and "\u202e" not in result.detail
+    assert "\x1b" not in result.detail
+    assert "\u202e" not in result.detail
     assert "\\x1b" in result.detail
     assert result.detail.endswith("and 45 more")
     assert len(result.detail) <= 400
@@ -162,7 +164,8 @@ def test_a_failed_check_holds_a_release_on_success_dataset_and_hides_the_result(
     done = w.service.finish(job.id, claim.fence, ok_outcome(checks=FAILING))
     assert done.state is JobState.SUCCEEDED  # held, not released by the policy
     seen = w.service.get_job(w.rita, job.id)
-    assert seen.outcome is None and seen.withheld
+    assert seen.outcome is None
+    assert seen.withheld
     assert w.service.get_job(w.olga, job.id).outcome.checks == FAILING
     assert "job.released" not in w.types(job.id)
 
@@ -172,7 +175,7 @@ def test_release_after_a_failed_check_needs_the_owners_word_and_records_the_resu
     job = w.approved()
     claim = w.service.claim(job.id, "w1", 60)
     w.service.finish(job.id, claim.fence, ok_outcome(checks=FAILING))
-    with pytest.raises(Conflict, match="metric_names: ssn_123456789.*--despite-checks"):
+    with pytest.raises(Conflict, match=r"metric_names: ssn_123456789.*--despite-checks"):
         w.service.release(w.olga, job.id)
     assert w.service.get_job(w.olga, job.id).state is JobState.SUCCEEDED
     released = w.service.release(w.olga, job.id, despite_checks=True)

@@ -22,7 +22,8 @@ def test_sizes_and_lines_come_from_the_stored_file_not_the_outcome(tmp_path):
     rows = b"".join(b"%d,secret\n" % i for i in range(1500))
     outputs = [stored(store, "rows.csv", rows, claimed=1), stored(store, "model.skops", b"x" * 10)]
     facts = {f.name: f for f in facts_of(store, outputs)}
-    assert facts["rows.csv"].bytes == len(rows) and facts["rows.csv"].rows == 1500
+    assert facts["rows.csv"].bytes == len(rows)
+    assert facts["rows.csv"].rows == 1500
     assert facts["model.skops"].rows is None
     results = {r.check: r for r in check_outputs(store, outputs, {}, OutputChecks())}
     assert not results["max_rows"].passed
