@@ -124,8 +124,9 @@ def test_metrics_and_output_names_stay_with_the_owner_until_release(
         "Jane_Roe_123-45-6789.txt",
         "metrics.json",
     ]
-    # After release the researcher does too.
-    stack.json("release", job["id"], token=owner)
+    # After release the researcher does too (the metric name failed an output check; the
+    # owner releases despite it, as tests/e2e/test_cli_output_checks.py shows in full).
+    stack.json("release", job["id"], "--despite-checks", token=owner)
     released = stack.json("status", job["id"], token=researcher)
     assert released["withheld"] is False
     assert released["outcome"]["metrics"] == {"jane_roe_123456789": 1.0}
