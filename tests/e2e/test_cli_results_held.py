@@ -190,9 +190,11 @@ def test_the_owner_sets_how_many_metrics_a_job_may_report(
     _, owner = stack.add_user("owner", "owen")
     _, researcher = stack.add_user("researcher", "rhea")
     dataset = f"few-{uuid.uuid4().hex[:6]}"
+    # Released on success, so its researcher reads why a run failed.
     added = stack.json(
-        "dataset", "add", dataset, str(patients_dir), "--max-metrics", "2", token=owner
-    )
+        "dataset", "add", dataset, str(patients_dir), "--max-metrics", "2",
+        "--release-on-success", token=owner,
+    )  # fmt: skip
     assert added["policy"]["max_metrics"] == 2
     folder = _job(
         tmp_path,
