@@ -10,10 +10,11 @@ from typing import Any
 from jobs import access
 from jobs.attestations import dataset_statement
 from jobs.digests import canonical_digest
-from jobs.errors import InvalidRequest, NotAllowed, NotFound, Unauthenticated
+from jobs.errors import Conflict, InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from jobs.fields import NAME_HELP
 from jobs.models import Dataset, DatasetPolicy, Job, Role, User
 from jobs.output_checks import OutputChecks
+from jobs.people_records import EndedToken, refusal
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
 
@@ -43,11 +44,18 @@ class Accounts(ServiceCore):
         """Create a user; return it with its token, which is shown this once and never stored.
 
         Entry ``user.added`` (subject ``user:NAME``). ``InvalidRequest`` for a bad name or
-        role, ``Conflict`` if the name is taken.
+        role, ``Conflict`` if the name is taken, also by a revoked user (``jobs.people``).
         """
         user = build(User, name=name, role=role, created=self._now())
         token = new_token()
         with self._store.transaction() as conn:
+            gone = self._store.account(user.name)
+            if gone is not None and gone.revoked is not None:
+                raise Conflict(
+                    f"user {user.name!r} was revoked by {gone.revoked_by}; a revoked name is not "
+                    "given out again, so the ledger's entries under it keep meaning one person. "
+                    "Add the person under a new name"
+                )
             self._store.add_user(user, token_hash(token))
             self._record(
                 conn, "user.added", actor, user_subject(user.name), {"role": user.role.value}
@@ -55,12 +63,16 @@ class Accounts(ServiceCore):
         return user, token
 
     def authenticate(self, token: str | None) -> User:
-        """The user holding ``token``; ``Unauthenticated`` for a missing or unknown token."""
+        """The user holding ``token``; ``Unauthenticated`` for a missing or unknown token, or
+        one that was revoked or rotated away (whose message says so and what to do)."""
         if token:
             presented = token_hash(token)
             found = self._store.user_by_token_hash(presented)
             if found is not None and hmac.compare_digest(found[1], presented):
                 return found[0]
+            fate = self._store.token_fate(presented)
+            if fate is not None:
+                raise EndedToken(refusal(fate))
         raise Unauthenticated(
             "missing or unknown token; set C2D_TOKEN (or run `c2d login URL TOKEN`) with a "
             "token from `c2d user add`"

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         description="How long a running job's lease may stay expired (its data host silent) "
         "before the control plane fails it.",
     )
+    host_stale_s: float = Field(
+        default=60.0,
+        description="How long after its last hello an enrolled data host counts as gone: "
+        "`/v1/ready` is then not ready (a live agent says hello every `reconcile_s`).",
+    )
     heartbeat_s: float = Field(
         default=0.0,
         description="How often a worker renews its lease on a running job; 0 means a third of "

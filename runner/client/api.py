@@ -116,6 +116,22 @@ class Client:
         """POST /v1/users (admin): `{"name", "role", "token"}`; the token is shown only once."""
         return dict(self._json("POST", "/users", json={"name": name, "role": role}))
 
+    def users(self) -> list[dict[str, Any]]:
+        """GET /v1/users (admin): every user with role, `created`, `revoked`, `revoked_by` and
+        `key_fingerprints`."""
+        return list(self._json("GET", "/users"))
+
+    def revoke_user(self, name: str, reason: str = "") -> dict[str, Any]:
+        """POST /v1/users/NAME/revoke (admin): the user as listed, now revoked."""
+        path = f"/users/{quote(name, safe='')}/revoke"
+        return dict(self._json("POST", path, json={"reason": reason}))
+
+    def rotate_token(self, name: str | None = None) -> dict[str, Any]:
+        """POST /v1/me/token, or /v1/users/NAME/token (admin, or your own name): `{"name",
+        "role", "token"}`; the old token stops working now, the new one is shown only once."""
+        path = f"/users/{quote(name, safe='')}/token" if name else "/me/token"
+        return dict(self._json("POST", path))
+
     def environments(self) -> list[dict[str, Any]]:
         """GET /v1/environments: `[{"name", "host", "image_id", "pins"}]`."""
         return list(self._json("GET", "/environments"))

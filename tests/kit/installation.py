@@ -148,10 +148,10 @@ class Installation:
     def hello(self) -> None:
         """The local data host says hello once, from this process (what its agent does every
         pass): the environments its engine has, so jobs can be submitted before it runs."""
-        from runner.host.reconciler import environments
+        from runner.host.reconciler import engine_answers, environments
 
         ctx = self.host_ctx
-        ctx.control.hello(environments(ctx), "test-kit")
+        ctx.control.hello(environments(ctx), "test-kit", engine_answers(ctx))
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         """Start `c2d ARGS` in its own process group, its output in ``logs/NAME-xxxxxx.log``."""

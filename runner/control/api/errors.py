@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from jobs.errors import JobsError
@@ -117,3 +118,31 @@ def install(app: FastAPI, pages: Pages | None = None) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong (``kind``, from which the status follows) and what to do next."""
+
+    kind: ErrorKind
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response: ``{"error": {"kind", "message"}}``."""
+
+    error: ErrorDetail
+
+
+_STATUS_MEANS: dict[int, str] = {
+    401: "No token, or one that is unknown, revoked or rotated away; the message says which.",
+    403: "The caller's role does not allow this.",
+    404: "No such thing, or one the caller may not see.",
+    409: "The thing's state does not allow this (yet, or any more).",
+    422: "The request is not valid; the message names the field.",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that answers ``statuses`` with ``ErrorBody``, so the
+    OpenAPI document says which errors a client must expect."""
+    return {s: {"model": ErrorBody, "description": _STATUS_MEANS[s]} for s in sorted(statuses)}

@@ -69,9 +69,13 @@ class Enrollment(BaseModel):
 
 
 class Hello(BaseModel):
+    """``POST /v1/host/hello``; ``engine`` says whether the host's Docker engine answered a
+    ping just before (an agent that does not say leaves it unknown, which is not ready)."""
+
     model_config = _REQUEST
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
     agent: str = Field(default="", max_length=200)
+    engine: bool | None = None
 
 
 class LeaseRequest(BaseModel):
@@ -143,8 +147,9 @@ def _lease_lost(exc: LeaseLost) -> JSONResponse:
 
 @hosts.post("/hello")
 def hello(body: Hello, me: Me, state: State) -> dict[str, Any]:
-    """The host's periodic hello: it is alive, and which environments it offers."""
-    seen = state.ctx.service.host_seen(me, body.environments, body.agent)
+    """The host's periodic hello: it is alive, which environments it offers, whether its
+    engine answers."""
+    seen = state.ctx.service.host_seen(me, body.environments, body.agent, body.engine)
     return {"name": seen.name, "last_seen": seen.last_seen}
 
 

@@ -1,4 +1,4 @@
-"""Routes about who and what: the caller, users, environments and datasets."""
+"""Routes about who and what: the caller, users and their tokens, environments and datasets."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobs import access
 from jobs.errors import NotAllowed
+from jobs.fields import Note
 from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
 from jobs.output_checks import OutputChecks
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import build
 from runner.control.api.deps import Actor, State
-from runner.control.api.views import dataset_view, user_view
+from runner.control.api.errors import errors
+from runner.control.api.views import account_view, dataset_view, user_view
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -120,3 +122,44 @@ def set_checks(name: str, body: OutputChecks, actor: Actor, state: State) -> dic
 def get_dataset(name: str, actor: Actor, state: State) -> dict[str, Any]:
     """One dataset."""
     return dataset_view(state.ctx.service.get_dataset(actor, name))
+
+
+class Revocation(BaseModel):
+    """``POST /v1/users/{name}/revoke``: why (optional; it goes into the ledger)."""
+
+    model_config = _REQUEST
+    reason: Note = ""
+
+
+@router.get("/users", responses=errors(401, 403))
+def list_users(actor: Actor, state: State) -> list[dict[str, Any]]:
+    """Every user, revoked ones too, with role, when added and key fingerprints (admins)."""
+    return [account_view(a) for a in state.ctx.service.list_accounts(actor)]
+
+
+@router.post("/users/{name}/revoke", responses=errors(401, 403, 404, 409, 422))
+def revoke_user(
+    name: str, actor: Actor, state: State, body: Revocation | None = None
+) -> dict[str, Any]:
+    """Revoke a user for good (admins): their token fails from the next request on."""
+    reason = body.reason if body is not None else ""
+    account = state.ctx.service.revoke_user(actor, name, reason)
+    log.info("user %s revoked by %s", account.name, actor.name)
+    return account_view(account)
+
+
+@router.post("/me/token", responses=errors(401))
+def rotate_own_token(actor: Actor, state: State) -> dict[str, Any]:
+    """A new token for the caller; the one this request came with stops working now. The
+    new token is in this answer and nowhere else."""
+    account, token = state.ctx.service.rotate_token(actor)
+    return {**user_view(account.user), "token": token}
+
+
+@router.post("/users/{name}/token", responses=errors(401, 403, 404, 409))
+def rotate_token(name: str, actor: Actor, state: State) -> dict[str, Any]:
+    """A new token for user ``name`` (the caller's own, or anyone's for admins); the old one
+    stops working now. The new token is in this answer and nowhere else."""
+    account, token = state.ctx.service.rotate_token(actor, name)
+    log.info("token of %s rotated by %s", account.name, actor.name)
+    return {**user_view(account.user), "token": token}
