@@ -111,7 +111,7 @@ def list_datasets(actor: Actor, state: State) -> list[dict[str, Any]]:
     return [dataset_view(d) for d in state.ctx.service.list_datasets(actor)]
 
 
-@router.put("/datasets/{name}/checks")
+@router.put("/datasets/{name}/checks", responses=errors(401, 403, 404, 422))
 def set_checks(name: str, body: OutputChecks, actor: Actor, state: State) -> dict[str, Any]:
     """Change a dataset's automatic output checks (its owner or an admin); they apply to runs
     that finish from now on."""
