@@ -1,7 +1,9 @@
 """The automatic output checks (``jobs.output_checks``): each check, hostile names and values,
 and what the service does with their results (held, shown to the owner only, in the ledger)."""
 
+import json
 import math
+import sqlite3
 
 import pytest
 from pydantic import ValidationError
@@ -203,3 +205,24 @@ def test_the_owner_changes_the_checks_and_the_ledger_says_so(tmp_path):
     entry = w.ledger.entries_for("dataset:iris")[-1]
     assert entry.type == "dataset.checks"
     assert entry.body["checks"]["min_cell"] == 20
+
+
+def test_a_dataset_stored_before_the_new_default_keeps_its_policy(tmp_path):
+    """No migration: the store always wrote ``review_outputs``, so a dataset registered to
+    release on success (before ``checks`` existed) still does, with the default checks."""
+    w = build_world(tmp_path, review_outputs=False)
+    old = {
+        "schema_version": 1,
+        "owner": "olga",
+        "review_outputs": False,
+        "host": w.host.name,
+        "max_metrics": 7,  # shows the policy below is the stored row's
+    }
+    conn = sqlite3.connect(tmp_path / "c2d.db")
+    with conn:
+        conn.execute("UPDATE datasets SET policy = ? WHERE name = 'iris'", (json.dumps(old),))
+    conn.close()
+    policy = w.service.get_dataset(w.olga, "iris").policy
+    assert policy.max_metrics == 7
+    assert policy.review_outputs is False
+    assert policy.checks == OutputChecks()
