@@ -75,7 +75,7 @@ def _error(response: httpx.Response) -> Exception:
 
 def enroll_call(api_url: str, token: str, public_key: str) -> dict[str, Any]:
     """``POST /v1/hosts/enroll`` with the one-time token; the host's name, credential and the
-    installation's origin (``runner.host.identity.enroll``)."""
+    installation's origin and id (``runner.host.identity.enroll``)."""
     with _client(api_url) as http:
         try:
             response = http.post(

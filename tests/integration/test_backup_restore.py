@@ -160,6 +160,26 @@ def test_a_backup_taken_while_the_api_runs_restores_to_a_working_installation(
         assert "job.released" in [e["type"] for e in receipt["entries"]]
         key = base64.b64decode(published.read_text())
         assert restored.ctx.ledger.public_key() == key
+
+        # The data host keeps its own state folder. Pointed at the restored control plane, it
+        # consumes the queue that control plane sends to: the installation's id, the prefix
+        # of both, came back with the backup.
+        restored.start_worker(home=live.host_home, C2D_API_URL=restored.url)
+        _, owner = restored.add_user("owner", "otto")
+        _, rosa = restored.add_user("researcher", "rosa")
+        dataset = f"ds-{uuid.uuid4().hex[:6]}"
+        added = restored.dataset_add(
+            owner, dataset, make_dataset(tmp_path / "later"), "--review-outputs",
+            host_home=live.host_home,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        job = restored.json(
+            "submit", str(counting_job(tmp_path / "later-job", dataset)), "--dataset", dataset,
+            token=rosa,
+        )  # fmt: skip
+        restored.json("approve", job["id"], token=owner)
+        after = restored.json("status", job["id"], "--wait", token=owner, timeout=120)
+        assert after["state"] == "succeeded", restored.logs()
     finally:
         restored.stop()
         flush_redis(url)

@@ -113,9 +113,15 @@ def list_hosts(actor: Actor, state: State) -> list[dict[str, Any]]:
 @people.post("/enroll")
 def enroll(body: Enrollment, state: State) -> dict[str, Any]:
     """Enroll a host with its one-time token (no other credential): the host's credential,
-    name, and the installation's origin (its queues' key prefix)."""
+    name, the installation's origin and its id (the prefix of its queues' Redis keys)."""
     host, credential = state.ctx.service.enroll_host(body.token, body.public_key)
-    return {"name": host.name, "token": credential, "origin": state.ctx.settings.origin}
+    settings = state.ctx.settings
+    return {
+        "name": host.name,
+        "token": credential,
+        "origin": settings.origin,
+        "installation": settings.installation,
+    }
 
 
 def blob_response(store: ArtifactStore, digest: str) -> StreamingResponse:

@@ -35,6 +35,7 @@ from runner.context import check_home
 from runner.control.backups.errors import BackupError, TargetExists
 from runner.control.backups.manifest import (
     DATABASE,
+    INSTALLATION,
     MANIFEST,
     PRIVATE_KEY,
     PUBLIC_KEY,
@@ -192,6 +193,11 @@ def write_backup(
         if include_key:
             _write_private(staging / PRIVATE_KEY, settings.key_path.read_bytes())
             files.append(_listed(staging, PRIVATE_KEY))
+        if settings.installation_path.is_file():
+            # The id the data hosts' queues lie under (runner.installation): without it, the
+            # restored control plane would send their jobs where no host looks.
+            shutil.copyfile(settings.installation_path, staging / INSTALLATION)
+            files.append(_listed(staging, INSTALLATION))
         artifacts, damaged, vanished = _copy_artifacts(settings, staging, progress)
         manifest = Manifest(
             created=created,

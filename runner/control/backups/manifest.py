@@ -6,6 +6,7 @@ A backup folder looks like a state folder (so a person can read it with the usua
     c2d.db                   the store and the ledger, one self-contained SQLite file
     ledger.key.pub           the ledger's public key (base64 of its 32 raw bytes)
     ledger.key               the private key, only with `c2d backup --include-key`
+    installation             the installation's id, the prefix of its Redis keys (if it has one)
     artifacts/sha256/ab/...  the artifact store, each blob at its own digest
 
 The manifest is written last, into a folder that gets its final name only after every byte is
@@ -32,6 +33,7 @@ MANIFEST = "manifest.json"
 DATABASE = "c2d.db"
 PUBLIC_KEY = "ledger.key.pub"
 PRIVATE_KEY = "ledger.key"
+INSTALLATION = "installation"
 ARTIFACTS = "artifacts"
 CHUNK = 1024 * 1024
 MAX_MANIFEST = 256 * 1024 * 1024
@@ -64,11 +66,11 @@ class ManifestFile(BaseModel):
     @field_validator("path")
     @classmethod
     def _known_shape(cls, value: str) -> str:
-        if value in (DATABASE, PUBLIC_KEY, PRIVATE_KEY) or artifact_digest(value):
+        if value in (DATABASE, PUBLIC_KEY, PRIVATE_KEY, INSTALLATION) or artifact_digest(value):
             return value
         raise ValueError(
-            f"{value!r} is not a file a c2d backup holds (c2d.db, ledger.key.pub, ledger.key "
-            "or artifacts/sha256/xx/<62 hex>)"
+            f"{value!r} is not a file a c2d backup holds (c2d.db, ledger.key.pub, ledger.key, "
+            "installation or artifacts/sha256/xx/<62 hex>)"
         )
 
     @field_validator("sha256")

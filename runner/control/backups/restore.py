@@ -9,7 +9,8 @@ Steps, in order; the first that fails ends the restore and leaves nothing behind
    stored under), so what was checked is exactly what is restored;
 4. verify the copied ledger with the ledger's own verifier, against the key the operator
    trusts (``--key``) or the backup's own public key, which the database must name too;
-5. if the backup holds the private key, check that it is the public key's other half;
+5. if the backup holds the private key, check that it is the public key's other half, and if
+   it holds the installation's id, that it is one (its data hosts' queues lie under it);
 6. rename the hidden folder to the target.
 """
 
@@ -28,6 +29,7 @@ from ledger.keys import load_public_key, load_signing_key, raw_public_key
 from runner.control.backups.errors import BackupError, TargetExists
 from runner.control.backups.manifest import (
     DATABASE,
+    INSTALLATION,
     PRIVATE_KEY,
     PUBLIC_KEY,
     Manifest,
@@ -38,6 +40,8 @@ from runner.control.backups.manifest import (
     make_parents,
     read_manifest,
 )
+from runner.errors import SettingsError
+from runner.installation import check_installation_id
 from runner.settings import Settings
 
 DAMAGED = "the backup was changed or damaged since it was written; nothing was restored"
@@ -169,6 +173,16 @@ def _check_ledger(staging: Path, manifest: Manifest, trusted: bytes | None) -> V
     return report
 
 
+def _check_installation(path: Path) -> None:
+    """Refuse an installation file that holds no installation id (hostile: read 128 bytes)."""
+    with path.open("rb") as handle:
+        text = handle.read(128).decode(errors="replace").strip()
+    try:
+        check_installation_id(text)
+    except SettingsError as exc:
+        raise BackupError(f"the backup's {INSTALLATION}: {exc}; {DAMAGED}") from exc
+
+
 def _hosts(db: Path) -> list[str]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT name FROM hosts WHERE enrolled IS NOT NULL ORDER BY name")
@@ -198,6 +212,8 @@ def restore_backup(
         for listed in manifest.files:
             _copy_checked(source, staging, listed, step)
         report = _check_ledger(staging, manifest, trusted_key)
+        if (staging / INSTALLATION).exists():
+            _check_installation(staging / INSTALLATION)
         (staging / PUBLIC_KEY).chmod(0o644)
         for folder in ("artifacts", "work", "code", "uploads"):
             (staging / folder).mkdir(exist_ok=True, mode=0o700)

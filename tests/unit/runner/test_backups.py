@@ -20,10 +20,12 @@ import pytest
 
 from ledger import verify_log
 from ledger.keys import load_public_key, load_signing_key, raw_public_key
+from runner.context import open_context
 from runner.control.backups.errors import BackupError, NotABackup, TargetExists
 from runner.control.backups.make import write_backup
 from runner.control.backups.manifest import (
     DATABASE,
+    INSTALLATION,
     MANIFEST,
     PRIVATE_KEY,
     PUBLIC_KEY,
@@ -33,6 +35,7 @@ from runner.control.backups.manifest import (
 )
 from runner.control.backups.restore import restore_backup
 from runner.settings import Settings
+from runner.transport import key_prefix
 from tests.kit.worlds import ControlWorld, build_control_world
 
 MODEL = b"a model's bytes " * 4096
@@ -340,3 +343,38 @@ def test_a_grown_file_is_refused_without_copying_it_whole(world: ControlWorld) -
     with pytest.raises(BackupError, match=r"ledger\.key\.pub hashes to .* \(more than \d+ bytes\)"):
         restore_backup(world.tmp / "bk", target(world, "restored"))
     assert not (world.tmp / "restored").exists()
+
+
+def test_a_restore_keeps_the_installation_id_its_data_hosts_queues_lie_under(
+    world: ControlWorld,
+) -> None:
+    settings = settings_of(world)
+    write_backup(settings, world.tmp / "bk", include_key=True)
+    # As `c2d restore` and then `c2d server` build their settings: from the environment only.
+    restored = target(world, "restored").model_copy(update={"installation": ""})
+    restore_backup(world.tmp / "bk", restored)
+
+    assert INSTALLATION in {f.path for f in read_manifest(world.tmp / "bk").files}
+    ctx = open_context(restored)
+    try:
+        assert key_prefix(ctx.settings) == key_prefix(settings) == f"c2d:{settings.installation}:"
+    finally:
+        ctx.close()
+
+
+def test_a_backup_whose_installation_id_is_not_one_is_refused(world: ControlWorld) -> None:
+    write_backup(settings_of(world), world.tmp / "bk", include_key=False)
+    installation = world.tmp / "bk" / INSTALLATION
+    installation.chmod(0o600)
+    installation.write_text("../../etc\n")
+    manifest = json.loads((world.tmp / "bk" / MANIFEST).read_text())
+    digest = "sha256:" + hashlib.sha256(b"../../etc\n").hexdigest()
+    for listed in manifest["files"]:
+        if listed["path"] == INSTALLATION:
+            listed.update(bytes=10, sha256=digest)
+    (world.tmp / "bk" / MANIFEST).chmod(0o600)
+    (world.tmp / "bk" / MANIFEST).write_text(json.dumps(manifest))
+    restored = target(world, "restored")
+    with pytest.raises(BackupError, match="not an installation id"):
+        restore_backup(world.tmp / "bk", restored)
+    assert not restored.home.exists()
