@@ -13,6 +13,7 @@ from jobs.digests import canonical_digest
 from jobs.errors import Conflict, InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from jobs.fields import NAME_HELP
 from jobs.models import Dataset, DatasetPolicy, Job, Role, User
+from jobs.output_checks import OutputChecks
 from jobs.people_records import EndedToken, refusal
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
@@ -203,6 +204,26 @@ class Accounts(ServiceCore):
                 f"dataset {name!r} belongs to {existing.owner}; pick another name ({NAME_HELP})"
             )
         return existing
+
+    def set_checks(self, actor: User, name: str, checks: OutputChecks) -> Dataset:
+        """Change the automatic output checks of dataset ``name`` (its owner or an admin).
+
+        They apply to runs that finish from now on. Entry ``dataset.checks`` with the new
+        settings. Raises ``NotFound``, ``NotAllowed``.
+        """
+        with self._store.transaction() as conn:
+            dataset = self._dataset(name)
+            if not access.governs(actor, dataset):
+                raise NotAllowed(
+                    f"dataset {name!r} belongs to {dataset.owner}; only its owner or an admin "
+                    "changes its output checks"
+                )
+            policy = dataset.policy.model_copy(update={"checks": checks})
+            dataset = dataset.model_copy(update={"policy": policy})
+            self._store.put_dataset(dataset)
+            body = {"checks": checks.model_dump(mode="json")}
+            self._record(conn, "dataset.checks", actor.name, dataset_subject(name), body)
+        return dataset
 
     def get_dataset(self, actor: User, name: str) -> Dataset:
         """Dataset ``name`` (every authenticated user may see datasets); ``NotFound``."""

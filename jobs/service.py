@@ -11,6 +11,7 @@ method                     state change                     ledger entry (subjec
 =========================  ===============================  ==========================
 add_user                   new user                         user.added (user:NAME)
 register_dataset           new or replaced dataset          dataset.registered (dataset:NAME)
+set_checks                 a dataset's output checks        dataset.checks (dataset:NAME)
 submit                     -> pending (-> approved)         job.submitted (+ job.approved)
 approve                    pending -> approved              job.approved
 reject                     pending -> rejected              job.rejected

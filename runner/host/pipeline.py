@@ -39,11 +39,13 @@ from pydantic import ValidationError
 from jobs.errors import Conflict, JobsError, LeaseLost, NotFound
 from jobs.execution import Claim
 from jobs.models import MAX_REASON_CHARS, Outcome, OutputFile
+from jobs.output_checks import OutputChecks
 from ledger import LedgerError
 from runner.errors import RunnerError, SandboxError, ServiceUnavailable, TryLater
 from runner.host.context import HostContext as Context
 from runner.host.delivery import deliver, kept_outcome
 from runner.host.heartbeat import Heartbeat, beat_interval
+from runner.host.output_checks import check_outputs
 from runner.host.preflight import prepare_run, remove_code
 from runner.host.sandbox.interface import RunResult, State, watch
 from runner.installation import log_misrouted
@@ -131,6 +133,7 @@ def _run_claimed(
     job = claim.job
     try:
         spec = prepare_run(ctx, job)
+        checks = ctx.control.dataset(job.dataset).policy.checks
     except ServiceUnavailable as exc:
         raise TryLater(f"job {job.id} cannot be checked now: {exc}") from exc
     except (JobsError, RunnerError, LedgerError) as exc:
@@ -172,7 +175,7 @@ def _run_claimed(
             extra=log_fields(job_id=job.id, data_host=ctx.name, event="job.sandbox_failed"),
         )
         return _finish(ctx, claim, _failed(f"the sandbox failed: {exc}", ran=True))
-    return _finish(ctx, claim, outcome_of(ctx, result))
+    return _finish(ctx, claim, outcome_of(ctx, result, checks))
 
 
 def _bounded(reason: str) -> str:
@@ -186,10 +189,19 @@ def _failed(reason: str, *, ran: bool) -> Outcome:
     )
 
 
-def outcome_of(ctx: Context, result: RunResult) -> Outcome:
-    """The ``Outcome`` the service records for a run, with the log kept in the artifact store."""
+def outcome_of(ctx: Context, result: RunResult, checks: OutputChecks | None = None) -> Outcome:
+    """The ``Outcome`` the service records for a run, with the log kept in the artifact store
+    and, for a succeeded run, the results of the dataset's output ``checks`` on what this host
+    collected (``runner.host.output_checks``)."""
     log_digest, _ = ctx.artifacts.put_bytes(result.log)
     try:
+        outputs = [OutputFile(name=o.name, sha256=o.sha256, bytes=o.bytes) for o in result.outputs]
+        metrics = dict(result.metrics or {})
+        results = (
+            check_outputs(ctx.artifacts, outputs, metrics, checks)
+            if checks is not None and result.succeeded
+            else []
+        )
         return Outcome(
             succeeded=result.succeeded,
             exit_code=result.exit_code,
@@ -197,12 +209,11 @@ def outcome_of(ctx: Context, result: RunResult) -> Outcome:
             timed_out=result.timed_out,
             reason=_bounded(result.reason or ("succeeded" if result.succeeded else "failed")),
             duration_s=max(result.duration_s, 0.0),
-            outputs=[
-                OutputFile(name=o.name, sha256=o.sha256, bytes=o.bytes) for o in result.outputs
-            ],
-            metrics=dict(result.metrics or {}),
+            outputs=outputs,
+            metrics=metrics,
             log_digest=log_digest,
             log_truncated=result.log_truncated,
+            checks=results,
         )
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]) for e in exc.errors())

@@ -12,6 +12,7 @@ from jobs import access
 from jobs.errors import NotAllowed
 from jobs.fields import Note
 from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
+from jobs.output_checks import OutputChecks
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import build
 from runner.control.api.deps import Actor, State
@@ -43,13 +44,14 @@ class NewDataset(BaseModel):
     statement: dict[str, Any]
     signature: str = Field(max_length=200)
     profile: ProfileRecord
-    review_outputs: bool = False
+    review_outputs: bool = True
     logs_visible: Literal["owner", "researcher"] = "owner"
     caps: dict[str, Any] | None = None
     owner: str | None = None
     schema_: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
     public_values: dict[str, list[str]] | None = None
     max_metrics: int = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
+    checks: OutputChecks = Field(default_factory=OutputChecks)
 
 
 @router.get("/me")
@@ -95,6 +97,7 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
         schema=body.schema_,
         public_values=body.public_values or {},
         max_metrics=body.max_metrics,
+        checks=body.checks,
     )
     dataset = state.ctx.service.register_dataset(
         actor, body.name, policy, body.statement, body.signature, body.profile
@@ -106,6 +109,13 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
 def list_datasets(actor: Actor, state: State) -> list[dict[str, Any]]:
     """Every registered dataset."""
     return [dataset_view(d) for d in state.ctx.service.list_datasets(actor)]
+
+
+@router.put("/datasets/{name}/checks", responses=errors(401, 403, 404, 422))
+def set_checks(name: str, body: OutputChecks, actor: Actor, state: State) -> dict[str, Any]:
+    """Change a dataset's automatic output checks (its owner or an admin); they apply to runs
+    that finish from now on."""
+    return dataset_view(state.ctx.service.set_checks(actor, name, body))
 
 
 @router.get("/datasets/{name}")

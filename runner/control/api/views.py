@@ -106,6 +106,7 @@ def outcome_view(outcome: Outcome | None) -> dict[str, Any] | None:
         "outputs": outputs_view(outcome),
         "metrics": dict(outcome.metrics) if has_metrics else None,
         "log_truncated": outcome.log_truncated,
+        "checks": [c.model_dump(mode="json") for c in outcome.checks],
     }
 
 
