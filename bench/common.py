@@ -106,7 +106,7 @@ def register(st: Installation, p: People, folder: Path) -> str:
     """Register ``folder`` on the local data host as a dataset released on success (`c2d
     dataset add` as the owner, on the host); return its name."""
     name = f"ds-{uuid.uuid4().hex[:6]}"
-    done = st.dataset_add(p.owner_token, name, folder)
+    done = st.dataset_add(p.owner_token, name, folder, "--release-on-success")
     if done.returncode != 0:
         raise RuntimeError(f"c2d dataset add failed: {done.stderr}")
     return name

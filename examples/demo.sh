@@ -54,7 +54,9 @@ tokens[bob]=$(as admin c2d user add bob --role researcher)
 step "Data owner (alice): a private dataset stays on her host; she registers it"
 show "python examples/make_dataset.py $work/private/patients"
 python examples/make_dataset.py "$work/private/patients" >/dev/null
-as alice c2d dataset add patients "$work/private/patients" --review-outputs --schema stats --public patients.csv:sex
+# Outputs wait for her release (the default); the data host checks them first: only model and
+# JSON files, no metric that looks like a row or counts fewer than 10 people.
+as alice c2d dataset add patients "$work/private/patients" --schema stats --public patients.csv:sex --allow-types .skops,.json
 as alice c2d dataset list
 
 step "Researcher (bob): read what he may see of the data, try his job on mock data"
@@ -80,7 +82,7 @@ as alice c2d approve "$job" --note "reviewed train.py: reads patients.csv, write
 step "The job runs in the sandbox beside the data (no network, read-only data, limits)"
 as bob c2d status "$job" --wait
 
-step "Data owner (alice): the result is hers alone until she releases it (bob saw only the state)"
+step "Data owner (alice): the result and its output checks are hers alone until she releases it (bob saw only the state)"
 as alice c2d status "$job"
 as alice c2d logs "$job"
 as alice c2d release "$job"

@@ -15,9 +15,10 @@
   data, so elsewhere nothing of it leaves the host before the job ended and someone who may
   read it asks (``live_log``).
 - What a run on the private data produced (metrics, output names, sizes and digests, exit
-  code, reason, duration) is the owner's alone until release, where the dataset holds outputs
-  for review. A run refused before its container started says why to its researcher: that
-  reason is c2d's own, not the data's.
+  code, reason, duration, output checks) is the owner's alone until release, where the
+  dataset holds outputs for review (the default), and on a dataset that releases on success
+  while a succeeded job is held because an output check failed. A run refused before its
+  container started says why to its researcher: that reason is c2d's own, not the data's.
 """
 
 from __future__ import annotations
@@ -67,4 +68,6 @@ def sees_results(actor: User, job: Job, dataset: Dataset) -> bool:
         return True
     if job.outcome is not None and not job.outcome.ran:
         return True
-    return not dataset.policy.review_outputs
+    # A dataset that releases on success holds a succeeded job whose output checks failed:
+    # until its owner releases it, its result is theirs, as on a reviewed dataset.
+    return not dataset.policy.review_outputs and job.state is not JobState.SUCCEEDED

@@ -10,9 +10,11 @@ from typing import Any
 from jobs import access
 from jobs.attestations import dataset_statement
 from jobs.digests import canonical_digest
-from jobs.errors import InvalidRequest, NotAllowed, NotFound, Unauthenticated
+from jobs.errors import Conflict, InvalidRequest, NotAllowed, NotFound, Unauthenticated
 from jobs.fields import NAME_HELP
 from jobs.models import Dataset, DatasetPolicy, Job, Role, User
+from jobs.output_checks import OutputChecks
+from jobs.people_records import EndedToken, refusal
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
 
@@ -42,11 +44,18 @@ class Accounts(ServiceCore):
         """Create a user; return it with its token, which is shown this once and never stored.
 
         Entry ``user.added`` (subject ``user:NAME``). ``InvalidRequest`` for a bad name or
-        role, ``Conflict`` if the name is taken.
+        role, ``Conflict`` if the name is taken, also by a revoked user (``jobs.people``).
         """
         user = build(User, name=name, role=role, created=self._now())
         token = new_token()
         with self._store.transaction() as conn:
+            gone = self._store.account(user.name)
+            if gone is not None and gone.revoked is not None:
+                raise Conflict(
+                    f"user {user.name!r} was revoked by {gone.revoked_by}; a revoked name is not "
+                    "given out again, so the ledger's entries under it keep meaning one person. "
+                    "Add the person under a new name"
+                )
             self._store.add_user(user, token_hash(token))
             self._record(
                 conn, "user.added", actor, user_subject(user.name), {"role": user.role.value}
@@ -54,12 +63,16 @@ class Accounts(ServiceCore):
         return user, token
 
     def authenticate(self, token: str | None) -> User:
-        """The user holding ``token``; ``Unauthenticated`` for a missing or unknown token."""
+        """The user holding ``token``; ``Unauthenticated`` for a missing or unknown token, or
+        one that was revoked or rotated away (whose message says so and what to do)."""
         if token:
             presented = token_hash(token)
             found = self._store.user_by_token_hash(presented)
             if found is not None and hmac.compare_digest(found[1], presented):
                 return found[0]
+            fate = self._store.token_fate(presented)
+            if fate is not None:
+                raise EndedToken(refusal(fate))
         raise Unauthenticated(
             "missing or unknown token; set C2D_TOKEN (or run `c2d login URL TOKEN`) with a "
             "token from `c2d user add`"
@@ -191,6 +204,26 @@ class Accounts(ServiceCore):
                 f"dataset {name!r} belongs to {existing.owner}; pick another name ({NAME_HELP})"
             )
         return existing
+
+    def set_checks(self, actor: User, name: str, checks: OutputChecks) -> Dataset:
+        """Change the automatic output checks of dataset ``name`` (its owner or an admin).
+
+        They apply to runs that finish from now on. Entry ``dataset.checks`` with the new
+        settings. Raises ``NotFound``, ``NotAllowed``.
+        """
+        with self._store.transaction() as conn:
+            dataset = self._dataset(name)
+            if not access.governs(actor, dataset):
+                raise NotAllowed(
+                    f"dataset {name!r} belongs to {dataset.owner}; only its owner or an admin "
+                    "changes its output checks"
+                )
+            policy = dataset.policy.model_copy(update={"checks": checks})
+            dataset = dataset.model_copy(update={"policy": policy})
+            self._store.put_dataset(dataset)
+            body = {"checks": checks.model_dump(mode="json")}
+            self._record(conn, "dataset.checks", actor.name, dataset_subject(name), body)
+        return dataset
 
     def get_dataset(self, actor: User, name: str) -> Dataset:
         """Dataset ``name`` (every authenticated user may see datasets); ``NotFound``."""

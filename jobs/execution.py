@@ -18,6 +18,7 @@ from jobs.digests import canonical_digest, outputs_digest
 from jobs.errors import Conflict, DigestMismatch, InvalidRequest, LeaseLost
 from jobs.host_records import Host
 from jobs.models import Job, Outcome
+from jobs.output_checks import failed, release_body
 from jobs.service_core import ServiceCore, worker_actor
 from jobs.states import JobState, check_transition
 
@@ -181,9 +182,10 @@ class Execution(ServiceCore):
     ) -> Job:
         """Record how the run ended: running -> succeeded or failed, exactly once.
 
-        Entry ``job.finished`` (``finished_body``: digests and counts only). If it succeeded
-        and the dataset's policy does not review
-        outputs, also released in the same transaction (``job.released``, ``by_policy: true``).
+        Entry ``job.finished`` (``finished_body``: digests and counts only). If it succeeded,
+        the dataset's policy releases on success and every output check passed, also released
+        in the same transaction (``job.released``, ``by_policy: true``, with the checks'
+        results); a failed check holds the outputs for the owner, as on a reviewed dataset.
         A data host's finish carries ``host`` and its ``signature`` over the outcome statement
         (``c2d.host.outcome/1``: host, job, fence, outcome digest), checked against the host's
         enrolled key and written into the entry. Raises ``LeaseLost`` (stale fence, cancelled
@@ -219,9 +221,11 @@ class Execution(ServiceCore):
                 }
             actor = worker_actor(job.lease_owner or "unknown")
             self._record(conn, "job.finished", actor, job_id, body)
-            if to is S.SUCCEEDED and not self._dataset(job.dataset).policy.review_outputs:
+            policy = self._dataset(job.dataset).policy
+            if to is S.SUCCEEDED and not policy.review_outputs and not failed(outcome.checks):
                 self._store.update_job(job_id, expect=S.SUCCEEDED, to=S.RELEASED, updated=now)
-                self._record(conn, "job.released", actor, job_id, {"by_policy": True})
+                released = {"by_policy": True} | release_body(outcome.checks)
+                self._record(conn, "job.released", actor, job_id, released)
             return self._job(job_id)
 
     def fail_expired(

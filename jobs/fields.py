@@ -29,6 +29,18 @@ NAME_HELP = "1-64 letters, digits, '.', '_' or '-', starting with a letter or di
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """A name for a user, dataset, job, environment or data host."""
 
+
+def _whole(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WHOLE = BeforeValidator(_whole)
+"""Takes ``5.0`` as ``5``; after any bounds in an ``Annotated``, so the JSON schema states them."""
+
+Whole = Annotated[int, WHOLE]
+"""An integer as JSON Schema has it: ``5`` or ``5.0``, never ``"5"`` nor ``true``, even in a
+strict model (the API's request bodies are strict: they hold what the document says)."""
+
 GivenName = Annotated[
     str, WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "description": NAME_HELP})
 ]

@@ -6,7 +6,8 @@ plane and never the other way. The control plane keeps, per host (migration 6):
 - its name (also the name of its queue, ``c2d.NAME``), who added it and when;
 - a one-time enrollment token's hash until the host enrolls, then its Ed25519 public key (what
   it signs with: dataset attestations, run outcomes) and its own credential's hash;
-- when it last spoke, which environments it offers (name -> local image ID) and its agent.
+- when it last spoke, which environments it offers (name -> local image ID), its agent, and
+  whether its Docker engine answered then (migration 8).
 
 ``HostRecords`` is the part of ``jobs.store.Store`` that reads and writes them.
 """
@@ -50,16 +51,19 @@ class Host(BaseModel):
     last_seen: float | None = None
     environments: dict[str, HostEnvironment] = Field(default_factory=dict)
     agent: str = ""
+    engine_ok: bool | None = None
 
 
 _COLUMNS = (
-    "name, added_by, created, public_key, fingerprint, enrolled, last_seen, environments, agent"
+    "name, added_by, created, public_key, fingerprint, enrolled, last_seen, environments, agent,"
+    " engine_ok"
 )
 
 
 def _host(row: tuple[Any, ...]) -> Host:
     values = dict(zip([c.strip() for c in _COLUMNS.split(",")], row, strict=True))
     values["environments"] = json.loads(values["environments"] or "{}")
+    values["engine_ok"] = None if values["engine_ok"] is None else bool(values["engine_ok"])
     return Host(**values)
 
 
@@ -106,7 +110,8 @@ class HostRecords:
         offered is forgotten."""
         self._write(
             "UPDATE hosts SET public_key = ?, fingerprint = ?, token_hash = ?, enrolled = ?,"
-            " last_seen = NULL, environments = '{}', agent = '', enroll_hash = NULL"
+            " last_seen = NULL, environments = '{}', agent = '', engine_ok = NULL,"
+            " enroll_hash = NULL"
             " WHERE name = ? AND enroll_hash IS NOT NULL",
             (public_key, fingerprint, token_hash, now, name),
         )
@@ -125,12 +130,18 @@ class HostRecords:
         return [_host(r) for r in self._read(f"SELECT {_COLUMNS} FROM hosts ORDER BY name")]
 
     def host_seen(
-        self, name: str, now: float, environments: dict[str, HostEnvironment], agent: str
+        self,
+        name: str,
+        now: float,
+        environments: dict[str, HostEnvironment],
+        agent: str,
+        engine_ok: bool | None = None,
     ) -> None:
         offered = {k: v.model_dump(mode="json") for k, v in environments.items()}
         self._write(
-            "UPDATE hosts SET last_seen = ?, environments = ?, agent = ? WHERE name = ?",
-            (now, json.dumps(offered, sort_keys=True), agent, name),
+            "UPDATE hosts SET last_seen = ?, environments = ?, agent = ?, engine_ok = ?"
+            " WHERE name = ?",
+            (now, json.dumps(offered, sort_keys=True), agent, engine_ok, name),
         )
 
     def running_on(self, name: str) -> list[str]:

@@ -7,7 +7,8 @@
   (with the key and its fingerprint, so anyone can later check what the host signed).
 - ``authenticate_host``: the host holding a credential. A host acts only for jobs of its own
   datasets (``host_job``); people's routes never accept a host's credential, nor the other way.
-- ``host_seen``: the host's periodic hello (its environments and agent); no entry.
+- ``host_seen``: the host's periodic hello (its environments, agent, and whether its Docker
+  engine answered); no entry.
 """
 
 from __future__ import annotations
@@ -107,9 +108,16 @@ class Hosts(ServiceCore):
             "(`c2d host add NAME --renew`, then `c2d host enroll URL TOKEN` on the host)"
         )
 
-    def host_seen(self, host: Host, environments: dict[str, Any], agent: str) -> Host:
+    def host_seen(
+        self,
+        host: Host,
+        environments: dict[str, Any],
+        agent: str,
+        engine_ok: bool | None = None,
+    ) -> Host:
         """Record the host's hello: when, its environments (name -> ``HostEnvironment``: image
-        ID and pins), its agent. Raises ``InvalidRequest`` for a malformed offer."""
+        ID and pins), its agent, whether its engine answered (``None``: it did not say).
+        Raises ``InvalidRequest`` for a malformed offer."""
         if len(environments) > 100:
             raise InvalidRequest("a data host offers at most 100 environments")
         offered = {}
@@ -119,7 +127,7 @@ class Hosts(ServiceCore):
                 raise InvalidRequest(f"environment {name}: expected {{image_id, pins}}")
             offered[name] = build(HostEnvironment, **value)
         with self._store.transaction():
-            self._store.host_seen(host.name, self._now(), offered, agent[:200])
+            self._store.host_seen(host.name, self._now(), offered, agent[:200], engine_ok)
         return self._host(host.name)
 
     def list_hosts(self) -> list[Host]:

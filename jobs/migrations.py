@@ -185,6 +185,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " expires REAL NOT NULL)",
         "CREATE INDEX web_sessions_by_expiry ON web_sessions (expires)",
     ),
+    # 8: whether a data host's Docker engine answered when it last said hello (NULL: its agent
+    # has not said since it enrolled); readiness (`/v1/ready`) and `/metrics` report it.
+    ("ALTER TABLE hosts ADD COLUMN engine_ok INTEGER",),
+    # 9: people (jobs.people_records): a user can be revoked (when, by whom), and the hashes
+    # of tokens replaced by a rotation are kept, so an old token is refused with a message
+    # that says what happened to it instead of "unknown token".
+    (
+        "ALTER TABLE users ADD COLUMN revoked REAL",
+        "ALTER TABLE users ADD COLUMN revoked_by TEXT",
+        "CREATE TABLE retired_tokens ("
+        " token_hash TEXT PRIMARY KEY,"
+        " user TEXT NOT NULL REFERENCES users (name),"
+        " retired REAL NOT NULL,"
+        " retired_by TEXT NOT NULL)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

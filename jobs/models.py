@@ -23,6 +23,7 @@ from jobs.fields import (
     RelativePattern,
     Seconds,
 )
+from jobs.output_checks import CheckResult, OutputChecks
 from jobs.spec import METRICS_FILE, JobSpec, Resources
 from jobs.states import JobState
 
@@ -81,8 +82,13 @@ class Caps(BaseModel):
 class DatasetPolicy(BaseModel):
     """What the data owner allows for jobs on one dataset.
 
-    - ``review_outputs``: ``True`` means the owner releases outputs by hand (``c2d release``);
-      ``False`` means outputs are released as soon as the job succeeds.
+    - ``review_outputs``: ``True`` (the default) means the owner releases outputs by hand
+      (``c2d release``); ``False`` (``--release-on-success``) means outputs are released as
+      soon as the job succeeds and every output check passed. A stored policy keeps the value
+      it was registered with: the field is always written.
+    - ``checks``: the automatic output checks the data host runs on a succeeded run's outputs
+      (``jobs.output_checks``); their results are shown to the owner and go into the ledger
+      with the release.
     - ``logs_visible``: ``"owner"`` keeps logs to the owner until release, ``"researcher"``
       lets the job's researcher read them at any time.
     - ``schema`` (attribute ``schema_view``): how much of the data's shape researchers see.
@@ -102,7 +108,7 @@ class DatasetPolicy(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     owner: Name
-    review_outputs: bool = False
+    review_outputs: bool = True
     logs_visible: Literal["owner", "researcher"] = "owner"
     # "schema" would shadow a BaseModel attribute, hence the alias.
     schema_view: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
@@ -110,6 +116,7 @@ class DatasetPolicy(BaseModel):
     host: Name = "default"
     public_values: dict[str, list[str]] = Field(default_factory=dict)
     max_metrics: int = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
+    checks: OutputChecks = Field(default_factory=OutputChecks)
 
     def public_dump(self) -> dict[str, Any]:
         """The policy as every user and the public ledger see it.
@@ -206,7 +213,9 @@ class Outcome(BaseModel):
     fixed sentence with bounded, escaped details. ``ran`` says whether the job's code ran on the
     private data: if it did, everything here is derived from that data and stays with the
     dataset's owner until release (``jobs.access.sees_results``); if the run was refused before
-    the container started, the reason is c2d's own.
+    the container started, the reason is c2d's own. ``checks`` are the dataset's automatic
+    output checks as the data host ran them on the collected outputs (``jobs.output_checks``);
+    they are derived from the data too.
     """
 
     model_config = FROZEN
@@ -223,6 +232,7 @@ class Outcome(BaseModel):
     log_digest: Digest | None = None
     log_truncated: bool = False
     ran: bool = True
+    checks: list[CheckResult] = Field(default_factory=list, max_length=20)
 
     @field_validator("metrics")
     @classmethod

@@ -29,6 +29,7 @@ from jobs.fields import check_note
 from jobs.images import ImageRecord
 from jobs.limits import check_resources
 from jobs.models import Approval, Dataset, Job, JobSpec, TrustedCode, User
+from jobs.output_checks import failed, release_body
 from jobs.service_core import ServiceCore, build, dataset_subject
 from jobs.states import JobState, check_transition
 from jobs.units import format_size
@@ -283,17 +284,30 @@ class Review(ServiceCore):
             self._record(conn, "dataset.trusted", actor.name, dataset_subject(dataset.name), body)
             return trusted
 
-    def release(self, actor: User, job_id: str) -> Job:
-        """Release a succeeded job's outputs to its researcher. Entry ``job.released``.
+    def release(self, actor: User, job_id: str, *, despite_checks: bool = False) -> Job:
+        """Release a succeeded job's outputs to its researcher. Entry ``job.released``, with
+        the output checks' results (``jobs.output_checks.release_body``).
 
-        Only the dataset's owner or an admin. Raises ``NotFound``, ``NotAllowed``,
-        ``InvalidTransition``.
+        Only the dataset's owner or an admin. A failed output check does not block the release,
+        but the releaser must say they saw it (``despite_checks``); otherwise ``Conflict``
+        names what failed. Raises ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
         """
         with self._store.transaction() as conn:
             job, _ = self._governed(actor, job_id, "release")
             check_transition(job.state, S.RELEASED, job_id)
+            results = job.outcome.checks if job.outcome else []
+            bad = failed(results)
+            if bad and not despite_checks:
+                raise Conflict(
+                    f"job {job_id}'s outputs failed {len(bad)} automatic check(s): "
+                    + "; ".join(f"{r.check}: {r.detail}" for r in bad)
+                    + f". Look at them (`c2d review {job_id}`); release anyway with "
+                    f"`c2d release {job_id} --despite-checks`, or refuse with "
+                    f"`c2d refuse {job_id} --reason`"
+                )
             self._store.update_job(job_id, expect=S.SUCCEEDED, to=S.RELEASED, updated=self._now())
-            self._record(conn, "job.released", actor.name, job_id, {"by_policy": False})
+            body = {"by_policy": False, **release_body(results), "despite_checks": bool(bad)}
+            self._record(conn, "job.released", actor.name, job_id, body)
             return self._job(job_id)
 
     def refuse(self, actor: User, job_id: str, reason: str) -> Job:

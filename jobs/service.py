@@ -11,6 +11,7 @@ method                     state change                     ledger entry (subjec
 =========================  ===============================  ==========================
 add_user                   new user                         user.added (user:NAME)
 register_dataset           new or replaced dataset          dataset.registered (dataset:NAME)
+set_checks                 a dataset's output checks        dataset.checks (dataset:NAME)
 submit                     -> pending (-> approved)         job.submitted (+ job.approved)
 approve                    pending -> approved              job.approved
 reject                     pending -> rejected              job.rejected
@@ -27,6 +28,8 @@ cancel                     pending|approved|running ->      job.cancelled
 record_dryrun              (none: a dry run on mock data)   job.dryrun
 add_host                   new data host (or renewed)       host.added (host:NAME)
 enroll_host                the host's key and credential    host.enrolled (host:NAME)
+revoke_user                a user revoked for good          user.revoked (user:NAME)
+rotate_token               a user's new token               user.token_rotated (user:NAME)
 =========================  ===============================  ==========================
 
 Entries about a job have the job id as subject; the actor is the user's name, ``worker:NAME``
@@ -40,6 +43,7 @@ from jobs.dryruns import DryRuns
 from jobs.execution import Claim, Execution
 from jobs.hosts import Hosts
 from jobs.limits import Limits
+from jobs.people import People
 from jobs.queries import Queries
 from jobs.review import Review
 from jobs.schemas import Schemas
@@ -47,7 +51,7 @@ from jobs.schemas import Schemas
 __all__ = ["Claim", "Limits", "Service", "token_hash"]
 
 
-class Service(Accounts, Review, Execution, Queries, Schemas, DryRuns, Hosts):
+class Service(Accounts, People, Review, Execution, Queries, Schemas, DryRuns, Hosts):
     """The job service: ``Service(store, ledger, clock=time.time, limits=Limits())``.
 
     ``store`` and ``ledger`` must use the same database file. ``clock`` returns Unix seconds

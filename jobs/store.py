@@ -29,7 +29,9 @@ from jobs.errors import Conflict, StoreUnavailable
 from jobs.host_records import HostRecords
 from jobs.images import ImageRecord
 from jobs.models import Approval, Dataset, DatasetPolicy, Job, Outcome, Role, TrustedCode, User
+from jobs.people_records import PeopleRecords
 from jobs.schema_records import SchemaRecords
+from jobs.snapshots import snapshot_before_migration
 from jobs.spec import JobSpec
 from jobs.states import JobState, check_transition
 
@@ -103,16 +105,19 @@ _DATASET_SELECT = (
 )
 
 
-class Store(SchemaRecords, HostRecords):
+class Store(SchemaRecords, HostRecords, PeopleRecords):
     """Typed access to the c2d tables. Safe to share between threads of one process.
 
-    Dataset profiles and dry runs are read and written by ``SchemaRecords``."""
+    Dataset profiles and dry runs are read and written by ``SchemaRecords``; revocations and
+    rotated tokens by ``PeopleRecords``."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._connection: sqlite3.Connection | None = connect(self.path)
+        # An older schema is copied aside before it is migrated: see jobs.snapshots.
+        self.snapshot: Path | None = snapshot_before_migration(self._connection, self.path)
         with self.transaction() as conn:
             migrations.migrate(conn)
 
@@ -182,9 +187,11 @@ class Store(SchemaRecords, HostRecords):
             raise Conflict(f"user {user.name!r} already exists; pick another name") from exc
 
     def user_by_token_hash(self, token_hash: str) -> tuple[User, str] | None:
-        """The user holding the token with this hash, and the stored hash."""
+        """The user holding the token with this hash, and the stored hash; a revoked user
+        holds none."""
         rows = self._read(
-            "SELECT name, role, created, token_hash FROM users WHERE token_hash = ?",
+            "SELECT name, role, created, token_hash FROM users"
+            " WHERE token_hash = ? AND revoked IS NULL",
             (token_hash,),
         )
         if not rows:
@@ -213,10 +220,12 @@ class Store(SchemaRecords, HostRecords):
         )
 
     def session_user(self, secret_hash: str, now: float) -> tuple[User, str] | None:
-        """The user of the live session with this hash, and the stored hash."""
+        """The user of the live session with this hash, and the stored hash; a revoked user
+        has none (revoking also deletes their sessions)."""
         rows = self._read(
             "SELECT u.name, u.role, u.created, s.secret_hash FROM web_sessions s"
-            " JOIN users u ON u.name = s.user WHERE s.secret_hash = ? AND s.expires > ?",
+            " JOIN users u ON u.name = s.user"
+            " WHERE s.secret_hash = ? AND s.expires > ? AND u.revoked IS NULL",
             (secret_hash, now),
         )
         if not rows:

@@ -34,6 +34,16 @@ class OutputView(BaseModel):
     bytes: int
 
 
+class CheckView(BaseModel):
+    """One automatic output check's result (``jobs.output_checks``), for the data owner."""
+
+    model_config = READ
+
+    check: str
+    passed: bool
+    detail: str = ""
+
+
 class OutcomeView(BaseModel):
     """How a run ended; ``metrics`` is None when the job left no metrics file."""
 
@@ -47,6 +57,7 @@ class OutcomeView(BaseModel):
     outputs: list[OutputView] = Field(default_factory=list)
     metrics: dict[str, float] | None = None
     log_truncated: bool = False
+    checks: list[CheckView] = Field(default_factory=list)
 
 
 class ApprovalView(BaseModel):

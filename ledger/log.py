@@ -7,6 +7,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,7 +50,13 @@ class Ledger:
     processes at once (writers serialize on ``BEGIN IMMEDIATE``). The signing key at
     ``key_path`` is created on first use. A database file belongs to one origin and one key;
     opening it with another raises LedgerConflict.
+
+    ``on_append``, when set, is told after each append how many entries it wrote and how long
+    writing them took in seconds (hashing, the tree, the rows; not the caller's commit): the
+    control plane's ``/metrics`` observes it. It must be quick and must not raise.
     """
+
+    on_append: Callable[[int, float], None] | None = None
 
     def __init__(
         self,
@@ -80,8 +87,9 @@ class Ledger:
         if signed_before and not key_path.exists():
             # Creating a fresh key here would only make the loss permanent.
             raise LedgerConflict(
-                f"the signing key of {self.db_path} is missing from {key_path}; restore the "
-                "key file from a backup (a new key cannot continue this log)"
+                f"the signing key of {self.db_path} is missing from {key_path}; put the key "
+                "file back (a copy of it, or `c2d restore` of a backup made with `c2d backup "
+                "--include-key`); a new key cannot continue this log"
             )
         key = load_or_create_signing_key(key_path)
         with self._write() as conn:
@@ -181,13 +189,20 @@ class Ledger:
         """Append ``(type, actor, subject, body)`` records in one transaction, all or none."""
         if conn is None:
             with self._write() as own:
-                return self._append_in(own, records)
+                return self._timed_append(own, records)
         if not conn.in_transaction:
             raise NotInTransaction(
                 "append(conn=...) needs the caller's open transaction: run BEGIN IMMEDIATE on "
                 "the connection first, or leave conn out"
             )
-        return self._append_in(conn, records)
+        return self._timed_append(conn, records)
+
+    def _timed_append(self, conn: sqlite3.Connection, records: Iterable[Record]) -> list[Entry]:
+        start = time.perf_counter()
+        entries = self._append_in(conn, records)
+        if self.on_append is not None and entries:
+            self.on_append(len(entries), time.perf_counter() - start)
+        return entries
 
     def _append_in(self, conn: sqlite3.Connection, records: Iterable[Record]) -> list[Entry]:
         size, head, frontier = read_state(conn)
@@ -335,7 +350,9 @@ class Ledger:
     def _refusal(self, why: str) -> InconsistentLog:
         return InconsistentLog(
             f"refusing to sign a checkpoint: {why}. Run `python -m ledger verify "
-            f"{self.db_path}` to find the first bad entry and restore the log from a backup"
+            f"{self.db_path}` to find the first bad entry, then stop c2d and bring back the "
+            "state folder from the newest backup that verifies (`c2d restore DIR` into an "
+            "empty folder checks it; `c2d backup DIR` makes one)"
         )
 
     # -- receipts and verification -------------------------------------------------------

@@ -20,6 +20,7 @@ from jobs.units import parse_duration, parse_size
 from ledger import Ledger
 from runner.artifacts import ArtifactStore
 from runner.errors import HomeNotInitialized
+from runner.installation import with_installation
 from runner.settings import Settings
 
 
@@ -67,6 +68,7 @@ class Context:
 def open_context(settings: Settings, *, clock: Callable[[], float] | None = None) -> Context:
     """Open the control plane at ``settings.home`` (which ``c2d init`` must have made)."""
     check_home(settings)
+    settings = with_installation(settings)
     ledger = Ledger(settings.db_path, settings.key_path, settings.origin)
     store = Store(settings.db_path)
     limits = limits_from(settings)
@@ -97,10 +99,17 @@ class SafeFormatter(logging.Formatter):
         return escape(super().format(record), multiline=True)
 
 
-def setup_logging() -> None:
-    """Log INFO and above to stderr through ``SafeFormatter``."""
+def setup_logging(log_format: str = "text") -> None:
+    """Log INFO and above to stderr: readable lines through ``SafeFormatter``, or with
+    ``log_format="json"`` (``C2D_LOG_FORMAT``) one JSON object per line
+    (``runner.jsonlog.JsonFormatter``)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        from runner.jsonlog import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # A data host's agent calls the control plane every few seconds (hello, images in use,
     # heartbeats): httpx's line per request would bury what happened; errors still show.

@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis used as the Celery broker."
     )
+    installation: str = Field(
+        default="",
+        description="The installation's id, the prefix of every Redis key it writes (`c2d "
+        "init` records a random one in the state folder; a data host learns it when it "
+        "enrolls). Leave it unset.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="How the server and data hosts log: readable `text` lines, or `json`, one "
+        "object per line with time, level, logger, message and, where known, job, data host "
+        "and event.",
+    )
     bind: str = Field(default="127.0.0.1", description="Address the API server listens on.")
     port: int = Field(default=8700, description="Port the API server listens on.")
     tls_cert: Path | None = Field(
@@ -85,6 +97,11 @@ class Settings(BaseSettings):
         default=600.0,
         description="How long a running job's lease may stay expired (its data host silent) "
         "before the control plane fails it.",
+    )
+    host_stale_s: float = Field(
+        default=60.0,
+        description="How long after its last hello an enrolled data host counts as gone: "
+        "`/v1/ready` is then not ready (a live agent says hello every `reconcile_s`).",
     )
     heartbeat_s: float = Field(
         default=0.0,
@@ -152,6 +169,11 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         """The SQLite file holding both the store and the ledger."""
         return self.home / "c2d.db"
+
+    @property
+    def installation_path(self) -> Path:
+        """The installation's id (``runner.installation``)."""
+        return self.home / "installation"
 
     @property
     def key_path(self) -> Path:

@@ -16,8 +16,10 @@ lost or duplicated message harmless rather than impossible:
   so Redis never re-delivers a job whose worker is still watching it;
 - JSON only, no result backend (results live in the store and the ledger);
 - one queue per data host, ``c2d.<host>``, so a job runs only where its dataset lives;
-- every Redis key is prefixed with the installation's origin (``global_keyprefix``), so two
-  installations sharing a Redis database never take each other's messages.
+- every Redis key is prefixed with the installation's id (``global_keyprefix``;
+  ``runner.installation``), so two installations sharing a Redis database never take each
+  other's messages. A message that reaches a worker all the same (a job its control plane does
+  not know) is logged as misrouted and acknowledged (``log_misrouted``).
 
 A message delivered twice reaches ``runner.host.pipeline.execute_job`` twice; the second claim is a
 compare-and-set that fails, and the task acks it. A message that is lost is re-sent by the
@@ -35,6 +37,8 @@ import redis
 from celery import Celery
 
 from jobs.units import parse_duration
+from runner.installation import key_prefix as key_prefix  # senders and tests find it here
+from runner.jsonlog import log_fields
 from runner.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,11 +56,6 @@ _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 def queue_name(host: str) -> str:
     """The Celery queue of data host ``host``."""
     return f"c2d.{host}"
-
-
-def key_prefix(settings: Settings) -> str:
-    """The prefix of every Redis key of this installation (its ledger origin is unique to it)."""
-    return f"{settings.origin}:"
 
 
 def visibility_timeout(settings: Settings) -> int:
@@ -163,7 +162,13 @@ class Dispatcher:
                 task_id=("dryrun-" if dryrun else "") + f"{job_id}.{uuid.uuid4().hex}",
             )
         except Exception as exc:  # Redis down or refusing: the reconciler sends it later
-            log.warning("job %s not sent to %s (the reconciler retries): %s", job_id, host, exc)
+            log.warning(
+                "job %s not sent to %s (the reconciler retries): %s",
+                job_id,
+                host,
+                exc,
+                extra=log_fields(job_id=job_id, data_host=host, event="job.not_sent"),
+            )
             return False
         return True
 

@@ -1,5 +1,5 @@
 """Your account on a server: `c2d login` (check a token, save it, pin the ledger's key),
-`c2d whoami` and `c2d logout`.
+`c2d whoami`, `c2d logout` and `c2d token rotate`.
 
 The token is a secret: `login --with-token` reads it from stdin, so it never sits in the
 shell's history or in `ps`; typed at a terminal, it is asked for without echo. A token given
@@ -21,14 +21,18 @@ from runner.cli.session import connect, connection, globals_of
 from runner.client.config import (
     ClientConfig,
     ClientEnv,
+    Connection,
     check_url,
     config_path,
+    load_config,
     remove_config,
     save_config,
 )
-from runner.errors import IntegrityError, UsageError
+from runner.errors import ClientConfigError, IntegrityError, UsageError
 
 app = typer.Typer()
+token_app = typer.Typer(help="Your API token.", no_args_is_help=True)
+app.add_typer(token_app, name="token", rich_help_panel=ANYONE)
 MAX_TOKEN = 4096
 
 
@@ -152,7 +156,76 @@ def logout(json_out: JsonFlag = False) -> None:
     removed = remove_config(path)
     if removed:
         out.say(f"logged out: removed {path}")
-        out.hint("the token itself stays valid on the server; an admin can make you a new one")
+        out.hint(
+            "the token itself stays valid on the server; if it may have leaked, replace it with "
+            "`c2d token rotate` (or ask an admin: `c2d token rotate --user NAME`)"
+        )
     else:
         out.say(f"not logged in: there is no {path}")
     out.result({"config": str(path), "removed": removed})
+
+
+def _saved_login(conn: Connection) -> ClientConfig | None:
+    """The saved login this command's token came from, if it did (same server, same token)."""
+    saved = load_config(conn.config_file)
+    if saved is None or saved.token != conn.token or saved.url != conn.url.rstrip("/"):
+        return None
+    return saved
+
+
+@token_app.command("rotate")
+def token_rotate(
+    ctx: typer.Context,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Rotate this user's token instead (admins); printed once."),
+    ] = None,
+    print_token: Annotated[
+        bool,
+        typer.Option("--print-token", help="Also print your new token on stdout (a secret)."),
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Replace a token with a new one; the old one stops working at once.
+
+    Your own new token goes into the login `c2d login` saved, so your next command works; it
+    is printed only with --print-token. Another user's (--user, admins) is printed once, for
+    you to hand over.
+    """
+    out = Output.start(json_out)
+    conn = connection(ctx, out)
+    with connect(ctx, out) as client:
+        if user is not None and user != client.me()["name"]:
+            rotated = client.rotate_token(user)
+            out.say(
+                f"rotated the token of {rotated['role']} {rotated['name']}: the old one no "
+                "longer works; hand them the new one (shown once)"
+            )
+            out.result(rotated, rotated["token"])
+            return
+        saved = _saved_login(conn)
+        if saved is None and not print_token:
+            raise UsageError(
+                "your token comes from C2D_TOKEN or --token, which c2d cannot change, so the new "
+                "token would be lost; rerun with --print-token to have it printed once (then put "
+                "it where C2D_TOKEN comes from), or save your login with `c2d login` first"
+            )
+        rotated = client.rotate_token()
+    out.say(f"rotated the token of {rotated['name']}: the old one no longer works")
+    doc = {"name": rotated["name"], "role": rotated["role"], "config": None}
+    if saved is not None:
+        try:
+            save_config(
+                conn.config_file, ClientConfig(saved.url, rotated["token"], saved.public_key)
+            )
+        except (OSError, ClientConfigError) as exc:
+            out.warn(f"could not save the new token to {conn.config_file} ({exc}); it follows")
+            print_token = True
+        else:
+            doc["config"] = str(conn.config_file)
+            out.say(f"saved the new token to {conn.config_file}")
+    if ClientEnv.read().token or globals_of(ctx).token:
+        out.warn("C2D_TOKEN or --token still holds the old token; replace it with the new one")
+    if print_token:
+        doc["token"] = rotated["token"]
+    out.result(doc, rotated["token"] if print_token else None)

@@ -18,6 +18,15 @@ from typing import Annotated, Any
 import typer
 
 from jobs.safe_text import one_line
+from runner.cli.dataset_checks import (
+    AllowTypes,
+    MaxFileSize,
+    MaxRows,
+    MetricNames,
+    MinCell,
+    describe_checks,
+    merged_checks,
+)
 from runner.cli.options import build_settings
 from runner.cli.output import JsonFlag, Output
 from runner.cli.session import connect
@@ -80,9 +89,10 @@ def dataset_add(
         bool,
         typer.Option(
             "--review-outputs/--release-on-success",
-            help="Release each job's outputs by hand (`c2d release`), or as soon as it succeeds.",
+            help="Hold each job's outputs for you to release (`c2d release`; the default), or "
+            "release them as soon as the job succeeds and every output check passed.",
         ),
-    ] = False,
+    ] = True,
     logs_visible: Annotated[
         LogsVisible,
         typer.Option("--logs-visible", help="Who reads job logs before release."),
@@ -125,18 +135,28 @@ def dataset_add(
         str | None,
         typer.Option("--owner", help="Register for this owner (admins only; default: you)."),
     ] = None,
+    allow_types: AllowTypes = None,
+    max_file_size: MaxFileSize = None,
+    metric_names: MetricNames = None,
+    min_cell: MinCell = None,
+    max_rows: MaxRows = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Register the folder PATH on this data host as dataset NAME: its files are hashed and
     profiled here and the host signs the digest; only that, the profile and the policy go to
     the control plane, never the path. Run it on the data host that holds PATH."""
     from jobs.models import DatasetPolicy
+    from jobs.output_checks import OutputChecks
     from jobs.service_core import build
     from runner.host.datasets import attest_dataset, keep
     from runner.host.identity import find_host_home, load_identity, with_saved_roots
     from runner.host.registry import Registry
 
     out = Output.start(json_out)
+    checks = merged_checks(
+        OutputChecks().model_dump(mode="json"),
+        allow_types, max_file_size, metric_names, min_cell, max_rows,
+    )  # fmt: skip
     settings = build_settings(home=home)
     settings = with_saved_roots(build_settings(home=find_host_home(settings.home)))
     identity = load_identity(settings)
@@ -152,6 +172,7 @@ def dataset_add(
                 schema=schema.value,
                 public_values=parse_public(public or []),
                 max_metrics=max_metrics,
+                checks=checks,
             )
             folder = path if path.is_absolute() else path.absolute()
             doing = f"hashing and profiling {one_line(str(folder))} on data host {identity.name}"
@@ -170,6 +191,7 @@ def dataset_add(
                 schema=schema.value,
                 public_values=policy.public_values,
                 max_metrics=max_metrics,
+                checks=checks,
             )
             keep(registry, attested)
     finally:
@@ -207,6 +229,37 @@ def dataset_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name.")]
+
+
+@app.command("checks")
+def dataset_checks(
+    ctx: typer.Context,
+    name: NameArg,
+    allow_types: AllowTypes = None,
+    max_file_size: MaxFileSize = None,
+    metric_names: MetricNames = None,
+    min_cell: MinCell = None,
+    max_rows: MaxRows = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show or change the automatic checks the data host runs on each succeeded job's outputs
+    (they warn you before you release; options not given stay as they are)."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        current = (client.dataset(name).get("policy") or {}).get("checks") or {}
+        wanted = merged_checks(
+            current, allow_types, max_file_size, metric_names, min_cell, max_rows
+        )
+        if wanted != current:
+            dataset = client.set_checks(name, wanted)
+            current = (dataset.get("policy") or {}).get("checks") or {}
+            out.say(f"changed the output checks of dataset {one_line(name)}; they apply to runs "
+                    "that finish from now on")  # fmt: skip
+    for line in describe_checks(current):
+        out.say(line)
+    out.result(current)
+
+
 LEVELS = {
     "hidden": "file names and sizes only",
     "columns": "names and types, no values",

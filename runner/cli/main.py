@@ -131,12 +131,12 @@ def report(exc: BaseException) -> ExitCode:
 
 MODULES = (
     "account", "researcher", "fetch", "run_local", "scaffold", "owner", "ledger", "operator",
-    "hosts",
+    "hosts", "backups",
 )  # fmt: skip
 """The command modules, in the order their commands are listed (``datasets`` is mounted as
 the group `dataset`)."""
 HOME = {
-    "login": "account", "whoami": "account", "logout": "account",
+    "login": "account", "whoami": "account", "logout": "account", "token": "account",
     "submit": "researcher", "job-image": "researcher", "jobs": "researcher",
     "status": "researcher", "cancel": "researcher",
     "fetch": "fetch", "run": "run_local", "new": "scaffold", "schema": "scaffold",
@@ -144,8 +144,9 @@ HOME = {
     "trust": "owner", "logs": "owner", "dataset": "datasets",
     "ledger": "ledger", "receipt": "ledger",
     "init": "operator", "server": "operator", "worker": "operator", "up": "operator",
-    "user": "operator", "image": "operator", "env": "operator",
+    "user": "operator", "users": "operator", "image": "operator", "env": "operator",
     "host": "hosts", "hosts": "hosts",
+    "backup": "backups", "restore": "backups",
 }  # fmt: skip
 """Which module holds each command, so that one command loads and builds only its module."""
 

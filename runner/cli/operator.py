@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from runner.cli.options import OPERATOR, build_settings
-from runner.cli.output import JsonFlag, Output
+from runner.cli.output import JsonFlag, Output, short_time
 from runner.cli.session import connect
 from runner.errors import ServiceUnavailable
 
@@ -141,6 +141,45 @@ def user_add(
         user = client.add_user(name, role.value)
     out.say(f"created {user['role']} {user['name']}; hand them the token (shown once)")
     out.result(user, user["token"])
+
+
+@app.command("users", rich_help_panel=PANEL)
+def users(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """List the users (admin only): role, when added, whether revoked, key fingerprints."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        found = client.users()
+    rows = [
+        [
+            u["name"],
+            u["role"],
+            short_time(u.get("created")),
+            f"{short_time(u['revoked'])} by {u.get('revoked_by')}" if u.get("revoked") else "-",
+            ", ".join(u.get("key_fingerprints") or []) or "-",
+        ]
+        for u in found
+    ]
+    columns = ["user", "role", "added (UTC)", "revoked (UTC)", "keys"]
+    out.table(columns, rows, empty="no users")
+    out.result(found)
+
+
+@user_app.command("revoke")
+def user_revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user to revoke.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why; it goes into the ledger (plain text).")
+    ] = "",
+    json_out: JsonFlag = False,
+) -> None:
+    """Revoke a user for good (admin only): their token fails from the next request on."""
+    out = Output.start(json_out)
+    with connect(ctx, out) as client:
+        user = client.revoke_user(name, reason)
+    out.say(f"revoked {user['role']} {user['name']}: their token no longer works")
+    out.hint("the name is not given out again; to give the person access, add a new name")
+    out.result(user, user["name"])
 
 
 @image_app.command("build")

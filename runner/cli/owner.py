@@ -80,7 +80,18 @@ def review(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> No
     with connect(ctx, out) as client:
         doc = client.review(job_id)
     _show_review(out, doc)
-    out.hint(f"approve with `c2d approve {job_id}` or reject with `c2d reject {job_id} --reason`")
+    job = doc.get("job") or {}
+    if job.get("state") == "succeeded":
+        checks = (job.get("outcome") or {}).get("checks") or []
+        despite = " --despite-checks" if any(not c.get("passed") for c in checks) else ""
+        out.hint(
+            f"release with `c2d release {job_id}{despite}` or refuse with "
+            f"`c2d refuse {job_id} --reason`"
+        )
+    else:
+        out.hint(
+            f"approve with `c2d approve {job_id}` or reject with `c2d reject {job_id} --reason`"
+        )
     out.result(doc)
 
 
@@ -125,11 +136,22 @@ def reject(
 
 
 @app.command(rich_help_panel=PANEL)
-def release(ctx: typer.Context, job_id: JobArg, json_out: JsonFlag = False) -> None:
+def release(
+    ctx: typer.Context,
+    job_id: JobArg,
+    despite_checks: Annotated[
+        bool,
+        typer.Option(
+            "--despite-checks",
+            help="Release even though automatic output checks failed (`c2d review` shows them).",
+        ),
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
     """Release a succeeded job's outputs to its researcher."""
     out = Output.start(json_out)
     with connect(ctx, out) as client:
-        job = client.release(job_id)
+        job = client.release(job_id, despite_checks=despite_checks)
     out.say(f"released the outputs of job {job['id']}")
     out.result(job)
 

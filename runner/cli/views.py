@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from jobs.safe_text import one_line
+from runner.cli.dataset_checks import check_rows
 from runner.cli.output import Output
 
 
@@ -37,6 +38,7 @@ def show_job(out: Output, job: dict[str, Any]) -> None:
             ("duration", _seconds(outcome.get("duration_s"))),
             ("outputs", ", ".join(o["name"] for o in outcome.get("outputs") or [])),
             ("metrics", json.dumps(outcome.get("metrics"), sort_keys=True)),
+            *check_rows(outcome.get("checks") or []),
         ]
     out.fields(rows)
 

@@ -116,6 +116,22 @@ class Client:
         """POST /v1/users (admin): `{"name", "role", "token"}`; the token is shown only once."""
         return dict(self._json("POST", "/users", json={"name": name, "role": role}))
 
+    def users(self) -> list[dict[str, Any]]:
+        """GET /v1/users (admin): every user with role, `created`, `revoked`, `revoked_by` and
+        `key_fingerprints`."""
+        return list(self._json("GET", "/users"))
+
+    def revoke_user(self, name: str, reason: str = "") -> dict[str, Any]:
+        """POST /v1/users/NAME/revoke (admin): the user as listed, now revoked."""
+        path = f"/users/{quote(name, safe='')}/revoke"
+        return dict(self._json("POST", path, json={"reason": reason}))
+
+    def rotate_token(self, name: str | None = None) -> dict[str, Any]:
+        """POST /v1/me/token, or /v1/users/NAME/token (admin, or your own name): `{"name",
+        "role", "token"}`; the old token stops working now, the new one is shown only once."""
+        path = f"/users/{quote(name, safe='')}/token" if name else "/me/token"
+        return dict(self._json("POST", path))
+
     def environments(self) -> list[dict[str, Any]]:
         """GET /v1/environments: `[{"name", "host", "image_id", "pins"}]`."""
         return list(self._json("GET", "/environments"))
@@ -127,12 +143,13 @@ class Client:
         attestation: dict[str, Any],
         *,
         owner: str | None = None,
-        review_outputs: bool = False,
+        review_outputs: bool = True,
         logs_visible: str = "owner",
         caps: dict[str, Any] | None = None,
         schema: str | None = None,
         public_values: dict[str, list[str]] | None = None,
         max_metrics: int | None = None,
+        checks: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """POST /v1/datasets (owner/admin): record a dataset its data host ``host`` attested.
 
@@ -158,6 +175,8 @@ class Client:
             body["public_values"] = public_values
         if max_metrics is not None:
             body["max_metrics"] = max_metrics
+        if checks is not None:
+            body["checks"] = checks
         return dict(self._json("POST", "/datasets", json=body))
 
     def hosts(self) -> list[dict[str, Any]]:
@@ -175,6 +194,13 @@ class Client:
     def dataset(self, name: str) -> dict[str, Any]:
         """GET /v1/datasets/{name}."""
         return dict(self._json("GET", f"/datasets/{quote(name, safe='')}"))
+
+    def set_checks(self, name: str, checks: dict[str, Any]) -> dict[str, Any]:
+        """PUT /v1/datasets/{name}/checks (its owner or an admin): the dataset's automatic
+        output checks (`{"file_types", "max_file_bytes", "metric_names", "min_cell",
+        "max_rows"}`, see `jobs.output_checks.OutputChecks`); answers the dataset."""
+        path = f"/datasets/{quote(name, safe='')}/checks"
+        return dict(self._json("PUT", path, json=checks))
 
     def schema(self, name: str) -> dict[str, Any]:
         """GET /v1/datasets/{name}/schema: what the caller may see of its files and columns."""
@@ -263,9 +289,11 @@ class Client:
         body = {"reason": reason} if reason else {}
         return dict(self._json("POST", self._job(job_id, "cancel"), json=body))
 
-    def release(self, job_id: str) -> dict[str, Any]:
-        """POST /v1/jobs/{id}/release: succeeded -> released."""
-        return dict(self._json("POST", self._job(job_id, "release")))
+    def release(self, job_id: str, *, despite_checks: bool = False) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/release: succeeded -> released; `despite_checks` releases a job
+        whose automatic output checks failed (refused with 409 otherwise)."""
+        body = {"despite_checks": True} if despite_checks else {}
+        return dict(self._json("POST", self._job(job_id, "release"), json=body))
 
     def refuse(self, job_id: str, reason: str) -> dict[str, Any]:
         """POST /v1/jobs/{id}/refuse: succeeded -> cancelled; the outputs never leave."""

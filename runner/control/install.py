@@ -10,6 +10,7 @@ from jobs.store import Store
 from ledger import Ledger
 from runner.context import limits_from
 from runner.errors import HomeExists
+from runner.installation import record_installation
 from runner.settings import Settings
 
 ADMIN = "admin"
@@ -24,7 +25,12 @@ def _enroll_local(settings: Settings, service: Service, admin: User, name: str) 
 
     def call(_url: str, token: str, public_key: str) -> dict[str, Any]:
         host, credential = service.enroll_host(token, public_key)
-        return {"name": host.name, "token": credential, "origin": settings.origin}
+        return {
+            "name": host.name,
+            "token": credential,
+            "origin": settings.origin,
+            "installation": settings.installation,
+        }
 
     host_home = settings.hosts_dir / name
     enroll(settings.model_copy(update={"home": host_home}), local_url(settings), enroll_token, call)
@@ -54,6 +60,7 @@ def init_home(settings: Settings, local_host: str | None = LOCAL_HOST) -> str:
             )
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     home.chmod(0o700)
+    settings = settings.model_copy(update={"installation": record_installation(settings)})
     ledger = Ledger(settings.db_path, settings.key_path, settings.origin)
     store = Store(settings.db_path)
     try:

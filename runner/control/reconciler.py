@@ -34,6 +34,7 @@ from jobs.errors import Conflict, JobsError
 from jobs.models import Job
 from runner.context import Context
 from runner.errors import RunnerError
+from runner.jsonlog import log_fields
 from runner.transport import TASK_DRYRUN, TASK_RUN
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,11 @@ class Reconciler:
                 if job.id in queued or now - approved_at < grace:
                     continue
                 if self.sender.send(job.id, host, ttl=grace):
-                    log.info("job %s was approved but not queued; sent again", job.id)
+                    log.info(
+                        "job %s was approved but not queued; sent again",
+                        job.id,
+                        extra=log_fields(job_id=job.id, data_host=host, event="job.resent"),
+                    )
                     done.sent.append(job.id)
 
     def _resend_lost_dryruns(self, done: Pass) -> None:
@@ -111,7 +116,11 @@ class Reconciler:
                 if f"dryrun-{job.id}" in queued:
                     continue
                 if self.sender.send(job.id, host, ttl=grace, task=TASK_DRYRUN):
-                    log.info("job %s: its dry run has no live host; sent again", job.id)
+                    log.info(
+                        "job %s: its dry run has no live host; sent again",
+                        job.id,
+                        extra=log_fields(job_id=job.id, data_host=host, event="dryrun.resent"),
+                    )
                     done.dryruns_sent.append(job.id)
 
     def _resolve_expired(self, done: Pass) -> None:
@@ -127,7 +136,12 @@ class Reconciler:
         expired_for = now - (job.lease_expires or now)
         if job.attempts < MAX_ATTEMPTS and expired_for < self.ctx.settings.host_lost_s:
             if self.sender.send(job.id, host, ttl=self.ctx.settings.redispatch_s):
-                log.info("job %s: %s's lease ran out; sent back to adopt", job.id, host)
+                log.info(
+                    "job %s: %s's lease ran out; sent back to adopt",
+                    job.id,
+                    host,
+                    extra=log_fields(job_id=job.id, data_host=host, event="job.readopt"),
+                )
                 done.adopted.append(job.id)
             return
         if job.attempts >= MAX_ATTEMPTS:
@@ -145,7 +159,12 @@ class Reconciler:
         except Conflict as exc:  # another reconciler or the host got there first
             log.info("job %s: not failed here: %s", job.id, exc)
             return
-        log.warning("job %s failed: %s", job.id, reason)
+        log.warning(
+            "job %s failed: %s",
+            job.id,
+            reason,
+            extra=log_fields(job_id=job.id, data_host=host, event="job.host_lost"),
+        )
         done.failed.append(job.id)
 
     def loop(self) -> None:

@@ -48,6 +48,8 @@ def _server(settings: Settings) -> uvicorn.Server:
         host=settings.bind,
         port=settings.port,
         log_level="info",
+        # In JSON, uvicorn's own lines (requests, start-up) go through c2d's handler too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
@@ -56,13 +58,13 @@ def _server(settings: Settings) -> uvicorn.Server:
 
 def serve(settings: Settings) -> None:
     """Run the HTTP API in the foreground until SIGINT or SIGTERM."""
-    setup_logging()
+    setup_logging(settings.log_format)
     _server(settings).run()
 
 
 def up(settings: Settings, run_agent: Callable[[], int]) -> int:
     """Run the API and ``run_agent`` (one data host's agent) in this process, for one machine."""
-    setup_logging()
+    setup_logging(settings.log_format)
     server = _server(settings)
     thread = threading.Thread(target=server.run, name="c2d-api", daemon=True)
     thread.start()

@@ -18,6 +18,7 @@ import warnings
 from runner.context import setup_logging
 from runner.host.engine import Engine
 from runner.host.identity import HostIdentity, load_identity, save_roots, with_saved_roots
+from runner.jsonlog import log_fields
 from runner.livelog import LiveLogs
 from runner.settings import Settings
 from runner.transport import key_prefix
@@ -31,11 +32,13 @@ def worker_name(host: str) -> str:
 
 
 def host_settings(settings: Settings, identity: HostIdentity) -> Settings:
-    """``settings`` as the enrolled host's: its name, and its control plane's origin (the
-    prefix of the broker's keys its queue lives under)."""
+    """``settings`` as the enrolled host's: its name, and its control plane's origin and
+    installation id (the prefix of the broker's keys its queue lives under)."""
     update = {"data_host": identity.name}
     if identity.origin:
         update["origin"] = identity.origin
+    if identity.installation:
+        update["installation"] = identity.installation
     return settings.model_copy(update=update)
 
 
@@ -47,7 +50,7 @@ def run_agent(settings: Settings, concurrency: int = 1) -> int:
     from runner.host.reconciler import Reconciler
     from runner.host.tasks import WorkerRuntime, worker_app
 
-    setup_logging()
+    setup_logging(settings.log_format)
     # The agent runs as root because the sandbox mounts each job's /outputs; Celery's warning
     # is about unpickling as root, and this app accepts JSON only.
     warnings.filterwarnings("ignore", message=".*superuser privileges.*")
@@ -59,8 +62,8 @@ def run_agent(settings: Settings, concurrency: int = 1) -> int:
             "no dataset roots are set, so no dataset can be registered here and none runs; set "
             "C2D_DATASET_ROOTS to the folders that hold datasets (absolute, comma-separated)"
         )
-    # Its Redis keys are under its control plane's origin (``host_settings``), where the API
-    # reads them; the pipeline writes only the logs their datasets' policies let out.
+    # Its Redis keys are under its control plane's installation id (``host_settings``), where
+    # the API reads them; the pipeline writes only the logs their datasets' policies let out.
     live = LiveLogs(settings.redis_url, key_prefix(settings))
     engine = Engine(settings.work_dir, live=live)
     ctx = open_host_context(settings, identity=identity, engine=engine)
@@ -84,7 +87,13 @@ def run_agent(settings: Settings, concurrency: int = 1) -> int:
         without_heartbeat=True,
     )
     reconciler.start()
-    log.info("data host %s: %s consuming %s", identity.name, runtime.worker, settings.queue)
+    log.info(
+        "data host %s: %s consuming %s",
+        identity.name,
+        runtime.worker,
+        settings.queue,
+        extra=log_fields(data_host=identity.name, event="agent.started"),
+    )
     try:
         worker.start()
     finally:

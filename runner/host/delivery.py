@@ -20,11 +20,12 @@ import logging
 from typing import Any
 
 from jobs.attestations import outcome_statement
-from jobs.errors import JobsError, LeaseLost
+from jobs.errors import JobsError, LeaseLost, NotFound
 from jobs.models import Job, Outcome
 from runner.errors import RunnerError, ServiceUnavailable
 from runner.host.context import HostContext
 from runner.host.port import Finished
+from runner.installation import log_misrouted
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,11 @@ def upload(ctx: HostContext, job_id: str, what: str) -> str:
     """Answer the control plane's request (task ``c2d.upload``): ``outputs`` of a released job,
     the ``log`` of a finished one for those who may read it, or outputs its owner asked to
     ``review`` before release (the control plane keeps those apart, for the owner)."""
-    job = ctx.control.job(job_id)
+    try:
+        job = ctx.control.job(job_id)
+    except NotFound:
+        log_misrouted(log, ctx.settings, f"an upload ({what})", job_id)
+        return "skipped"
     if what == "outputs":
         return f"uploaded {upload_outputs(ctx, job)} outputs"
     if what == "review" and job.outcome is not None:

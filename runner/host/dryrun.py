@@ -58,6 +58,8 @@ from runner.host.mockdata import ensure_mock
 from runner.host.preflight import file_digest
 from runner.host.sandbox.interface import Executor, RunResult, SandboxSpec, watch
 from runner.host.sandbox.specs import Sandboxing, sandbox_spec
+from runner.installation import log_misrouted
+from runner.jsonlog import log_fields
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,12 @@ def execute_dryrun(
     try:
         # The control plane shows a host only its own jobs: another host's is "not found".
         job = service.job(job_id)
+    except NotFound:
+        log_misrouted(log, ctx.settings, "a dry run", job_id)
+        return SKIPPED
+    except ServiceUnavailable as exc:
+        raise TryLater(f"job {job_id}: the control plane does not answer: {exc}") from exc
+    try:
         dataset = service.dataset(job.dataset)
     except NotFound as exc:
         log.info("job %s: no dry run: %s", job_id, exc)
@@ -137,7 +145,13 @@ def execute_dryrun(
     except Conflict:
         log.info("job %s: its dry run was recorded by another worker", job_id)
         return SKIPPED
-    log.info("job %s: dry run %s: %s", job_id, "ok" if dryrun.ok else "failed", dryrun.reason)
+    log.info(
+        "job %s: dry run %s: %s",
+        job_id,
+        "ok" if dryrun.ok else "failed",
+        dryrun.reason,
+        extra=log_fields(job_id=job_id, data_host=ctx.name, event="dryrun.recorded"),
+    )
     return RECORDED
 
 

@@ -6,8 +6,9 @@ All of it lives in the host's own state folder, written once by ``enroll``:
   it signs what the host attests (dataset digests, run outcomes);
 - ``host.token``: its credential with the control plane (mode 0600), which the control plane
   gives in exchange for the one-time enrollment token and the public key;
-- ``host.json``: its name, the control plane's URL and origin, the key's fingerprint, and the
-  dataset roots its agent last started with.
+- ``host.json``: its name, the control plane's URL, origin and installation id (the prefix of
+  the Redis keys its queue lives under), the key's fingerprint, and the dataset roots its agent
+  last started with.
 
 A host process loads them with ``load_identity``; the URL may be overridden by ``C2D_API_URL``.
 """
@@ -28,12 +29,13 @@ from jobs.errors import InvalidRequest
 from ledger.keys import load_or_create_signing_key, load_signing_key, raw_public_key
 from ledger.statements import fingerprint, sign_statement
 from runner.errors import HomeExists, HostNotEnrolled
+from runner.installation import check_installation_id
 from runner.settings import Settings
 
 Enroller = Callable[[str, str, str], dict[str, Any]]
-"""``(api_url, enrollment token, public key base64) -> {"name", "token", "origin"}``: the call
-to the control plane (``runner.host.port_http.enroll_call`` over HTTP; tests may call the
-service)."""
+"""``(api_url, enrollment token, public key base64)`` to ``{"name", "token", "origin",
+"installation"}``: the call to the control plane (``runner.host.port_http.enroll_call`` over
+HTTP; tests may call the service)."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,11 @@ class HostIdentity:
     key: Ed25519PrivateKey
     credential: str
     origin: str = ""
-    """The control plane's origin: the prefix of its broker's keys, which the host's queue
-    shares."""
+    """The control plane's origin (the name of its ledger)."""
+    installation: str = ""
+    """The control plane's installation id: the prefix of its broker's keys, which the host's
+    queue shares (empty for a control plane made before ids existed: its origin is the
+    prefix)."""
 
     @property
     def public_key(self) -> str:
@@ -85,11 +90,15 @@ def enroll(settings: Settings, api_url: str, token: str, call: Enroller) -> Host
     key = load_or_create_signing_key(settings.host_key_path)
     public = base64.b64encode(raw_public_key(key)).decode()
     answer = call(api_url.rstrip("/"), token, public)
+    installation = str(answer.get("installation") or "")
+    if installation:
+        check_installation_id(installation)
     _write_secret(settings.host_token_path, str(answer["token"]))
     facts = {
         "name": answer["name"],
         "api_url": api_url.rstrip("/"),
         "origin": str(answer.get("origin") or ""),
+        "installation": installation,
         "fingerprint": fingerprint(raw_public_key(key)),
         "dataset_roots": settings.dataset_roots,
     }
@@ -114,6 +123,7 @@ def load_identity(settings: Settings) -> HostIdentity:
         key=key,
         credential=credential,
         origin=str(facts.get("origin") or ""),
+        installation=str(facts.get("installation") or ""),
     )
 
 

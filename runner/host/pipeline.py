@@ -4,8 +4,8 @@
 
 1. **Claim** the job (compare-and-set, a lease, a new fence). A claim that conflicts (another
    worker holds a live lease, or the job is no longer approved) means this message is a
-   duplicate: do nothing (``SKIPPED``); the task acks it. A job of another data host is never
-   claimed here.
+   duplicate: do nothing (``SKIPPED``); the task acks it. A job of another data host (or of
+   another installation) is never claimed here: its message is logged as misrouted and acked.
 2. **Heartbeat**: while the worker holds the job a thread renews the lease.
 3. **Preflight** (``runner.host.preflight``): re-hash the bundle, resolve the image, re-hash the
    dataset, hash the params, and refuse on any difference from the approval; the container
@@ -39,13 +39,17 @@ from pydantic import ValidationError
 from jobs.errors import Conflict, JobsError, LeaseLost, NotFound
 from jobs.execution import Claim
 from jobs.models import MAX_REASON_CHARS, Outcome, OutputFile
+from jobs.output_checks import OutputChecks
 from ledger import LedgerError
 from runner.errors import RunnerError, SandboxError, ServiceUnavailable, TryLater
 from runner.host.context import HostContext as Context
 from runner.host.delivery import deliver, kept_outcome
 from runner.host.heartbeat import Heartbeat, beat_interval
+from runner.host.output_checks import check_outputs
 from runner.host.preflight import prepare_run, remove_code
 from runner.host.sandbox.interface import RunResult, State, watch
+from runner.installation import log_misrouted
+from runner.jsonlog import log_fields
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +82,27 @@ def execute_job(
     try:
         # The control plane shows a host only its own jobs: another host's is "not found".
         claim = ctx.control.claim(job_id, worker, ctx.settings.lease_s)
-    except (Conflict, NotFound) as exc:
-        log.info("job %s not claimed by %s: %s", job_id, worker, exc)
+    except NotFound:
+        log_misrouted(log, ctx.settings, "a run", job_id)
+        return Ending.SKIPPED
+    except Conflict as exc:
+        log.info(
+            "job %s not claimed by %s: %s",
+            job_id,
+            worker,
+            exc,
+            extra=log_fields(job_id=job_id, data_host=ctx.name, event="job.not_claimed"),
+        )
         return Ending.SKIPPED
     except ServiceUnavailable as exc:
         raise TryLater(f"job {job_id}: the control plane does not answer: {exc}") from exc
-    log.info("job %s claimed by %s (fence %d)", job_id, worker, claim.fence)
+    log.info(
+        "job %s claimed by %s (fence %d)",
+        job_id,
+        worker,
+        claim.fence,
+        extra=log_fields(job_id=job_id, data_host=ctx.name, event="job.claimed"),
+    )
     kept = kept_outcome(ctx, job_id)
     if kept is not None:
         log.info(
@@ -114,10 +133,16 @@ def _run_claimed(
     job = claim.job
     try:
         spec = prepare_run(ctx, job)
+        checks = ctx.control.dataset(job.dataset).policy.checks
     except ServiceUnavailable as exc:
         raise TryLater(f"job {job.id} cannot be checked now: {exc}") from exc
     except (JobsError, RunnerError, LedgerError) as exc:
-        log.warning("job %s refused before start: %s", job.id, exc)
+        log.warning(
+            "job %s refused before start: %s",
+            job.id,
+            exc,
+            extra=log_fields(job_id=job.id, data_host=ctx.name, event="job.refused"),
+        )
         return _finish(ctx, claim, _failed(str(exc), ran=False))
 
     def hold() -> None:
@@ -143,9 +168,14 @@ def _run_claimed(
     except ServiceUnavailable as exc:
         raise TryLater(f"job {job.id} cannot be watched now: {exc}") from exc
     except SandboxError as exc:
-        log.warning("job %s: sandbox failed: %s", job.id, exc)
+        log.warning(
+            "job %s: sandbox failed: %s",
+            job.id,
+            exc,
+            extra=log_fields(job_id=job.id, data_host=ctx.name, event="job.sandbox_failed"),
+        )
         return _finish(ctx, claim, _failed(f"the sandbox failed: {exc}", ran=True))
-    return _finish(ctx, claim, outcome_of(ctx, result))
+    return _finish(ctx, claim, outcome_of(ctx, result, checks))
 
 
 def _bounded(reason: str) -> str:
@@ -159,10 +189,19 @@ def _failed(reason: str, *, ran: bool) -> Outcome:
     )
 
 
-def outcome_of(ctx: Context, result: RunResult) -> Outcome:
-    """The ``Outcome`` the service records for a run, with the log kept in the artifact store."""
+def outcome_of(ctx: Context, result: RunResult, checks: OutputChecks | None = None) -> Outcome:
+    """The ``Outcome`` the service records for a run, with the log kept in the artifact store
+    and, for a succeeded run, the results of the dataset's output ``checks`` on what this host
+    collected (``runner.host.output_checks``)."""
     log_digest, _ = ctx.artifacts.put_bytes(result.log)
     try:
+        outputs = [OutputFile(name=o.name, sha256=o.sha256, bytes=o.bytes) for o in result.outputs]
+        metrics = dict(result.metrics or {})
+        results = (
+            check_outputs(ctx.artifacts, outputs, metrics, checks)
+            if checks is not None and result.succeeded
+            else []
+        )
         return Outcome(
             succeeded=result.succeeded,
             exit_code=result.exit_code,
@@ -170,12 +209,11 @@ def outcome_of(ctx: Context, result: RunResult) -> Outcome:
             timed_out=result.timed_out,
             reason=_bounded(result.reason or ("succeeded" if result.succeeded else "failed")),
             duration_s=max(result.duration_s, 0.0),
-            outputs=[
-                OutputFile(name=o.name, sha256=o.sha256, bytes=o.bytes) for o in result.outputs
-            ],
-            metrics=dict(result.metrics or {}),
+            outputs=outputs,
+            metrics=metrics,
             log_digest=log_digest,
             log_truncated=result.log_truncated,
+            checks=results,
         )
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]) for e in exc.errors())
@@ -206,7 +244,12 @@ def _finish(ctx: Context, claim: Claim, outcome: Outcome) -> Ending:
     except LeaseLost as exc:
         log.info("job %s: not finished by this worker: %s", job_id, exc)
         return _lost(ctx, job_id, exc)
-    log.info("job %s finished: %s", job_id, outcome.reason)
+    log.info(
+        "job %s finished: %s",
+        job_id,
+        outcome.reason,
+        extra=log_fields(job_id=job_id, data_host=ctx.name, event="job.finished"),
+    )
     _clean(ctx, job_id)
     return Ending.FINISHED if finished is not None else Ending.KEPT
 

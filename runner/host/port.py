@@ -45,7 +45,9 @@ class ControlPort(Protocol):
 
     host: str
 
-    def hello(self, environments: dict[str, HostEnvironment], agent: str) -> None: ...
+    def hello(
+        self, environments: dict[str, HostEnvironment], agent: str, engine: bool | None = None
+    ) -> None: ...
 
     def job(self, job_id: str) -> Job: ...
 

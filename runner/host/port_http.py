@@ -75,7 +75,7 @@ def _error(response: httpx.Response) -> Exception:
 
 def enroll_call(api_url: str, token: str, public_key: str) -> dict[str, Any]:
     """``POST /v1/hosts/enroll`` with the one-time token; the host's name, credential and the
-    installation's origin (``runner.host.identity.enroll``)."""
+    installation's origin and id (``runner.host.identity.enroll``)."""
     with _client(api_url) as http:
         try:
             response = http.post(
@@ -112,9 +112,12 @@ class HttpPort:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._send(method, path, **kwargs).json()
 
-    def hello(self, environments: dict[str, HostEnvironment], agent: str) -> None:
+    def hello(
+        self, environments: dict[str, HostEnvironment], agent: str, engine: bool | None = None
+    ) -> None:
         offered = {k: v.model_dump(mode="json") for k, v in environments.items()}
-        self._send("POST", "/hello", json={"environments": offered, "agent": agent})
+        body = {"environments": offered, "agent": agent, "engine": engine}
+        self._send("POST", "/hello", json=body)
 
     def job(self, job_id: str) -> Job:
         return Job.model_validate(self._json("GET", f"/jobs/{job_id}"))

@@ -4,7 +4,8 @@ It runs every ``Settings.reconcile_s`` beside the host's worker (a thread) and i
 several running at once: every removal tolerates "already gone". One pass:
 
 1. **Outbox**: outcomes the control plane did not take yet are sent again
-   (``runner.host.delivery.flush``), and the host says hello (its environments).
+   (``runner.host.delivery.flush``), and the host says hello (its environments, and whether
+   its Docker engine answered a ping: the control plane's readiness reports it).
 2. **Reaping**: containers labelled ``c2d.job`` of this host's jobs that are no longer live (or
    overdue past their deadline), their folders, and leftover code folders (``runner.host.reaper``);
    a job the control plane does not know (another installation's, on the same engine) is left.
@@ -65,6 +66,15 @@ def environments(ctx: HostContext) -> dict[str, HostEnvironment]:
     return found
 
 
+def engine_answers(ctx: HostContext) -> bool:
+    """Whether this host's Docker engine answers a ping (cheap: no image or container is
+    listed). Any failure, the engine's or the socket's, is a no."""
+    try:
+        return bool(ctx.docker().ping())
+    except Exception:
+        return False
+
+
 class Reconciler:
     """One data host's reconciler; ``run_once`` is one pass, ``start`` runs passes in a thread."""
 
@@ -82,11 +92,22 @@ class Reconciler:
         self.agent = agent
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._engine_ok: bool | None = None
+
+    def _engine(self) -> bool:
+        """``engine_answers``, logged when it changes (not every pass)."""
+        ok = engine_answers(self.ctx)
+        if ok != self._engine_ok and not ok:
+            log.warning("the Docker engine does not answer; no job runs here until it does")
+        elif ok != self._engine_ok and self._engine_ok is not None:
+            log.info("the Docker engine answers again")
+        self._engine_ok = ok
+        return ok
 
     def run_once(self) -> Pass:
         done = Pass()
         try:
-            self.ctx.control.hello(environments(self.ctx), self.agent)
+            self.ctx.control.hello(environments(self.ctx), self.agent, self._engine())
             done.delivered = flush(self.ctx)
         except ServiceUnavailable as exc:
             log.warning("the control plane does not answer (outcomes wait here): %s", exc)

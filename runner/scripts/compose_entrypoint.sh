@@ -45,7 +45,7 @@ enroll_once() {
   # only, mode 0600). It reaches `c2d host enroll` on its stdin, never in an argument (`ps`
   # would show it), and the file is deleted once used.
   local home="$1" url="${C2D_URL:?C2D_URL must name the API}" file="$1/enroll-token"
-  local token code waited=0
+  local token code waited=0 note_at=0
   while [ ! -f "$home/host.json" ]; do
     if [ -s "$file" ]; then
       IFS= read -r token <"$file" || true
@@ -63,10 +63,14 @@ enroll_once() {
           "for a new one (\`c2d host add NAME --renew\` if the host exists) and pipe it to" \
           "\`compose_host.sh enroll SERVICE\`"
         rm -f "$file"
+        # Say at once that it waits again, for the next token.
+        note_at=$waited
       fi
-    elif ((waited % 60 == 0)); then
+    fi
+    if [ ! -s "$file" ] && ((waited >= note_at)); then
       say "not enrolled yet: waiting for the enrollment token in $file (on the machine: \`c2d" \
         "host add NAME | sudo runner/scripts/compose_host.sh enroll SERVICE\`)"
+      note_at=$((waited + 60))
     fi
     sleep 2
     waited=$((waited + 2))

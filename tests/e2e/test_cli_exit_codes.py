@@ -35,7 +35,9 @@ def people(c2d_stack: Installation, patients_dir: Path) -> dict[str, Any]:
     _, rita_token = c2d_stack.add_user("researcher", "rita")
     _, sam_token = c2d_stack.add_user("researcher", "sam")
     dataset = f"patients-{uuid.uuid4().hex[:6]}"
-    c2d_stack.json("dataset", "add", dataset, str(patients_dir), token=owner_token)
+    c2d_stack.json(
+        "dataset", "add", dataset, str(patients_dir), "--release-on-success", token=owner_token
+    )
     return {
         "owner": owner_token,
         "rita": rita_token,

@@ -177,7 +177,9 @@ def test_submit_wait_follows_to_the_end_and_trust_approves_by_policy(
     owner, owner_token = stack.add_user("owner", "olga")
     researcher, researcher_token = stack.add_user("researcher", "rita")
     dataset = f"patients-{uuid.uuid4().hex[:6]}"
-    stack.json("dataset", "add", dataset, str(patients_dir), token=owner_token)
+    stack.json(
+        "dataset", "add", dataset, str(patients_dir), "--release-on-success", token=owner_token
+    )
     job_dir = example_job("diabetes-classifier")
     first = stack.json("submit", str(job_dir), "--dataset", dataset, token=researcher_token)
     trusted = stack.json("trust", first["id"], "--any-params", token=owner_token)

@@ -86,11 +86,14 @@ def _byo_images(docker_client: Any) -> set[str]:
 
 @pytest.fixture
 def people(c2d_stack: Installation, patients_dir: Path) -> tuple[str, str, str]:
-    """An owner's token, a researcher's token and a fresh dataset of the owner's."""
+    """An owner's token, a researcher's token and a fresh dataset of the owner's, released on
+    success (these tests are about images, not the owner's review of outputs)."""
     _, owner = c2d_stack.add_user("owner", "owen")
     _, researcher = c2d_stack.add_user("researcher", "rhea")
     dataset = f"patients-{uuid.uuid4().hex[:6]}"
-    c2d_stack.json("dataset", "add", dataset, str(patients_dir), token=owner)
+    c2d_stack.json(
+        "dataset", "add", dataset, str(patients_dir), "--release-on-success", token=owner
+    )
     return owner, researcher, dataset
 
 

@@ -29,7 +29,8 @@ def test_first_review_shows_all_code_and_status_wait_follows_to_the_end(
     _, owner = stack.add_user("owner", "owen")
     _, researcher = stack.add_user("researcher", "ria")
     dataset = f"patients-{uuid.uuid4().hex[:6]}"
-    stack.json("dataset", "add", dataset, str(patients_dir), token=owner)
+    # Released on success: the researcher reads the failed run's reason below.
+    stack.json("dataset", "add", dataset, str(patients_dir), "--release-on-success", token=owner)
     job_dir = example_job("bp-regression")
     job = stack.json("submit", str(job_dir), "--dataset", dataset, token=researcher)
 

@@ -551,7 +551,10 @@ def test_a_job_with_its_own_dockerfile_is_built_and_run_by_its_data_host(
     name = "clinic-own"
     folder = stack.host_datasets("host-b") / name
     shutil.copytree(stack.host_datasets("host-b") / DATASETS["host-b"][0], folder)
-    stack.c2d_on_host("host-b", "dataset", "add", name, str(folder), token=owner["token"])
+    stack.c2d_on_host(
+        "host-b", "dataset", "add", name, str(folder), "--release-on-success",
+        token=owner["token"],
+    )  # fmt: skip
 
     proof = uuid.uuid4().int % 1_000_000  # a new image: no cached build can stand in for it
     job_dir = tmp_path / "own-image"

@@ -100,8 +100,9 @@ def test_each_job_runs_on_its_datasets_host_and_its_model_is_fetched_verified(
     shutil.copytree(patients_source, local_copy)
     b_copy = two.b_roots / f"patients-{uuid.uuid4().hex[:6]}"
     shutil.copytree(patients_source, b_copy)
-    assert stack.dataset_add(two.owner, near, local_copy).returncode == 0
-    assert two.add_on_b(far, b_copy)["policy"]["host"] == "b"
+    # Released on success: this test is about where jobs run, not the owner's review.
+    assert stack.dataset_add(two.owner, near, local_copy, "--release-on-success").returncode == 0
+    assert two.add_on_b(far, b_copy, "--release-on-success")["policy"]["host"] == "b"
 
     hosts = {h["name"]: h for h in stack.json("hosts", token=two.owner)}
     assert set(hosts) >= {"local", "b"}

@@ -86,7 +86,9 @@ class FaultStack(Installation):
                 owner = admin.add_user(f"olga-{uuid.uuid4().hex[:6]}", "owner")
                 researcher = admin.add_user(f"rita-{uuid.uuid4().hex[:6]}", "researcher")
             dataset = f"ds-{uuid.uuid4().hex[:6]}"
-            added = self.dataset_add(owner["token"], dataset, make_dataset(data, rows=40))
+            added = self.dataset_add(
+                owner["token"], dataset, make_dataset(data, rows=40), "--release-on-success"
+            )
             assert added.returncode == 0, added.stderr
             self.people = People(
                 owner["name"], owner["token"], researcher["name"], researcher["token"], dataset

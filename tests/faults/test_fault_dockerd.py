@@ -234,9 +234,18 @@ def test_dockerd_restarted_mid_job(
         else:  # killed by the engine's shutdown once its stop grace ran out
             assert job["state"] == "failed", job
             assert "exited with code 137 (signal 9, SIGKILL)" in job["reason"], stack.logs()
-        assert "handed back" in worker.text(), worker.tail()
         types = [e["type"] for e in stack.entries(job_id)]
-        assert types.count("job.reclaimed") >= 1, types  # continued by adoption
+        if "handed back" in worker.text():
+            # The engine went away before the worker saw the container end: the job was handed
+            # back and continued by adoption once the engine answered again.
+            assert types.count("job.reclaimed") >= 1, types
+        else:
+            # The engine's shutdown killed the container and the worker read its exit before
+            # the engine's socket closed (a race the machine's load decides): the same worker
+            # recorded the end.
+            assert not live_restore, worker.tail()
+            assert f"job {job_id} finished: exited with code 137" in worker.text(), worker.tail()
+        assert types.count("job.finished") == 1, types
         created = client.events(
             since=int(before) - 1,
             until=int(time.time()) + 1,

@@ -43,7 +43,8 @@ def host_b(stack: FaultStack, tmp_path_factory: pytest.TempPathFactory) -> tuple
     data.mkdir()
     (data / "rows.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
     done = stack.c2d(
-        "dataset", "add", "b-rows", str(data), "--home", str(home / "state"), "--json",
+        "dataset", "add", "b-rows", str(data), "--release-on-success",
+        "--home", str(home / "state"), "--json",
         token=stack.people.owner_token, env={"C2D_DATASET_ROOTS": str(roots)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -22,6 +22,7 @@ import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, fault_stack, job_folder, running_container, sleeper
 
+from runner.installation import with_installation
 from runner.settings import Settings
 from runner.transport import key_prefix, queue_name
 from tests.kit.procs import wait_for
@@ -31,7 +32,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow, pytest.ma
 
 def keys(stack: FaultStack) -> tuple[str, str]:
     """The installation's queue and its hash of unacknowledged messages in Redis."""
-    settings = Settings(home=stack.home, origin=stack.env["C2D_ORIGIN"], redis_url=stack.redis.url)
+    settings = with_installation(
+        Settings(home=stack.home, origin=stack.env["C2D_ORIGIN"], redis_url=stack.redis.url)
+    )
     prefix = key_prefix(settings)
     return prefix + queue_name("local"), prefix + "unacked"
 

@@ -17,6 +17,7 @@ import pytest
 from fault_invariants import check_invariants
 from fault_kit import FaultStack, job_containers, job_folder, running_container, sleeper
 
+from runner.installation import with_installation
 from runner.settings import Settings
 from runner.transport import TASK_RUN, key_prefix, queue_name
 from tests.kit.containers import container_creations
@@ -95,7 +96,9 @@ def test_the_same_message_delivered_twice_runs_the_job_once(stack, workdir, dock
     a worker of concurrency 2, so both copies are taken at once by two threads.
     """
     stack.stop_workers()
-    settings = Settings(home=stack.home, origin=stack.env["C2D_ORIGIN"], redis_url=stack.redis.url)
+    settings = with_installation(
+        Settings(home=stack.home, origin=stack.env["C2D_ORIGIN"], redis_url=stack.redis.url)
+    )
     queue = key_prefix(settings) + queue_name("local")  # the one machine's data host
     redis = stack.redis.client()
     since = time.time()

@@ -121,6 +121,12 @@ ATTESTED = {
 
 MATRIX = [
     ("nobody", "GET", "/v1/health", None, 200),
+    # Metrics count every dataset's jobs: the operator's (admins) only.
+    ("admin", "GET", "/metrics", None, 200),
+    ("olga", "GET", "/metrics", None, 403),
+    ("rita", "GET", "/metrics", None, 403),
+    ("nobody", "GET", "/metrics", None, 401),
+    ("wrong", "GET", "/metrics", None, 401),
     ("nobody", "GET", "/v1/me", None, 401),
     ("wrong", "GET", "/v1/me", None, 401),
     ("rita", "GET", "/v1/me", None, 200),

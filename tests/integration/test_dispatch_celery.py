@@ -42,7 +42,7 @@ def stack(tmp_path_factory, redis_url, docker_client, job_image) -> Iterator[Ins
 def test_approve_dispatches_runs_and_finishes(stack, tmp_path, docker_client):
     owner, owner_token = stack.user("owner", "olga")
     _, researcher_token = stack.user("researcher", "rita")
-    dataset = stack.dataset(owner, make_dataset(tmp_path / "data", rows=40))
+    dataset = stack.dataset(owner, make_dataset(tmp_path / "data", rows=40), review_outputs=False)
     job = stack.submit_http(researcher_token, counting_job(tmp_path / "job", dataset))
     assert job["state"] == "pending"
 
@@ -74,7 +74,7 @@ def test_approve_dispatches_runs_and_finishes(stack, tmp_path, docker_client):
 def test_the_same_task_delivered_twice_runs_once(stack, tmp_path, docker_client, job_image):
     owner, _ = stack.user("owner", "olga")
     researcher, _ = stack.user("researcher", "rita")
-    dataset = stack.dataset(owner, make_dataset(tmp_path / "data"))
+    dataset = stack.dataset(owner, make_dataset(tmp_path / "data"), review_outputs=False)
     job_dir = counting_job(tmp_path / "job", dataset, sleep=2)
     bundle = pack(job_dir)
     stack.ctx.artifacts.put_bytes(bundle.data)

@@ -30,7 +30,7 @@ from tests.kit.procs import redis_db_url, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.slow]
 
-REDIS_DB = 6
+REDIS_DB = 2
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = 5
 SEED = 19
@@ -39,6 +39,9 @@ EXCLUDED = {
     # approves never does (tests/e2e/test_cli_push_and_live_logs.py reads it as `c2d status
     # --wait` does).
     "GET /v1/jobs/{job_id}/events": r"/events$",
+    # Rotating the caller's own token ends the token the run signs in with: every request
+    # after it would be a 401 (tests/integration/test_people_http.py rotates and checks).
+    "POST /v1/me/token": r"^/v1/me/token$",
 }
 CONFIG = """\
 headers = { Authorization = "Bearer ${C2D_ST_TOKEN}" }
@@ -51,6 +54,14 @@ headers = { Authorization = "Bearer ${C2D_ST_TOKEN}" }
 include-path = "/v1/jobs"
 include-method = "POST"
 checks.positive_data_acceptance.enabled = false
+
+# /v1/ready answers 503 with its report when a check fails (here: the data host, whose
+# agent is stopped, has not said hello lately), as its document says; any other 5xx from it
+# is still a server error.
+[[operations]]
+include-path = "/v1/ready"
+include-method = "GET"
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
 
 # The stateful phase follows the links the document declares (not ones schemathesis guesses),
 # in more scenarios than the other phases' examples, so each link is walked in a short run.

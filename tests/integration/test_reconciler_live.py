@@ -128,7 +128,7 @@ def test_installations_sharing_a_redis_database_do_not_see_each_others_queues(
     install, tmp_path, job_image
 ):
     job = install.approved_job(tmp_path, job_image)[0]
-    other_settings = install.settings.model_copy(update={"origin": "c2d.test/another"})
+    other_settings = install.settings.model_copy(update={"installation": "0123456789abcdef"})
     mine, other = install.dispatcher(), Dispatcher.for_settings(other_settings)
     try:
         assert mine.send(job.id, "local")

@@ -37,7 +37,7 @@ def running_container(docker_client, job_id: str):  # type: ignore[no-untyped-de
 def test_sigkill_mid_job_then_a_new_worker_adopts_the_container(
     install, tmp_path, docker_client, job_image
 ):
-    job = install.approved_job(tmp_path, job_image, sleep=6, rows=30)[0]
+    job = install.approved_job(tmp_path, job_image, sleep=6, rows=30, review_outputs=False)[0]
     since = time.time()
     install.ensure("server")  # the control plane: it sends the job, the host reports to it
     first = install.start_worker()
@@ -113,7 +113,7 @@ def test_sigkill_and_a_removed_container_fail_the_job_with_a_reason(
 def test_sigterm_hands_the_running_job_to_the_next_worker(
     install, tmp_path, docker_client, job_image
 ):
-    job = install.approved_job(tmp_path, job_image, sleep=6, rows=30)[0]
+    job = install.approved_job(tmp_path, job_image, sleep=6, rows=30, review_outputs=False)[0]
     since = time.time()
     install.ensure("server")  # the control plane: it sends the job, the host reports to it
     first = install.start_worker()

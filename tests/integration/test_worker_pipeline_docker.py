@@ -65,7 +65,7 @@ def test_cancelling_a_running_job_removes_its_container(
 def test_a_stopping_worker_leaves_the_container_to_the_next_which_adopts_it(
     install, tmp_path, docker_client, job_image
 ):
-    job, _, _ = install.approved_job(tmp_path, job_image, sleep=3, rows=20)
+    job, _, _ = install.approved_job(tmp_path, job_image, sleep=3, rows=20, review_outputs=False)
     since = time.time()
     stop = threading.Event()
     stop.set()

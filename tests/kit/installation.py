@@ -36,6 +36,7 @@ from runner.client import Client
 from runner.context import Context, open_context
 from runner.host.context import HostContext
 from runner.host.engine import Engine
+from runner.installation import with_installation
 from runner.settings import Settings
 from runner.transport import Dispatcher
 from tests.kit.procs import Proc, free_port, spawn, wait_for
@@ -79,9 +80,10 @@ class Installation:
 
     @property
     def settings(self) -> Settings:
-        """The settings the operator's processes read from ``env``."""
+        """The settings the operator's processes read from ``env``, with the installation id
+        its state folder records once initialised (the prefix of its Redis keys)."""
         values = {k[4:].lower(): v for k, v in self.env.items() if k.startswith("C2D_")}
-        return Settings(**values)
+        return with_installation(Settings(**values))
 
     @property
     def ctx(self) -> Context:
@@ -148,10 +150,10 @@ class Installation:
     def hello(self) -> None:
         """The local data host says hello once, from this process (what its agent does every
         pass): the environments its engine has, so jobs can be submitted before it runs."""
-        from runner.host.reconciler import environments
+        from runner.host.reconciler import engine_answers, environments
 
         ctx = self.host_ctx
-        ctx.control.hello(environments(ctx), "test-kit")
+        ctx.control.hello(environments(ctx), "test-kit", engine_answers(ctx))
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         """Start `c2d ARGS` in its own process group, its output in ``logs/NAME-xxxxxx.log``."""

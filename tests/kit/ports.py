@@ -45,9 +45,11 @@ class ServicePort:
         found = self.service.get_host(self.host)
         return found
 
-    def hello(self, environments: dict[str, HostEnvironment], agent: str) -> None:
+    def hello(
+        self, environments: dict[str, HostEnvironment], agent: str, engine: bool | None = None
+    ) -> None:
         offered = {k: v.model_dump(mode="json") for k, v in environments.items()}
-        self.service.host_seen(self._me(), offered, agent)
+        self.service.host_seen(self._me(), offered, agent, engine)
 
     def job(self, job_id: str) -> Job:
         return self.service.host_job(self._me(), job_id)

@@ -299,9 +299,9 @@ def build_control_world(tmp: Path, **overrides: Any) -> ControlWorld:
     data.chmod(0o755)
     (data / "rows.csv").chmod(0o644)
     test_host = TestHost(host_settings, identity, world.ctx.registry)
-    register_dataset(
-        service, world.users["olga"], test_host, "ds", data, DatasetPolicy(owner="olga")
-    )
+    # Released on success: these worlds test the run, not the owner's review of its outputs.
+    policy = DatasetPolicy(owner="olga", review_outputs=False)
+    register_dataset(service, world.users["olga"], test_host, "ds", data, policy)
     return world
 
 

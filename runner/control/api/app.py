@@ -25,6 +25,7 @@ from runner.control.api import (
     events,
     hosting,
     jobs,
+    monitoring,
     people,
     preparing,
     results,
@@ -53,6 +54,7 @@ def create_app(
     reconciler (``runner.control.reconciler``) runs beside it while it serves.
     """
     state = ApiState(context or open_context(settings))
+    watch: monitoring.Monitoring | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +69,8 @@ def create_app(
         finally:
             if reconciler is not None:
                 reconciler.stop()
+            if watch is not None:
+                watch.close()
             state.close()
 
     app = FastAPI(
@@ -90,5 +94,6 @@ def create_app(
         app.include_router(module.router)
     app.include_router(hosting.people)
     app.include_router(hosting.hosts)
+    watch = monitoring.install(app, state)  # /metrics and /v1/ready
     web.install(app)
     return app

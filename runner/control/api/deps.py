@@ -132,5 +132,14 @@ def current_user(
     return api_state(request).ctx.service.authenticate(token)
 
 
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The bearer token as sent, for a long answer (a stream) that checks it again as it goes:
+    a token revoked or rotated away must not keep a stream open."""
+    return credentials.credentials if credentials is not None else None
+
+
 State = Annotated[ApiState, Depends(api_state)]
 Actor = Annotated[User, Depends(current_user)]
+Token = Annotated[str | None, Depends(bearer_token)]

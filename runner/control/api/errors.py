@@ -167,7 +167,8 @@ class ErrorBody(BaseModel):
 
 
 _MEANING: dict[int, str] = {
-    401: "No token, or one this server does not know (`WWW-Authenticate: Bearer`).",
+    401: "No token, or one that is unknown, revoked or rotated away; the message says which "
+    "(`WWW-Authenticate: Bearer`).",
     403: "The caller's role or relation to the thing does not allow this.",
     404: "No such thing, or one the caller may not see.",
     409: "The thing is not in a state that allows this (yet, or any more).",

@@ -27,7 +27,9 @@ Events (names in ``runner.wire``):
   never held up by an upload from the host.
 
 A comment line every ``PING_S`` keeps proxies from closing an idle stream, and lets the client
-tell a quiet job from a dead connection.
+tell a quiet job from a dead connection. The caller's token is checked again every
+``RECHECK_S``: a token revoked or rotated away (``jobs.people``) closes the stream, and the
+client's next request hears why (401).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -43,10 +46,10 @@ from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from jobs.access import live_log
-from jobs.errors import NotAllowed
+from jobs.errors import NotAllowed, Unauthenticated
 from jobs.models import Job, User
 from jobs.states import JobState
-from runner.control.api.deps import Actor, ApiState, State
+from runner.control.api.deps import Actor, ApiState, State, Token
 from runner.control.api.errors import errors
 from runner.control.api.results import not_live
 from runner.control.api.views import job_view
@@ -57,6 +60,7 @@ router = APIRouter(prefix="/v1/jobs")
 
 POLL_S = 0.02
 PING_S = 15.0
+RECHECK_S = 1.0
 ENDED = frozenset(
     {JobState.SUCCEEDED, JobState.RELEASED, JobState.FAILED, JobState.REJECTED, JobState.CANCELLED}
 )
@@ -139,9 +143,10 @@ def _may_read_logs(state: ApiState, actor: User, job_id: str) -> str | None:
 
 
 async def _stream(
-    state: ApiState, actor: User, job: Job, logs: bool, offset: int
+    state: ApiState, actor: User, job: Job, logs: bool, offset: int, token: str | None
 ) -> AsyncIterator[ServerSentEvent]:
     service = state.ctx.service
+    recheck = time.monotonic() + RECHECK_S
     job_id = job.id
     live = logs and live_log(await anyio.to_thread.run_sync(service.dataset_of, job))
     reader = _LogReader(state, job_id, offset, live) if logs else None
@@ -149,6 +154,13 @@ async def _stream(
     told_not_live = False
     last: JobState | None = None
     while True:
+        if time.monotonic() >= recheck:
+            recheck = time.monotonic() + RECHECK_S
+            try:
+                await anyio.to_thread.run_sync(service.authenticate, token)
+            except Unauthenticated:
+                log.info("job %s: events stream of %s closed: its token ended", job_id, actor.name)
+                return
         current = await anyio.to_thread.run_sync(service.store.job_state, job_id)
         if current is not last:
             job = await anyio.to_thread.run_sync(service.get_job, actor, job_id)
@@ -181,6 +193,7 @@ async def events(
     job_id: str,
     actor: Actor,
     state: State,
+    token: Token,
     logs: Annotated[
         bool, Query(description="Also stream the job's log, if you may read it.")
     ] = False,
@@ -190,7 +203,7 @@ async def events(
     with ``?logs=true``, ``end`` when it ended. 404 for a job the caller may not see."""
     job = await anyio.to_thread.run_sync(state.ctx.service.get_job, actor, job_id)  # 404 first
     return EventSourceResponse(
-        _stream(state, actor, job, logs, offset),
+        _stream(state, actor, job, logs, offset, token),
         ping=PING_S,
         send_timeout=30.0,  # a reader that stops reading is dropped, not waited for
         headers={"Cache-Control": "no-store"},

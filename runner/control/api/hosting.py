@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobs.errors import InvalidRequest, LeaseLost, NotAllowed, TooLarge
-from jobs.fields import GivenName
+from jobs.fields import GivenName, Whole
 from jobs.host_records import Host
 from jobs.models import Outcome
 from jobs.schema_records import DryRun
@@ -76,9 +76,13 @@ class Enrollment(BaseModel):
 
 
 class Hello(BaseModel):
+    """``POST /v1/host/hello``; ``engine`` says whether the host's Docker engine answered a
+    ping just before (an agent that does not say leaves it unknown, which is not ready)."""
+
     model_config = _REQUEST
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
     agent: str = Field(default="", max_length=200)
+    engine: bool | None = None
 
 
 class LeaseRequest(BaseModel):
@@ -88,12 +92,12 @@ class LeaseRequest(BaseModel):
 
 
 class Renewal(LeaseRequest):
-    fence: int
+    fence: Whole
 
 
 class Finish(BaseModel):
     model_config = _REQUEST
-    fence: int
+    fence: Whole
     outcome: Outcome
     signature: str = Field(max_length=200)
 
@@ -116,9 +120,15 @@ def list_hosts(actor: Actor, state: State) -> list[dict[str, Any]]:
 @people.post("/enroll", responses=errors(401, 422))
 def enroll(body: Enrollment, state: State) -> dict[str, Any]:
     """Enroll a host with its one-time token (no other credential): the host's credential,
-    name, and the installation's origin (its queues' key prefix)."""
+    name, the installation's origin and its id (the prefix of its queues' Redis keys)."""
     host, credential = state.ctx.service.enroll_host(body.token, body.public_key)
-    return {"name": host.name, "token": credential, "origin": state.ctx.settings.origin}
+    settings = state.ctx.settings
+    return {
+        "name": host.name,
+        "token": credential,
+        "origin": settings.origin,
+        "installation": settings.installation,
+    }
 
 
 def blob_response(store: ArtifactStore, digest: str) -> StreamingResponse:
@@ -150,8 +160,9 @@ def _lease_lost(exc: LeaseLost) -> JSONResponse:
 
 @hosts.post("/hello", responses=errors(401, 422))
 def hello(body: Hello, me: Me, state: State) -> dict[str, Any]:
-    """The host's periodic hello: it is alive, and which environments it offers."""
-    seen = state.ctx.service.host_seen(me, body.environments, body.agent)
+    """The host's periodic hello: it is alive, which environments it offers, whether its
+    engine answers."""
+    seen = state.ctx.service.host_seen(me, body.environments, body.agent, body.engine)
     return {"name": seen.name, "last_seen": seen.last_seen}
 
 

@@ -54,6 +54,14 @@ class RefuseBody(BaseModel):
     reason: Reason
 
 
+class ReleaseBody(BaseModel):
+    """``POST /v1/jobs/{id}/release``: ``despite_checks`` says the releaser saw the failed
+    output checks and releases anyway."""
+
+    model_config = _REQUEST
+    despite_checks: bool = False
+
+
 class CancelBody(BaseModel):
     """``POST /v1/jobs/{id}/cancel``."""
 
@@ -175,10 +183,18 @@ def cancel(
 
 
 @router.post("/{job_id}/release", responses=errors(401, 403, 404, 409, 422))
-def release(job_id: str, actor: Actor, state: State, background: BackgroundTasks) -> dict[str, Any]:
+def release(
+    job_id: str,
+    actor: Actor,
+    state: State,
+    background: BackgroundTasks,
+    body: ReleaseBody | None = None,
+) -> dict[str, Any]:
     """Release a succeeded job's outputs to its researcher; its data host is asked to upload
-    them (the control plane checks each against the digests the host signed)."""
-    job = state.ctx.service.release(actor, job_id)
+    them (the control plane checks each against the digests the host signed). A job whose
+    output checks failed is released only with ``despite_checks`` (409 otherwise)."""
+    despite = (body or ReleaseBody()).despite_checks
+    job = state.ctx.service.release(actor, job_id, despite_checks=despite)
     background.add_task(state.ask_host, job, "outputs")
     return job_view(job)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from jobs.host_records import Host
 from jobs.models import METRICS_FILE, Approval, Dataset, Job, Outcome, User
+from jobs.people_records import Account
 
 
 def rfc3339(when: float | None) -> str | None:
@@ -27,9 +28,23 @@ def user_view(user: User) -> dict[str, Any]:
     return {"name": user.name, "role": user.role.value}
 
 
+def account_view(account: Account) -> dict[str, Any]:
+    """A user as admins list them: role, when added, whether (when, by whom) revoked, and the
+    fingerprints of their own signing keys (none yet: the list is there for when they come)."""
+    return {
+        "name": account.name,
+        "role": account.role.value,
+        "created": rfc3339(account.created),
+        "revoked": rfc3339(account.revoked),
+        "revoked_by": account.revoked_by,
+        "key_fingerprints": list(account.key_fingerprints),
+    }
+
+
 def host_view(host: Host, running: list[str]) -> dict[str, Any]:
-    """A data host: its key's fingerprint (``null`` until enrolled), when it last spoke, its
-    environments and running jobs; never a credential."""
+    """A data host: its key's fingerprint (``null`` until enrolled), when it last spoke (and
+    whether its engine answered then), its environments and running jobs; never a
+    credential."""
     return {
         "name": host.name,
         "fingerprint": host.fingerprint,
@@ -39,6 +54,7 @@ def host_view(host: Host, running: list[str]) -> dict[str, Any]:
         "enrolled": rfc3339(host.enrolled),
         "last_seen": rfc3339(host.last_seen),
         "agent": host.agent,
+        "engine_ok": host.engine_ok,
         "environments": {k: v.model_dump(mode="json") for k, v in host.environments.items()},
         "running": running,
     }
@@ -90,6 +106,7 @@ def outcome_view(outcome: Outcome | None) -> dict[str, Any] | None:
         "outputs": outputs_view(outcome),
         "metrics": dict(outcome.metrics) if has_metrics else None,
         "log_truncated": outcome.log_truncated,
+        "checks": [c.model_dump(mode="json") for c in outcome.checks],
     }
 
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from jobs import access
 from jobs.errors import Unauthenticated
+from jobs.people_records import EndedToken
 from runner.control.api.deps import State
 from runner.control.web.render import page
 from runner.control.web.sessions import (
@@ -93,6 +94,8 @@ async def sign_in(request: Request, state: State) -> Response:
             token.strip() if isinstance(token, str) else None,
             state.ctx.settings.web_session_s,
         )
+    except EndedToken as exc:  # revoked or rotated away: say so, and what to do
+        return _sign_in_page(request, target, str(exc), status=401)
     except Unauthenticated:
         return _sign_in_page(
             request,

@@ -202,8 +202,10 @@ def outputs_files(request: Request, job_id: str, who: SignedIn, state: State) ->
 @router.post("/jobs/{job_id}/release")
 def release(job_id: str, sent: Form, state: State, background: BackgroundTasks) -> Response:
     """``Service.release``, then, as the API's route does, ask the job's data host to upload
-    the outputs (the control plane checks each against the digests the host signed)."""
-    job = state.ctx.service.release(sent.viewer.user, job_id)
+    the outputs (the control plane checks each against the digests the host signed). The
+    form's box says the owner saw the failed output checks, if any."""
+    despite = sent.text("despite_checks") == "yes"
+    job = state.ctx.service.release(sent.viewer.user, job_id, despite_checks=despite)
     background.add_task(state.ask_host, job, "outputs")
     return _back(job_id, "outputs", "released")
 

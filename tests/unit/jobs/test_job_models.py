@@ -15,7 +15,9 @@ def outcome(**kw):
 
 def test_policy_defaults_and_schema_alias():
     policy = DatasetPolicy(owner="olga")
-    assert policy.review_outputs is False
+    # Outputs wait for the owner unless she registers with --release-on-success.
+    assert policy.review_outputs is True
+    assert policy.checks.min_cell == 10
     assert policy.logs_visible == "owner"
     assert policy.schema_view == "columns"
     assert policy.host == "default"

@@ -213,7 +213,7 @@ def test_a_lost_key_is_not_silently_replaced(
 ) -> None:
     fill(make_ledger(), 2)
     (tmp_path / "ledger.key").unlink()
-    with pytest.raises(LedgerConflict, match="restore the key file"):
+    with pytest.raises(LedgerConflict, match="put the key file back"):
         make_ledger()
     assert not (tmp_path / "ledger.key").exists()
 

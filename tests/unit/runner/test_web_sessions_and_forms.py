@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from jobs.output_checks import CheckResult
 from jobs.states import JobState
 
 S = JobState
@@ -340,3 +341,23 @@ def test_previews_before_release_never_come_from_the_released_artifacts(web, mon
     files = owner.get(f"/ui/jobs/{done.id}/outputs/files")
     assert files.headers["x-c2d-live"] == "done"
     assert "<td>1</td><td>2</td>" in files.text
+
+
+def test_the_outputs_page_shows_failed_checks_and_release_needs_the_box(web):
+    hostile = CheckResult(
+        check="metric_names", passed=False, detail="row-like: <script>alert(1)</script>"
+    )
+    done = web.succeeded({"model.bin": b"m"}, checks=[hostile])
+    owner, researcher = web.visitor("olga"), web.visitor("rita")
+    assert "row-like" not in researcher.get(f"/ui/jobs/{done.id}").text
+    page = owner.get(f"/ui/jobs/{done.id}/outputs").text
+    assert "1 of 1 failed" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+    assert 'name="despite_checks" value="yes" required' in page
+    refused = owner.post(f"/ui/jobs/{done.id}/release")
+    assert refused.status_code == 409
+    assert "--despite-checks" in refused.text
+    assert web.entries(done.id)[-1][0] == "job.finished"
+    assert owner.post(f"/ui/jobs/{done.id}/release", {"despite_checks": "yes"}).status_code == 303
+    assert web.entries(done.id)[-1] == ("job.released", "olga")

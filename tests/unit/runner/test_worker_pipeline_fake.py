@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from jobs.output_checks import OutputChecks
 from jobs.states import JobState
 from runner.errors import TryLater
 from runner.host.pipeline import Ending, execute_job
@@ -223,3 +224,26 @@ def test_a_dataset_outside_the_roots_the_worker_has_does_not_run(tmp_path):
         assert w.host.created == {}
     finally:
         w.close()
+
+
+def test_the_host_runs_the_datasets_output_checks_and_a_failed_one_holds_the_job(world):
+    olga = world.users["olga"]
+    world.service.set_checks(olga, "ds", OutputChecks(file_types=[".skops"], max_file_bytes=50))
+    script = Script(files={"model.bin": b"w" * 100, "metrics.json": b'{"n_test": 3, "acc": 1}'})
+    job = world.approved(script)
+
+    assert execute_job(world.ctx, job.id, W1, poll_s=0.05) is Ending.FINISHED
+
+    done = world.service.load_job(job.id)
+    # The dataset releases on success, but not past a failed check: the owner decides.
+    assert done.state is JobState.SUCCEEDED
+    assert done.outcome is not None
+    verdicts = {c.check: c for c in done.outcome.checks}
+    assert [c for c, r in verdicts.items() if not r.passed] == [
+        "file_types",
+        "file_size",
+        "min_cell",
+    ]
+    assert verdicts["file_size"].detail == "larger than 50 bytes: model.bin (100 bytes)"
+    assert verdicts["min_cell"].detail == "counts below the minimum of 10: n_test = 3"
+    assert "job.released" not in types(world, job.id)
