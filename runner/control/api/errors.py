@@ -5,6 +5,9 @@ Every c2d error (``jobs``, ``ledger``, ``runner``) carries a ``kind``; the body 
 do next. FastAPI's own request validation and routing errors get the same shape. Anything else
 is a bug: it is logged with its traceback and answered 500 without internals. Requests for the
 web pages get the same message on an HTML page instead (``install``'s ``pages``).
+
+Each route declares the errors it may answer with ``errors(...)``, so the OpenAPI document
+says what a client gets (schemathesis holds the API to it in CI).
 """
 
 from __future__ import annotations

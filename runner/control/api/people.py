@@ -27,6 +27,13 @@ router = APIRouter(prefix="/v1")
 _REQUEST = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
+class ChecksBody(OutputChecks):
+    """A dataset's output checks as a request carries them (``PUT /v1/datasets/{name}/checks``,
+    ``POST /v1/datasets``): as strict as every request body."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
 class NewUser(BaseModel):
     """``POST /v1/users``."""
 
@@ -53,7 +60,7 @@ class NewDataset(BaseModel):
     schema_: Literal["hidden", "columns", "stats"] = Field(default="columns", alias="schema")
     public_values: dict[str, list[str]] | None = None
     max_metrics: Whole = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
-    checks: OutputChecks = Field(default_factory=OutputChecks)
+    checks: ChecksBody = Field(default_factory=ChecksBody)
 
 
 @router.get("/me", responses=errors(401))
@@ -99,7 +106,7 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
         schema=body.schema_,
         public_values=body.public_values or {},
         max_metrics=body.max_metrics,
-        checks=body.checks,
+        checks=OutputChecks.model_validate(body.checks.model_dump()),
     )
     dataset = state.ctx.service.register_dataset(
         actor, body.name, policy, body.statement, body.signature, body.profile
@@ -111,12 +118,6 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
 def list_datasets(actor: Actor, state: State) -> list[dict[str, Any]]:
     """Every registered dataset."""
     return [dataset_view(d) for d in state.ctx.service.list_datasets(actor)]
-
-
-class ChecksBody(OutputChecks):
-    """``PUT /v1/datasets/{name}/checks``: the checks, as strict as every request body."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 @router.put("/datasets/{name}/checks", responses=errors(401, 403, 404, 422))
