@@ -200,6 +200,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " retired REAL NOT NULL,"
         " retired_by TEXT NOT NULL)",
     ),
+    # 10: people's signing keys (jobs.key_records), with the sequence numbers of the ledger
+    # entries that registered and revoked each, so "was key F a key of user U at log size N"
+    # is one lookup.
+    (
+        "CREATE TABLE user_keys ("
+        " fingerprint TEXT PRIMARY KEY,"
+        " user TEXT NOT NULL REFERENCES users (name),"
+        " public_key TEXT NOT NULL UNIQUE,"
+        " registered REAL NOT NULL,"
+        " registered_seq INTEGER NOT NULL,"
+        " revoked REAL,"
+        " revoked_by TEXT,"
+        " revoked_seq INTEGER)",
+        "CREATE INDEX user_keys_by_user ON user_keys (user)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

@@ -28,10 +28,15 @@ class People(ServiceCore):
     """Users as admins manage them (see the module docstring)."""
 
     def list_accounts(self, actor: User) -> list[Account]:
-        """Every user, revoked ones too (admins only; ``NotAllowed`` for anyone else)."""
+        """Every user, revoked ones too, with the fingerprints of their unrevoked signing keys
+        (admins only; ``NotAllowed`` for anyone else)."""
         if not access.is_admin(actor):
             raise NotAllowed("only admins list users; ask one to run `c2d users`")
-        return self._store.accounts()
+        keys = self._store.active_fingerprints()
+        return [
+            a.model_copy(update={"key_fingerprints": keys.get(a.name, ())})
+            for a in self._store.accounts()
+        ]
 
     def revoke_user(self, actor: User, name: str, reason: str = "") -> Account:
         """Revoke user ``name`` for good (admins only); return the account as it is now.

@@ -34,7 +34,8 @@ class EndedToken(Unauthenticated):
 
 class Account(BaseModel):
     """A user as an admin sees them: name, role, when added, and whether (when, by whom)
-    revoked. ``key_fingerprints`` lists the person's own signing keys, none so far."""
+    revoked. ``key_fingerprints`` lists the person's unrevoked signing keys
+    (``jobs.key_records``), filled in by ``People.list_accounts``."""
 
     model_config = FROZEN
 

@@ -30,6 +30,9 @@ add_host                   new data host (or renewed)       host.added (host:NAM
 enroll_host                the host's key and credential    host.enrolled (host:NAME)
 revoke_user                a user revoked for good          user.revoked (user:NAME)
 rotate_token               a user's new token               user.token_rotated (user:NAME)
+register_key               a person's public key            user.key (user:NAME)
+rotate_key                 a new key for the old one        user.key + user.key_revoked
+revoke_key                 a person's key revoked           user.key_revoked (user:NAME)
 =========================  ===============================  ==========================
 
 Entries about a job have the job id as subject; the actor is the user's name, ``worker:NAME``
@@ -44,6 +47,7 @@ from jobs.execution import Claim, Execution
 from jobs.hosts import Hosts
 from jobs.limits import Limits
 from jobs.people import People
+from jobs.people_keys import PeopleKeys
 from jobs.queries import Queries
 from jobs.review import Review
 from jobs.schemas import Schemas
@@ -51,7 +55,7 @@ from jobs.schemas import Schemas
 __all__ = ["Claim", "Limits", "Service", "token_hash"]
 
 
-class Service(Accounts, People, Review, Execution, Queries, Schemas, DryRuns, Hosts):
+class Service(Accounts, People, PeopleKeys, Review, Execution, Queries, Schemas, DryRuns, Hosts):
     """The job service: ``Service(store, ledger, clock=time.time, limits=Limits())``.
 
     ``store`` and ``ledger`` must use the same database file. ``clock`` returns Unix seconds

@@ -28,6 +28,7 @@ from jobs.datasets import CachedHash
 from jobs.errors import Conflict, StoreUnavailable
 from jobs.host_records import HostRecords
 from jobs.images import ImageRecord
+from jobs.key_records import KeyRecords
 from jobs.models import Approval, Dataset, DatasetPolicy, Job, Outcome, Role, TrustedCode, User
 from jobs.people_records import PeopleRecords
 from jobs.schema_records import SchemaRecords
@@ -105,11 +106,11 @@ _DATASET_SELECT = (
 )
 
 
-class Store(SchemaRecords, HostRecords, PeopleRecords):
+class Store(SchemaRecords, HostRecords, PeopleRecords, KeyRecords):
     """Typed access to the c2d tables. Safe to share between threads of one process.
 
     Dataset profiles and dry runs are read and written by ``SchemaRecords``; revocations and
-    rotated tokens by ``PeopleRecords``."""
+    rotated tokens by ``PeopleRecords``; people's signing keys by ``KeyRecords``."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)

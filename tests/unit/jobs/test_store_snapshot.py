@@ -24,7 +24,9 @@ def old_database(path: Path, version: int = OLD) -> None:
         for statement in migrations.MIGRATIONS[number - 1]:
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {version:d}")
-    conn.execute("INSERT INTO users VALUES ('olga', 'owner', 'h-olga', 1)")
+    conn.execute(
+        "INSERT INTO users (name, role, token_hash, created) VALUES ('olga', 'owner', 'h-olga', 1)"
+    )
     conn.execute("COMMIT")
     conn.close()
 
