@@ -25,6 +25,7 @@ from runner.control.api import (
     events,
     hosting,
     jobs,
+    keys,
     monitoring,
     people,
     preparing,
@@ -90,7 +91,18 @@ def create_app(
         """Liveness, without a token: the version and the ledger's origin."""
         return {"ok": True, "version": version(), "origin": api.ctx.settings.origin}
 
-    for module in (people, submit, reviewing, jobs, events, results, audit, develop, preparing):
+    for module in (
+        people,
+        keys,
+        submit,
+        reviewing,
+        jobs,
+        events,
+        results,
+        audit,
+        develop,
+        preparing,
+    ):
         app.include_router(module.router)
     app.include_router(hosting.people)
     app.include_router(hosting.hosts)

@@ -30,7 +30,7 @@ def user_view(user: User) -> dict[str, Any]:
 
 def account_view(account: Account) -> dict[str, Any]:
     """A user as admins list them: role, when added, whether (when, by whom) revoked, and the
-    fingerprints of their own signing keys (none yet: the list is there for when they come)."""
+    fingerprints of their unrevoked signing keys."""
     return {
         "name": account.name,
         "role": account.role.value,
