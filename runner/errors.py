@@ -103,6 +103,11 @@ class ClientConfigError(RunnerError):
     kind = ErrorKind.INVALID
 
 
+class KeyFileError(ClientConfigError):
+    """A person's signing key file is missing, unreadable, exposed or not a key; the message
+    says what to do, and nothing was changed."""
+
+
 class UsageError(RunnerError):
     """A command or call was given something it cannot use (a URL without a scheme, a token
     on the wrong channel); the message says what to give instead."""

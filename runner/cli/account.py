@@ -1,4 +1,5 @@
-"""Your account on a server: `c2d login` (check a token, save it, pin the ledger's key),
+"""Your account on a server: `c2d login` (check a token, save it, pin the ledger's key, make
+and register your signing key: ``runner.client.keys``),
 `c2d whoami`, `c2d logout` and `c2d token rotate`.
 
 The token is a secret: `login --with-token` reads it from stdin, so it never sits in the
@@ -88,7 +89,8 @@ def login(
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Check the token against URL, then save both (and the ledger key) for later commands."""
+    """Check the token against URL, then save both (and the ledger key) for later commands;
+    make your signing key if you have none, and register it with your user."""
     from runner.client.api import Client
     from runner.client.ledger_check import read_public_key
 
@@ -96,18 +98,29 @@ def login(
     url = check_url(url)
     secret = _read_token(token, with_token, out)
     pinned = read_public_key(key) if key else None
+    from runner.client.keys import ensure_registered, key_path
+
     with Client(url, secret, globals_of(ctx).timeout) as client:
         me = client.me()
         served = client.public_key()
-    served_key = base64.b64decode(served["public_key"])
-    if pinned is not None and pinned != served_key:
-        raise IntegrityError(
-            f"{url} serves ledger key {served['public_key']}, not the key in {key}; "
-            "nothing was saved; ask the operator which key is right"
+        served_key = base64.b64decode(served["public_key"])
+        if pinned is not None and pinned != served_key:
+            raise IntegrityError(
+                f"{url} serves ledger key {served['public_key']}, not the key in {key}; "
+                "nothing was saved; ask the operator which key is right"
+            )
+        # Your own key, made here and never sent: what your actions will be signed with.
+        signing = ensure_registered(
+            client, key_path(ClientEnv.read()), me["name"], served["origin"]
         )
     path = config_path(ClientEnv.read())
     save_config(path, ClientConfig(url=url, token=secret, public_key=served["public_key"]))
     out.say(f"logged in to {url} as {me['name']} ({me['role']}); saved to {path}")
+    if signing.done == "kept":
+        out.say(f"your signing key {signing.fingerprint} ({signing.path}) is registered already")
+    else:
+        made = "made and registered" if signing.done == "created" else "registered"
+        out.say(f"{made} your signing key {signing.fingerprint}; it stays in {signing.path}")
     if pinned is None:
         out.hint(
             f"pinned the ledger key {served['public_key']} served now; compare it with the "
@@ -121,6 +134,7 @@ def login(
             "config": str(path),
             "origin": served.get("origin"),
             "public_key": served["public_key"],
+            "signing_key": signing.document(),
         }
     )
 

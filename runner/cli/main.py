@@ -130,13 +130,14 @@ def report(exc: BaseException) -> ExitCode:
 
 
 MODULES = (
-    "account", "researcher", "fetch", "run_local", "scaffold", "owner", "ledger", "operator",
-    "hosts", "backups",
+    "account", "keys", "researcher", "fetch", "run_local", "scaffold", "owner", "ledger",
+    "operator", "hosts", "backups",
 )  # fmt: skip
 """The command modules, in the order their commands are listed (``datasets`` is mounted as
 the group `dataset`)."""
 HOME = {
     "login": "account", "whoami": "account", "logout": "account", "token": "account",
+    "key": "keys",
     "submit": "researcher", "job-image": "researcher", "jobs": "researcher",
     "status": "researcher", "cancel": "researcher",
     "fetch": "fetch", "run": "run_local", "new": "scaffold", "schema": "scaffold",

@@ -132,6 +132,34 @@ class Client:
         path = f"/users/{quote(name, safe='')}/token" if name else "/me/token"
         return dict(self._json("POST", path))
 
+    def user_keys(self, name: str | None = None) -> list[dict[str, Any]]:
+        """GET /v1/me/keys, or /v1/users/NAME/keys (yours, or anyone's for admins): every key,
+        revoked ones too, oldest first."""
+        path = f"/users/{quote(name, safe='')}/keys" if name else "/me/keys"
+        return list(self._json("GET", path))
+
+    def register_key(self, public_key: str, signature: str) -> dict[str, Any]:
+        """POST /v1/me/keys: bind a public key, signed over its `c2d/user-key` statement."""
+        body = {"public_key": public_key, "signature": signature}
+        return dict(self._json("POST", "/me/keys", json=body))
+
+    def rotate_key(
+        self, public_key: str, signature: str, replaces: str, replaces_signature: str
+    ) -> dict[str, Any]:
+        """POST /v1/me/keys/rotate: the new key, the old one revoked in the same step."""
+        body = {
+            "public_key": public_key,
+            "signature": signature,
+            "replaces": replaces,
+            "replaces_signature": replaces_signature,
+        }
+        return dict(self._json("POST", "/me/keys/rotate", json=body))
+
+    def revoke_key(self, fingerprint: str, reason: str = "") -> dict[str, Any]:
+        """POST /v1/keys/FINGERPRINT/revoke (your key, or anyone's for admins)."""
+        path = f"/keys/{quote(fingerprint, safe='')}/revoke"
+        return dict(self._json("POST", path, json={"reason": reason}))
+
     def environments(self) -> list[dict[str, Any]]:
         """GET /v1/environments: `[{"name", "host", "image_id", "pins"}]`."""
         return list(self._json("GET", "/environments"))
