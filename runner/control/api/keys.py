@@ -22,8 +22,16 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 
 _REQUEST = ConfigDict(frozen=True, extra="forbid", strict=True)
-_KEY = Field(max_length=100, description="Base64 of the 32 raw bytes of an Ed25519 public key.")
-_SIGNATURE = Field(max_length=200, description="Base64 of an Ed25519 signature.")
+# The shapes are stated whole, so a body the document calls valid is a well-formed key and
+# signature, which only the service's check of the signature can refuse (403).
+_KEY = Field(
+    pattern=r"^[A-Za-z0-9+/]{43}=$",
+    description="Base64 of the 32 raw bytes of an Ed25519 public key.",
+)
+_SIGNATURE = Field(
+    pattern=r"^[A-Za-z0-9+/]{86}==$", description="Base64 of the 64 bytes of an Ed25519 signature."
+)
+_FINGERPRINT = r"^ed25519:[0-9a-f]{32}$"
 
 
 class NewKey(BaseModel):
@@ -42,7 +50,7 @@ class Rotation(BaseModel):
     model_config = _REQUEST
     public_key: str = _KEY
     signature: str = _SIGNATURE
-    replaces: str = Field(max_length=100, description="The fingerprint of the key replaced.")
+    replaces: str = Field(pattern=_FINGERPRINT, description="The fingerprint of the key replaced.")
     replaces_signature: str = _SIGNATURE
 
 
