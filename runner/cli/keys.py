@@ -30,20 +30,10 @@ def key_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List your keys (or another user's), revoked ones too; `*` marks this machine's."""
-    from runner.client.keys import key_path, load_key
-    from runner.errors import KeyFileError
-
     out = Output.start(json_out)
     with connect(ctx, out) as client:
         found = client.user_keys(user)
-    local = None
-    if user is None:
-        try:
-            from jobs.user_keys import public_key_text
-
-            local = public_key_text(load_key(key_path(ClientEnv.read())))
-        except KeyFileError as exc:
-            out.hint(str(exc))
+    local = _local_public_key(out) if user is None else None
     rows = [
         [
             ("* " if k["public_key"] == local else "  ") + k["fingerprint"],
@@ -88,7 +78,7 @@ def key_revoke(
     with connect(ctx, out) as client:
         key = client.revoke_key(fingerprint, reason)
     out.say(f"revoked key {key['fingerprint']} of {key['user']}; it stays listed as revoked")
-    if _is_local(key["public_key"]):
+    if _local_public_key() == key["public_key"]:
         path = key_path(ClientEnv.read())
         out.hint(
             f"that was the key on this machine ({path}): move it away, then `c2d login` makes "
@@ -97,12 +87,16 @@ def key_revoke(
     out.result(key, key["fingerprint"])
 
 
-def _is_local(public_key: str) -> bool:
+def _local_public_key(out: Output | None = None) -> str | None:
+    """The public half of the key on this machine, if it has a usable one (else why not, as a
+    hint on ``out``)."""
     from jobs.user_keys import public_key_text
     from runner.client.keys import key_path, load_key
     from runner.errors import KeyFileError
 
     try:
-        return public_key_text(load_key(key_path(ClientEnv.read()))) == public_key
-    except KeyFileError:
-        return False
+        return public_key_text(load_key(key_path(ClientEnv.read())))
+    except KeyFileError as exc:
+        if out is not None:
+            out.hint(str(exc))
+        return None
