@@ -21,22 +21,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jobs.user_keys import UserKeyStatement, public_key_text, sign_statement
 from runner.control.install import ADMIN
 from tests.kit.installation import Installation, installed
-from tests.kit.procs import redis_db_url
-from tests.kit.redis import flush_redis
+from tests.kit.redis import RedisServer
 
 pytestmark = [pytest.mark.redis]
 
-REDIS_DB = 13
-
 
 @pytest.fixture(scope="module")
-def install(tmp_path_factory, redis_url) -> Iterator[Installation]:
-    url = redis_db_url(redis_url, REDIS_DB)
-    flush_redis(url)
-    with installed(tmp_path_factory.mktemp("keys"), url) as made:
-        made.start_server()
-        yield made
-    flush_redis(url)
+def install(tmp_path_factory) -> Iterator[Installation]:
+    # A Redis of its own: every database number of the shared one belongs to another module.
+    redis_server = RedisServer(tmp_path_factory.mktemp("keys-redis"), persistent=False)
+    redis_server.start()
+    try:
+        with installed(tmp_path_factory.mktemp("keys"), redis_server.url) as made:
+            made.start_server()
+            yield made
+    finally:
+        redis_server.stop()
 
 
 def login(install: Installation, token: str, config: Path, expect: int = 0) -> dict:
