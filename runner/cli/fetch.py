@@ -44,6 +44,7 @@ def fetch(
     json_out: JsonFlag = False,
 ) -> None:
     """Download a released job's artifacts, metrics.json and receipt.json, all verified."""
+    from runner.client.consistency import KeptCheckpoints
     from runner.client.ledger_check import read_public_key
     from runner.client.verify import KeySource, fetch_verified
 
@@ -56,7 +57,13 @@ def fetch(
         pinned, source = base64.b64decode(conn.public_key), "pinned"
     with connect(ctx, out) as client, out.downloads() as observer:
         got = fetch_verified(
-            client, job_id, folder, key=pinned, key_source=source, observer=observer
+            client,
+            job_id,
+            folder,
+            key=pinned,
+            key_source=source,
+            observer=observer,
+            kept=KeptCheckpoints.beside(conn.config_file),
         )
     out.say(
         f"fetched {len(got.files)} files into {folder}; every digest matches the outcome and "
