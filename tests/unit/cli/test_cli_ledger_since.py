@@ -9,7 +9,6 @@ with its exit code, changing nothing. (Over HTTP: tests/integration/test_ledger_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ ORIGIN = "c2d.test/since"
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("C2D_URL", "C2D_TOKEN", "C2D_HOME", "C2D_ORIGIN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("C2D_CONFIG", str(tmp_path / "no-config.json"))
@@ -36,7 +35,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         (tmp_path / "kept.checkpoint").write_text(ledger.checkpoint())
         for i in range(6, 9):
             ledger.append("job.submitted", "rita", f"job-{i}", {"n": i})
-    yield folder
+    return folder
 
 
 def since(home: Path, kept: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -61,7 +60,8 @@ def test_a_rewritten_entry_fails_and_is_named(home, tmp_path, capsys) -> None:
     code, out, said = since(home, kept, capsys)
     assert code == 1
     facts = json.loads(out)
-    assert facts["ok"] is False and facts["kept_size"] == 6
+    assert facts["ok"] is False
+    assert facts["kept_size"] == 6
     assert "does not extend the checkpoint in" in said
     assert "the checkpoint you kept at size 6 does not match the log" in said
     assert "first bad entry: 0" in said
@@ -80,11 +80,13 @@ def test_bad_kept_files_are_errors_with_their_exit_codes(home, tmp_path, capsys)
     corrupt = tmp_path / "corrupt.checkpoint"
     corrupt.write_text("c2d.test/since\nsix\n")
     code, _, said = since(home, corrupt, capsys)
-    assert code == 2 and "is not a signed checkpoint" in said
+    assert code == 2
+    assert "is not a signed checkpoint" in said
     with Ledger(home / "c2d.db", home / "ledger.key", ORIGIN) as ledger:
         root = ledger.root(6)
     stranger = load_or_create_signing_key(tmp_path / "stranger.key")
     forged = tmp_path / "forged.checkpoint"
     forged.write_text(sign_checkpoint(Checkpoint(ORIGIN, 6, root), stranger))
     code, _, said = since(home, forged, capsys)
-    assert code == 2 and "does not verify against this log's key" in said
+    assert code == 2
+    assert "does not verify against this log's key" in said

@@ -126,7 +126,8 @@ def test_a_log_of_the_same_size_needs_no_proof(api: LogApi, client: Client) -> N
     api.grow(4)
     kept = api.ledger.checkpoint()
     result = check_since(client, kept, key(api), origin=ORIGIN)
-    assert result.ok and result.size == result.kept_size == 4
+    assert result.ok
+    assert result.size == result.kept_size == 4
     assert "/v1/ledger/consistency" not in api.asked
 
 
@@ -142,7 +143,8 @@ def test_an_earlier_entry_rewritten_and_resigned_fails_naming_both_sizes(
     assert not result.ok
     assert (result.kept_size, result.size) == (5, 12)
     assert "does not extend the checkpoint you kept at size 5" in result.detail
-    assert "entries 0..4" in result.detail and "rewritten or forked" in result.detail
+    assert "entries 0..4" in result.detail
+    assert "rewritten or forked" in result.detail
 
 
 def test_a_rewrite_of_the_same_size_fails(api: LogApi, client: Client) -> None:
@@ -162,7 +164,8 @@ def test_a_shorter_log_fails_naming_the_removed_entries(api: LogApi, client: Cli
     result = check_since(client, kept, key(api), origin=ORIGIN)
     assert not result.ok
     assert (result.kept_size, result.size) == (12, 8)
-    assert "shrank" in result.detail and "entries 8..11 were removed" in result.detail
+    assert "shrank" in result.detail
+    assert "entries 8..11 were removed" in result.detail
 
 
 def test_a_kept_checkpoint_of_another_key_or_log_proves_nothing(
@@ -174,7 +177,7 @@ def test_a_kept_checkpoint_of_another_key_or_log_proves_nothing(
     with pytest.raises(ClientConfigError, match="does not verify against this log's key"):
         check_since(client, forged, key(api), origin=ORIGIN, where="mine.checkpoint")
     elsewhere = sign_checkpoint(Checkpoint("c2d.test/other", 3, api.ledger.root()), stranger)
-    with pytest.raises(ClientConfigError, match="not 'c2d.test/consistency'"):
+    with pytest.raises(ClientConfigError, match=r"not 'c2d\.test/consistency'"):
         check_since(client, elsewhere, key(api), origin=ORIGIN)
 
 
@@ -301,7 +304,7 @@ def test_fetch_names_a_corrupt_kept_checkpoint_and_how_to_start_afresh(
     api.release_job()
     store.folder.mkdir()
     store.path(URL, ORIGIN).write_text("not a checkpoint\n")
-    with pytest.raises(ClientConfigError, match="remove .* and fetch again"):
+    with pytest.raises(ClientConfigError, match=r"remove .* and fetch again"):
         fetch_verified(client, JOB, tmp_path / "out", key=key(api), kept=store)
     assert store.path(URL, ORIGIN).read_text() == "not a checkpoint\n"
     assert not (tmp_path / "out").exists()
