@@ -11,14 +11,17 @@ checkpoint, so the log verifies on its own: `--since` fails naming both sizes, a
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from jobs.models import User
+from ledger.merkle import verify_consistency
 from runner.client import connect
 from runner.errors import IntegrityError
 from tests.kit.data import counting_job, make_dataset
@@ -111,3 +114,28 @@ def test_a_kept_checkpoint_catches_a_rewritten_history(install, tmp_path):
         session.job(second).fetch(tmp_path / "out4")
     assert not (tmp_path / "out4").exists()
     assert kept_by_fetch.read_bytes() == kept_before
+
+
+def test_the_consistency_route_serves_proofs_and_says_what_it_cannot(install):
+    _, token = install.user("researcher", "rex")
+    size = install.ledger_size()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def ask(first: int, second: int, **kw: str) -> httpx.Response:
+        params = {"first": first, "second": second}
+        return httpx.get(f"{install.url}/v1/ledger/consistency", params=params, timeout=30, **kw)
+
+    served = ask(1, size, headers=headers)
+    assert served.status_code == 200, served.text
+    proof = [base64.b64decode(p) for p in served.json()["proof"]]
+    with install.client(token) as client:
+        verify_consistency(
+            1, size, install.ctx.ledger.root(1), install.ctx.ledger.root(size), proof
+        )
+        assert client.consistency_proof(1, size) == proof
+    assert ask(size, size, headers=headers).json()["proof"] == []
+    for first, second, status in ((1, size + 1, 404), (size + 1, size, 404), (0, size, 422)):
+        refused = ask(first, second, headers=headers)
+        assert refused.status_code == status, refused.text
+        assert refused.json()["error"]["message"]
+    assert ask(1, size).status_code == 401
