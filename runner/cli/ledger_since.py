@@ -44,7 +44,7 @@ def verify_since(
     if result.ok:
         out.say(f"ok: {result.detail}")
     else:
-        out.error(f"the log does not extend the checkpoint in {since}: {result.detail}")
+        out.error(f"{result.detail} (checked against the checkpoint in {since})")
     out.result({**result.document(), "source": source})
     if not result.ok:
         raise typer.Exit(ExitCode.FAILED)

@@ -62,7 +62,7 @@ def test_a_rewritten_entry_fails_and_is_named(home, tmp_path, capsys) -> None:
     facts = json.loads(out)
     assert facts["ok"] is False
     assert facts["kept_size"] == 6
-    assert "does not extend the checkpoint in" in said
+    assert f"checked against the checkpoint in {kept}" in said
     assert "the checkpoint you kept at size 6 does not match the log" in said
     assert "first bad entry: 0" in said
     assert kept.read_bytes() == before
