@@ -69,6 +69,11 @@ def fetch(
         f"fetched {len(got.files)} files into {folder}; every digest matches the outcome and "
         f"the receipt, and {PROOF[got.key]} (log size {got.log_size})"
     )
+    if got.kept_size is not None:
+        out.say(
+            f"the log at size {got.log_size} extends the checkpoint kept at your last fetch "
+            f"(size {got.kept_size})"
+        )
     if got.key == "served":
         out.warn(UNPINNED)
     out.result(
@@ -81,6 +86,9 @@ def fetch(
             "verified": True,
             # "served": checked against the key the server sent, not one the caller holds.
             "key": got.key,
+            "log_size": got.log_size,
+            # The size of the checkpoint kept from the last fetch that this log extends.
+            "kept_size": got.kept_size,
         },
         str(folder),
     )

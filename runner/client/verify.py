@@ -62,6 +62,7 @@ class Fetched:
     log_size: int
     key: KeySource
     job: dict[str, Any] = field(repr=False)
+    kept_size: int | None = None  # the size of the checkpoint kept before, which the log extends
 
 
 def _digest_map(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -166,8 +167,9 @@ def fetch_verified(
         raise IntegrityError(
             f"the receipt of job {job_id} does not verify: {exc}; nothing was saved"
         ) from exc
+    extends = None
     if kept is not None:
-        advance_kept(client, kept, public_key, check.origin, document["checkpoint"])
+        extends = advance_kept(client, kept, public_key, check.origin, document["checkpoint"])
     outcome = job.get("outcome") or {}
     outputs = agreed_outputs(  # 4
         job_id,
@@ -196,4 +198,5 @@ def fetch_verified(
         log_size=check.size,
         key=key_source if key is not None else "served",
         job=job,
+        kept_size=extends.kept_size if extends is not None else None,
     )

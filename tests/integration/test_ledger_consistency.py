@@ -75,7 +75,8 @@ def test_a_kept_checkpoint_catches_a_rewritten_history(install, tmp_path):
     assert facts["kept_size"] == kept_size
     assert facts["size"] > kept_size
     assert facts["origin"] == install.settings.origin
-    install.json("fetch", second, "-o", str(tmp_path / "out2"), config=config)
+    fetched = install.json("fetch", second, "-o", str(tmp_path / "out2"), config=config)
+    assert fetched["kept_size"] == kept_size
     assert int(kept_by_fetch.read_text().split("\n")[1]) > kept_size
 
     # The operator rewrites the approval of the first job, then re-chains and re-signs.

@@ -277,11 +277,12 @@ def test_fetch_keeps_the_checkpoint_checks_it_next_time_and_refuses_a_rewrite(
     first = fetch_verified(client, JOB, tmp_path / "one", key=public, kept=store)
     kept_path = store.path(URL, ORIGIN)
     assert read_note(kept_path).split("\n")[1] == str(first.log_size) == "6"
+    assert first.kept_size is None
 
     api.grow(4)
     api.ledger.checkpoint()  # the next receipt carries the newer checkpoint
     second = fetch_verified(client, JOB, tmp_path / "two", key=public, kept=store)
-    assert second.log_size == 10
+    assert (second.kept_size, second.log_size) == (6, 10)
     assert read_note(kept_path).split("\n")[1] == "10"
     assert "/v1/ledger/consistency" in api.asked
 
