@@ -9,7 +9,10 @@ Measures, on a fresh SQLite file in WAL mode with synchronous=FULL:
 - building an N-entry log with append_many (signing a checkpoint every 10% on the way);
 - full verification of the N-entry log, against streaming the same rows and hashing each once;
 - an inclusion proof from storage at size N, against one primary-key row lookup;
-- verifying a five-entry receipt offline, against one bare Ed25519 signature check.
+- verifying a five-entry receipt offline, against one bare Ed25519 signature check;
+- a consistency proof from storage at size N from a random earlier size, and its offline
+  verification, against the same Ed25519 check; and a reader's whole check of a checkpoint
+  kept at N/10 (both checkpoints' signatures opened, the proof verified), against the same.
 Nothing is asserted; the table goes to stdout.
 """
 
@@ -31,8 +34,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger import Ledger, merkle, verify_log, verify_receipt
-from ledger.checkpoint import open_checkpoint
-from ledger.storage import connect
+from ledger.checkpoint import open_checkpoint, verify_extends
+from ledger.storage import checkpoints, connect
 
 ORIGIN = "bench.c2d.example/ledger"
 STEPS = ("job.submitted", "job.approved", "job.started", "job.finished", "job.released")
@@ -184,6 +187,58 @@ def stream_and_hash(db: Path) -> float:
     return elapsed
 
 
+def bench_consistency(
+    work: Path, ledger: Ledger, sig_s: float
+) -> list[tuple[str, str, str, str, str]]:
+    """What `c2d ledger verify --since` and `c2d fetch` cost the server and the reader."""
+    size = ledger.size()
+    rng = random.Random(11)
+    olds = [rng.randrange(1, size) for _ in range(1000)]
+    roots = {m: ledger.root(m) for m in olds[:50]}
+    head = ledger.root()
+    cycle = iter(olds * 2)
+    proof_s = per_call(lambda: ledger.consistency_proof(next(cycle), size), 999)
+    proofs = [(m, ledger.consistency_proof(m, size)) for m in roots]
+    turn = iter(proofs * 5)
+
+    def verify_one() -> None:
+        m, proof = next(turn)
+        merkle.verify_consistency(m, size, roots[m], head, proof)
+
+    verify_s = per_call(verify_one, 200)
+    conn = connect(work / "big.db")
+    kept_size, kept = checkpoints(conn)[0]
+    conn.close()
+    current = ledger.checkpoint()
+    key = ledger.public_key()
+    kept_proof = ledger.consistency_proof(kept_size, size)
+    check_s = per_call(lambda: verify_extends(kept, current, kept_proof, key, ORIGIN), 200)
+    baseline = f"{sig_s * 1e3:.3f} ms one Ed25519 verify"
+    return [
+        (
+            f"consistency proof at {size:,}",
+            f"{proof_s * 1e3:.3f} ms",
+            baseline,
+            f"{sig_s / proof_s:.2f}",
+            "<= 1 ms",
+        ),
+        (
+            f"verify a consistency proof to {size:,}",
+            f"{verify_s * 1e3:.3f} ms",
+            baseline,
+            f"{sig_s / verify_s:.2f}",
+            "<= 1 ms",
+        ),
+        (
+            f"check a kept checkpoint ({kept_size:,} -> {size:,})",
+            f"{check_s * 1e3:.3f} ms",
+            baseline,
+            f"{sig_s / check_s:.2f}",
+            "<= 1 ms",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000, help="size of the big log")
@@ -272,6 +327,7 @@ def main() -> None:
                 "<= 1 ms",
             )
         )
+        table += bench_consistency(work, ledger, sig_s)
         ledger.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

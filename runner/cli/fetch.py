@@ -44,6 +44,7 @@ def fetch(
     json_out: JsonFlag = False,
 ) -> None:
     """Download a released job's artifacts, metrics.json and receipt.json, all verified."""
+    from runner.client.consistency import KeptCheckpoints
     from runner.client.ledger_check import read_public_key
     from runner.client.verify import KeySource, fetch_verified
 
@@ -56,12 +57,23 @@ def fetch(
         pinned, source = base64.b64decode(conn.public_key), "pinned"
     with connect(ctx, out) as client, out.downloads() as observer:
         got = fetch_verified(
-            client, job_id, folder, key=pinned, key_source=source, observer=observer
+            client,
+            job_id,
+            folder,
+            key=pinned,
+            key_source=source,
+            observer=observer,
+            kept=KeptCheckpoints.beside(conn.config_file),
         )
     out.say(
         f"fetched {len(got.files)} files into {folder}; every digest matches the outcome and "
         f"the receipt, and {PROOF[got.key]} (log size {got.log_size})"
     )
+    if got.kept_size is not None:
+        out.say(
+            f"the log at size {got.log_size} extends the checkpoint kept at your last fetch "
+            f"(size {got.kept_size})"
+        )
     if got.key == "served":
         out.warn(UNPINNED)
     out.result(
@@ -74,6 +86,9 @@ def fetch(
             "verified": True,
             # "served": checked against the key the server sent, not one the caller holds.
             "key": got.key,
+            "log_size": got.log_size,
+            # The size of the checkpoint kept from the last fetch that this log extends.
+            "kept_size": got.kept_size,
         },
         str(folder),
     )

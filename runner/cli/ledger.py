@@ -64,14 +64,29 @@ def ledger_verify(
         typer.Option("--home", help="Verify this local state folder's database directly."),
     ] = None,
     key: KeyOpt = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            metavar="CHECKPOINT_FILE",
+            help="Check only that today's log extends this checkpoint you kept (a signed "
+            "checkpoint note, such as the ones `c2d fetch` keeps).",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Recompute every entry hash, link, Merkle node and checkpoint signature of the log."""
+    """Recompute every entry hash, link, Merkle node and checkpoint signature of the log, or
+    with --since check that the log extends a checkpoint you kept."""
     from ledger import verify_log
     from runner.client.ledger_check import read_public_key
 
     out = Output.start(json_out)
     trusted = read_public_key(key) if key else None
+    if since is not None:
+        from runner.cli.ledger_since import verify_since
+
+        verify_since(ctx, out, since, home, trusted)
+        return
     if home is not None:
         db = build_settings(home=home).db_path
         report = verify_log(db, trusted)

@@ -404,6 +404,20 @@ class Client:
         """GET /v1/ledger/checkpoints: every checkpoint the log signed, oldest first."""
         return list(self._json("GET", "/ledger/checkpoints").get("checkpoints", []))
 
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """GET /v1/ledger/consistency: the RFC 9162 proof that the log at ``second`` entries
+        extends the log at ``first``, as raw hashes (checked by the caller, not here)."""
+        body = self._json("GET", "/ledger/consistency", params={"first": first, "second": second})
+        try:
+            return [base64.b64decode(node, validate=True) for node in body["proof"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiError(
+                "failed",
+                f"the consistency proof from {first} to {second} the server sent is not a list "
+                "of base64 hashes",
+                200,
+            ) from exc
+
     def public_key(self) -> dict[str, Any]:
         """GET /v1/ledger/public-key: `{"origin", "public_key"}` (base64 raw 32 bytes)."""
         return dict(self._json("GET", "/ledger/public-key"))

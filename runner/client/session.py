@@ -16,7 +16,8 @@ A ``Session`` holds one ``Client`` (``runner.client.api``); ``JobHandle`` and
 of ``jobs.views``. Every check is the library's own, the same the CLI makes:
 ``runner.client.submission`` (the spec, the bundle, the code the server recorded),
 ``runner.client.follow`` (pushed events, polling when the push breaks),
-``runner.client.verify`` (digests and the receipt against the key pinned at login).
+``runner.client.verify`` (digests and the receipt against the key pinned at login, and the
+log's consistency with the checkpoint kept from the last fetch).
 Errors are c2d's (``runner.errors``, ``jobs.errors``), each with its ``kind``.
 """
 
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.views import DatasetView, JobView, SchemaView
 from runner.client.api import Client
 from runner.client.config import ClientEnv, check_url, resolve_connection
+from runner.client.consistency import KeptCheckpoints
 from runner.client.follow import Watcher, follow
 from runner.client.results import Result
 from runner.errors import JobFailed, NoToken, NotReady
@@ -47,7 +49,8 @@ def connect(
 ) -> Session:
     """A session on the server `c2d login` saved (or ``C2D_URL``/``C2D_TOKEN``, or the
     arguments, strongest first). The ledger key pinned at login is the one receipts are
-    checked against. Raises ``NoToken`` when no token is found anywhere."""
+    checked against; fetches keep the log's checkpoint beside the config, as `c2d fetch` does,
+    and check the log still extends it. Raises ``NoToken`` when no token is found anywhere."""
     conn = resolve_connection(url, token, ClientEnv.read(environ))
     if not conn.token:
         raise NoToken(
@@ -55,15 +58,29 @@ def connect(
             "connect(url, token)"
         )
     pinned = base64.b64decode(conn.public_key) if conn.public_key else None
-    return Session(Client(check_url(conn.url), conn.token, timeout), pinned_key=pinned)
+    return Session(
+        Client(check_url(conn.url), conn.token, timeout),
+        pinned_key=pinned,
+        kept=KeptCheckpoints.beside(conn.config_file),
+    )
 
 
 class Session:
-    """A signed-in connection to one c2d API; use as a context manager or ``close()`` it."""
+    """A signed-in connection to one c2d API; use as a context manager or ``close()`` it.
 
-    def __init__(self, client: Client, *, pinned_key: bytes | None = None) -> None:
+    ``kept``: where fetches keep the log's last checkpoint per server (None: not checked).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        pinned_key: bytes | None = None,
+        kept: KeptCheckpoints | None = None,
+    ) -> None:
         self.client = client
         self.pinned_key = pinned_key
+        self.kept = kept
 
     def __enter__(self) -> Session:
         return self
@@ -210,8 +227,9 @@ class JobHandle:
     def fetch(self, folder: str | Path, *, key: bytes | None = None) -> Result:
         """Download the released outputs, metrics.json and receipt.json into ``folder``, each
         digest checked against the outcome and the receipt, the receipt against ``key`` (or
-        the key pinned at login). Raises ``NotReady`` before release, ``IntegrityError`` when
-        any check fails; nothing half-checked is left under a final name."""
+        the key pinned at login), the log against the checkpoint kept from the last fetch.
+        Raises ``NotReady`` before release, ``IntegrityError`` when any check fails; nothing
+        half-checked is left under a final name."""
         from runner.client.verify import fetch_verified
 
         pinned = key if key is not None else self.session.pinned_key
@@ -221,6 +239,7 @@ class JobHandle:
             Path(folder),
             key=pinned,
             key_source="given" if key is not None else "pinned",
+            kept=self.session.kept,
         )
         self.view = JobView.model_validate(got.job)
         return Result(got)

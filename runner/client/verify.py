@@ -8,7 +8,9 @@ nothing reaches a final file name until every check has passed. Its steps, in or
 2. The log's key: the one the caller holds (given, or pinned at login) must be the one the
    server serves; without one, the served key is used and the result says so (``key="served"``:
    that proves nothing against the server itself).
-3. The receipt verifies offline against that key and the log's origin.
+3. The receipt verifies offline against that key and the log's origin; with a folder of
+   kept checkpoints (``KeptCheckpoints``), its checkpoint must extend the one kept from this
+   server's last fetch (an RFC 9162 consistency proof, ``advance_kept``) and is kept instead.
 4. The three records of the outputs agree: the outcome the server reports hashes to the outputs
    digest of the receipt's ``job.finished`` entry, and the artifact list names the same files
    with the same digests (``agreed_outputs``).
@@ -18,7 +20,8 @@ nothing reaches a final file name until every check has passed. Its steps, in or
    can be verified again later.
 
 Any failure raises ``IntegrityError`` (or ``NotReady``) saying which record disagreed; nothing
-half-written is left under a final name.
+half-written is left under a final name, and a log that no longer extends the kept checkpoint
+leaves that checkpoint as it was.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from jobs.digests import canonical_digest, outputs_digest
 from jobs.safe_text import one_line
 from ledger import LedgerError, verify_receipt
 from runner.client.api import Client
+from runner.client.consistency import KeptCheckpoints, advance_kept
 from runner.client.download import Downloaded, DownloadObserver, hex_digest, save_atomic
 from runner.client.ledger_check import finished_body, finished_outputs_digest
 from runner.errors import IntegrityError, NotReady
@@ -58,6 +62,7 @@ class Fetched:
     log_size: int
     key: KeySource
     job: dict[str, Any] = field(repr=False)
+    kept_size: int | None = None  # the size of the checkpoint kept before, which the log extends
 
 
 def _digest_map(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -141,11 +146,14 @@ def fetch_verified(
     key: bytes | None = None,
     key_source: KeySource = "given",
     observer: DownloadObserver | None = None,
+    kept: KeptCheckpoints | None = None,
 ) -> Fetched:
     """Download job ``job_id``'s released outputs and receipt into ``folder``, all verified.
 
     ``key`` is the log's public key the caller holds (``key_source`` says whether it was given
     or pinned at login); without one the served key is used and ``Fetched.key`` is "served".
+    ``kept`` is where the last checkpoint seen of each server is kept (the CLI and
+    ``connect()`` keep it beside the client config); without it no consistency is checked.
     See the module docstring for the steps. Raises ``NotReady`` or ``IntegrityError``.
     """
     job = client.job(job_id)
@@ -153,11 +161,15 @@ def fetch_verified(
     public_key, origin = trusted_key(client, key)  # 2
     receipt_bytes = client.receipt_bytes(job_id)
     try:  # 3
-        check = verify_receipt(json.loads(receipt_bytes), public_key, origin=origin)
+        document = json.loads(receipt_bytes)
+        check = verify_receipt(document, public_key, origin=origin)
     except (ValueError, LedgerError) as exc:
         raise IntegrityError(
             f"the receipt of job {job_id} does not verify: {exc}; nothing was saved"
         ) from exc
+    extends = None
+    if kept is not None:
+        extends = advance_kept(client, kept, public_key, check.origin, document["checkpoint"])
     outcome = job.get("outcome") or {}
     outputs = agreed_outputs(  # 4
         job_id,
@@ -186,4 +198,5 @@ def fetch_verified(
         log_size=check.size,
         key=key_source if key is not None else "served",
         job=job,
+        kept_size=extends.kept_size if extends is not None else None,
     )

@@ -1,4 +1,5 @@
-"""Routes about the ledger: its entries page by page, its checkpoints and its public key.
+"""Routes about the ledger: its entries page by page, its checkpoints, consistency proofs
+between two of its sizes, and its public key.
 
 Every authenticated user may read the whole log: entries carry digests and decisions, never
 data, and anyone must be able to check that the log was not rewritten.
@@ -54,6 +55,25 @@ def checkpoints(actor: Actor, state: State) -> dict[str, Any]:
     with contextlib.closing(storage.connect(state.ctx.settings.db_path)) as conn:
         notes = [note for _, note in storage.checkpoints(conn)]
     return {"checkpoints": notes}
+
+
+@router.get("/consistency", responses=errors(401, 404, 422))
+def consistency(
+    actor: Actor,
+    state: State,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    """``{"first", "second", "proof": [base64 hashes]}``: the RFC 9162 proof that the log at
+    ``second`` entries extends the log at ``first``, for a reader who kept a checkpoint at
+    ``first`` (``c2d ledger verify --since``, ``c2d fetch``). 404 when the log holds fewer
+    than ``second`` entries or ``first`` is larger than ``second``."""
+    proof = state.ctx.ledger.consistency_proof(first, second)
+    return {
+        "first": first,
+        "second": second,
+        "proof": [base64.b64encode(node).decode() for node in proof],
+    }
 
 
 @router.get("/public-key", responses=errors(401))

@@ -192,3 +192,20 @@ def test_proof_requests_outside_the_tree_are_refused() -> None:
         merkle.inclusion_proof(1, 1, subtree)
     with pytest.raises(ValueError, match="no consistency proof"):
         merkle.consistency_proof(0, 1, subtree)
+
+
+def test_a_rewritten_history_has_no_consistency_proof() -> None:
+    """The operator's own tree, one old entry changed (the same size or grown), or cut short:
+    no proof built from it by the RFC's algorithm leads from the old root to the new one."""
+    for n in range(1, 21):
+        data = leaves(n)
+        for m in range(1, n + 1):
+            old = mth(data[:m])
+            for changed in range(m):
+                forged = [*data[:changed], b"rewritten", *data[changed + 1 :]]
+                proof = subproof(m, forged, True)
+                with pytest.raises(VerificationError):
+                    merkle.verify_consistency(m, n, old, mth(forged), proof)
+            if m > 1:
+                with pytest.raises(VerificationError, match="smaller than the first"):
+                    merkle.verify_consistency(m, m - 1, old, mth(data[: m - 1]), [])
