@@ -47,6 +47,11 @@ from runner.livelog import LiveLogs
 
 T = TypeVar("T")
 _EXITED = ("exited", "dead")
+_SIGKILLED = 137
+OOM_EVENT_WAIT_S = 1.0
+"""How long a container killed by SIGKILL may take to be marked out of memory. The runtime
+reports the kernel's OOM kill as an event of its own, which can reach the engine after the
+exit (gVisor's shim does so under load): read too soon, an OOM kill reads as a plain kill."""
 LOG_DRAIN_S = 30.0
 
 
@@ -253,10 +258,12 @@ class DockerExecutor(Executor):
                 "wait for it before collecting"
             )
         jd = self._dir(spec.job_id)
+        timed_out = jd.timed_out.exists()
         state = container.attrs["State"]
+        if int(state["ExitCode"]) == _SIGKILLED and not state.get("OOMKilled") and not timed_out:
+            state = _late_oom(container)
         exit_code = int(state["ExitCode"])
         oom = bool(state.get("OOMKilled"))
-        timed_out = jd.timed_out.exists()
         started = _docker_time(state.get("StartedAt"))
         finished = _docker_time(state.get("FinishedAt"))
         duration = max(finished - started, 0.0) if started and finished else 0.0
@@ -338,3 +345,15 @@ class DockerExecutor(Executor):
 
     def _remove_outputs(self, job_id: str) -> None:
         """Remove what holds /outputs beside the job folder (nothing: it is in the folder)."""
+
+
+def _late_oom(container: Container) -> dict[str, Any]:
+    """The exited ``container``'s state once its OOM event had time to land (see
+    ``OOM_EVENT_WAIT_S``): a SIGKILL from a cancellation stays a plain kill, a second later."""
+    deadline = time.monotonic() + OOM_EVENT_WAIT_S
+    while True:
+        time.sleep(0.1)
+        container.reload()
+        state: dict[str, Any] = container.attrs["State"]
+        if state.get("OOMKilled") or time.monotonic() >= deadline:
+            return state
