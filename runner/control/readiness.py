@@ -37,6 +37,10 @@ TIMEOUT_S = 2.0
 MAX_DETAIL = 300
 
 
+HOST_PREFIX = "host:"
+"""The name of a data host's check is this prefix and the host's name."""
+
+
 @dataclass(frozen=True)
 class Check:
     """One check's verdict; ``detail`` says what was seen (and, when not ok, what to do)."""
@@ -145,7 +149,7 @@ class Readiness:
             beat = HostBeat(host.name, True, host.last_seen, host.engine_ok)
             problem = host_problem(beat, now, stale_s)
             detail = problem or f"said hello {max(0.0, now - (host.last_seen or now)):.0f} s ago"
-            found.append(Check(f"host:{host.name}", problem is None, detail))
+            found.append(Check(f"{HOST_PREFIX}{host.name}", problem is None, detail))
         return found
 
     def close(self) -> None:

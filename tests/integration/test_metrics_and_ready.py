@@ -181,12 +181,27 @@ def test_ready_names_a_data_host_whose_agent_stops_or_whose_engine_does_not_answ
     assert "c2d host start" in body["checks"]["host:local"]["detail"]
     assert body["checks"]["redis"]["ok"] is True
     assert get(stack, "/v1/ready?hosts=false").status_code == 200
+    # Anyone else learns that a data host is not ready, not which one or why.
+    _, researcher = stack.add_user("researcher")
+    for token in (None, researcher):
+        seen = get(stack, "/v1/ready", token)
+        assert seen.status_code == 503
+        assert seen.json()["checks"] == {
+            "database": {"ok": True, "detail": "ok"},
+            "ledger_key": {"ok": True, "detail": "ok"},
+            "redis": {"ok": True, "detail": "ok"},
+            "hosts": {
+                "ok": False,
+                "detail": "0 of 1 data hosts ready (an admin's token shows which)",
+            },
+        }
+        assert "local" not in seen.text
 
     # An agent whose engine is not there still says hello, and says so.
     stack.start_worker(DOCKER_HOST="unix:///nonexistent/docker.sock")
     body = wait_for(
         "the host's hello without its engine",
-        lambda: _engine_down(get(stack, "/v1/ready").json()),
+        lambda: _engine_down(get(stack, "/v1/ready", stack.admin_token).json()),
         60,
         stack.logs(),
     )
@@ -215,6 +230,9 @@ def test_ready_names_redis_while_it_is_down_and_is_ready_once_it_is_back(
         assert body["checks"]["redis"]["ok"] is False
         assert "C2D_REDIS_URL" in body["checks"]["redis"]["detail"]
         assert body["checks"]["database"]["ok"] is True
+        anonymous = get(stack, "/v1/ready").json()["checks"]
+        assert anonymous["redis"] == {"ok": False, "detail": "failing (an admin's token shows why)"}
+        assert "hosts" in anonymous and "host:local" not in anonymous
         assert get(stack, "/v1/health").status_code == 200  # alive, only not ready
     finally:
         redis_server.start()
@@ -223,10 +241,11 @@ def test_ready_names_redis_while_it_is_down_and_is_ready_once_it_is_back(
 
 
 def _ready_body(stack: Installation, status: int) -> Any:
-    """A ``wait_for`` probe: the body of ``GET /v1/ready`` once it answers ``status``."""
+    """A ``wait_for`` probe: the body of ``GET /v1/ready`` (as an admin reads it, every
+    check named and explained) once it answers ``status``."""
 
     def check() -> dict[str, Any] | None:
-        response = get(stack, "/v1/ready")
+        response = get(stack, "/v1/ready", stack.admin_token)
         return dict(response.json()) if response.status_code == status else None
 
     return check

@@ -18,11 +18,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from jobs import access
-from jobs.errors import NotAllowed
-from runner.control.api.deps import Actor, ApiState
+from jobs.errors import NotAllowed, Unauthenticated
+from runner.control.api.deps import Actor, ApiState, Token, api_state
 from runner.control.api.errors import errors
 from runner.control.metrics import Metrics
-from runner.control.readiness import Readiness
+from runner.control.readiness import HOST_PREFIX, Check, Readiness
 
 router = APIRouter()
 
@@ -98,13 +98,45 @@ def metrics(request: Request, actor: Actor) -> Response:
 )
 def ready(
     request: Request,
+    token: Token,
     hosts: Annotated[
         bool, Query(description="Check the enrolled data hosts too (false: the API's own only).")
     ] = True,
 ) -> JSONResponse:
     """Readiness, without a token: the database takes writes, the ledger key reads, Redis
-    answers, and each enrolled data host said hello lately with its engine answering."""
+    answers, and each enrolled data host said hello lately with its engine answering.
+
+    Anyone may probe it, so without an admin's token it says only which checks failed, and
+    counts the data hosts (``hosts``) instead of naming them: the names of the hosts taking
+    part, the state folder's paths and the errors seen are for admins."""
     checks = _monitoring(request).readiness.checks(hosts=hosts)
     ok = all(check.ok for check in checks)
-    body: dict[str, Any] = {"ready": ok, "checks": {c.name: c.view() for c in checks}}
+    shown = checks if _is_admin(request, token) else _public(checks)
+    body: dict[str, Any] = {"ready": ok, "checks": {c.name: c.view() for c in shown}}
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def _is_admin(request: Request, token: str | None) -> bool:
+    if token is None:
+        return False
+    try:
+        return access.is_admin(api_state(request).ctx.service.authenticate(token))
+    except Unauthenticated:
+        return False
+
+
+def _public(checks: list[Check]) -> list[Check]:
+    """``checks`` as anyone may read them: verdicts without details, data hosts counted."""
+    own = [
+        Check(c.name, c.ok, "ok" if c.ok else "failing (an admin's token shows why)")
+        for c in checks
+        if not c.name.startswith(HOST_PREFIX)
+    ]
+    hosts = [c for c in checks if c.name.startswith(HOST_PREFIX)]
+    if not hosts:
+        return own
+    ready = sum(c.ok for c in hosts)
+    detail = f"{ready} of {len(hosts)} data hosts ready"
+    if ready < len(hosts):
+        detail += " (an admin's token shows which)"
+    return [*own, Check("hosts", ready == len(hosts), detail)]
