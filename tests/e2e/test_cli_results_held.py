@@ -31,7 +31,10 @@ pytestmark = [
 ]
 
 ROW = "Jane Roe,123-45-6789"
-SECRETS = ("jane", "roe", "123-45", "6789")
+SIZE = 7_350_193
+"""The size of the held output: a number of seven digits, which no timestamp's six-digit
+fraction can hold by chance (the shared stack's ledger holds thousands of them)."""
+SECRETS = ("jane", "roe", "123-45", "45-6789", "123456789", str(SIZE))
 
 
 def _job(root: Path, script: str, outputs: list[str]) -> Path:
@@ -104,7 +107,7 @@ def test_metrics_and_output_names_stay_with_the_owner_until_release(
     folder = _job(
         tmp_path,
         "import json\n"
-        "open('/outputs/Jane_Roe_123-45-6789.txt', 'w').write('x' * 6789)\n"
+        f"open('/outputs/Jane_Roe_123-45-6789.txt', 'w').write('x' * {SIZE})\n"
         "json.dump({'jane_roe_123456789': 1.0}, open('/outputs/metrics.json', 'w'))\n"
         "print('Jane Roe')\n",
         ["*.txt"],

@@ -300,7 +300,16 @@ class _Builder:
                 build_log=self.log.text(),
             )
         if status != 0:
-            oom = bool(api.inspect_container(container.id)["State"].get("OOMKilled"))
+            try:
+                oom = bool(api.inspect_container(container.id)["State"].get("OOMKilled"))
+            except docker.errors.NotFound:
+                # Not the step's own doing: say so, rather than "No such container".
+                raise BuildFailed(
+                    f"the build failed at {self.current}: its container was removed while it "
+                    f"ran (status {status}) by something outside this build; submit again\n"
+                    + self.log.tail_lines(12),
+                    build_log=self.log.text(),
+                ) from None
             raise self._failed(status, oom)
 
     def _over(self, container_id: str) -> str | None:
