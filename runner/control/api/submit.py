@@ -19,8 +19,9 @@ Nothing is stored unless everything passes:
    loaded from the optional ``image_archive`` file part (capped while copied) on that data
    host, with no network, while the submission waits (``runner.control.api.preparing``).
 5. The bundle is staged in the artifact store (hashed while copied: that is the code digest),
-   the job is submitted in one transaction with its ledger entry, and only then is the blob
-   committed. On any error the temporary file and the staged blob are deleted.
+   the optional ``signed`` field (the researcher's ``c2d/submit`` statement over that digest)
+   is checked, the job is submitted in one transaction with its ledger entry, and only then is
+   the blob committed. On any error the temporary file and the staged blob are deleted.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from jobs.bundle import file_list
 from jobs.errors import InvalidRequest, SpecError, TooLarge
 from jobs.images import ImageRecord
 from jobs.models import Job, JobSpec, User
+from jobs.signed_actions import SignedEnvelope, envelope_of
 from jobs.units import format_size, parse_size
 from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.errors import errors
@@ -54,6 +56,8 @@ router = APIRouter(prefix="/v1")
 
 SPEC_MAX = 1024 * 1024
 """Largest ``spec`` field (params are capped far lower by the service)."""
+SIGNED_MAX = 16 * 1024
+"""Largest ``signed`` field: a submit statement and its signature take well under 1 KiB."""
 FORM_OVERHEAD = 64 * 1024
 _CHUNK = 1024 * 1024
 
@@ -81,6 +85,13 @@ _OPENAPI = {
                             "type": "string",
                             "format": "binary",
                             "description": "Optional: a `docker save` archive of one image.",
+                        },
+                        "signed": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "Optional: the researcher's signed c2d/submit "
+                            "statement, {statement, signature, key} as JSON "
+                            "(jobs.signed_actions).",
                         },
                     },
                 }
@@ -244,6 +255,21 @@ def _parse_spec(text: str) -> JobSpec:
     return JobSpec.from_data(data, source="the submitted spec")
 
 
+def _signed_field(value: str | UploadFile | None) -> SignedEnvelope | None:
+    """The optional ``signed`` form field: the envelope as JSON (``InvalidRequest`` if not)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > SIGNED_MAX:
+        raise InvalidRequest("`signed` must be a short JSON field, as `c2d submit` sends it")
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InvalidRequest("`signed` is not a JSON object {statement, signature, key}")
+    return envelope_of(data)
+
+
 def _host_of(state: ApiState, actor: User, spec: JobSpec) -> str:
     """The data host of the job's dataset (the service refuses a spec without one)."""
     if spec.dataset is None:
@@ -277,8 +303,10 @@ def accept(
     spec_text: str,
     bundle: IO[bytes],
     archive: IO[bytes] | None = None,
+    signed: SignedEnvelope | None = None,
 ) -> Job:
-    """Check and record one submission (steps 3-5 of the module docstring)."""
+    """Check and record one submission (steps 3-5 of the module docstring); ``signed`` is
+    checked against the bundle digest computed here."""
     ctx = state.ctx
     spec = _parse_spec(spec_text)
     limits = ctx.limits
@@ -295,7 +323,9 @@ def accept(
             if not own:
                 host = _host_of(state, actor, spec)
                 image_id = ctx.service.offered_image(host, spec.environment)
-                job = ctx.service.submit(actor, spec, None, staged.digest, files, image_id)
+                job = ctx.service.submit(
+                    actor, spec, None, staged.digest, files, image_id, signed=signed
+                )
                 staged.commit()
                 return job
             # The host fetches bundle and archive from the store, so both go in first, and
@@ -313,8 +343,9 @@ def accept(
                 if not had:
                     new.append(archive_digest)
             record = _own_image(state, actor, spec, staged.digest, archive_digest)
+            image_id = record.image_id
             return ctx.service.submit(
-                actor, spec, None, staged.digest, files, record.image_id, image=record
+                actor, spec, None, staged.digest, files, image_id, image=record, signed=signed
             )
         except BaseException:
             for digest in new:
@@ -351,7 +382,8 @@ async def submit(
                 "(the code tar); `c2d submit` sends both"
             )
         archive_file = archive.file if archive is not None else None
-        job = await run_in_threadpool(accept, state, actor, spec, bundle.file, archive_file)
+        signed = _signed_field(form.get("signed"))
+        job = await run_in_threadpool(accept, state, actor, spec, bundle.file, archive_file, signed)
     finally:
         await form.close()
     background.add_task(state.dispatch, job)
