@@ -8,10 +8,11 @@ Nothing is stored unless everything passes:
    archive only when the request declares one: ``X-C2D-Archive-Bytes: N`` (``c2d submit
    --image-archive`` sends it), N at most the host's archive cap. So a bundle-only request
    can never make the server take in gigabytes.
-2. The multipart form holds one field (``spec``), the ``bundle`` file and, only when declared,
-   one ``image_archive`` file (a ``docker save`` archive the job runs in). Each file part is
-   capped while it is parsed (the bundle at the bundle cap, the archive at its declared size)
-   and spooled past 1 MiB into the state folder's upload folder, never the system's ``/tmp``.
+2. The multipart form holds the ``spec`` field, optionally the ``signed`` field, the
+   ``bundle`` file and, only when declared, one ``image_archive`` file (a ``docker save``
+   archive the job runs in). Each file part is capped while it is parsed (the bundle at the
+   bundle cap, the archive at its declared size) and spooled past 1 MiB into the state
+   folder's upload folder, never the system's ``/tmp``.
 3. The bundle is copied into a private temporary file under a cap, and every tar header is
    checked as extraction would check it (``jobs.bundle.file_list``) before the job exists.
 4. The environment is resolved to the image ID the dataset's data host offers for it (its last
@@ -164,7 +165,7 @@ class _UploadParser(MultiPartParser):
         caps: dict[str, int],
         spool_dir: Path,
     ) -> None:
-        super().__init__(headers, stream, max_files=2, max_fields=1, max_part_size=SPEC_MAX)
+        super().__init__(headers, stream, max_files=2, max_fields=2, max_part_size=SPEC_MAX)
         self.caps = caps
         self.spool_dir = spool_dir
         self.received: dict[str, int] = {}
@@ -232,8 +233,8 @@ async def read_form(
         return await parser.parse()
     except MultiPartException as exc:
         raise InvalidRequest(
-            f"the upload is not a valid form ({exc.message}); send one `spec` field and one "
-            "`bundle` file"
+            f"the upload is not a valid form ({exc.message}); send one `spec` field (and "
+            "optionally a `signed` one) and one `bundle` file"
         ) from exc
 
 
