@@ -106,10 +106,11 @@ class Review(ServiceCore):
 
         ``dataset_name`` overrides ``spec.dataset``; ``params`` (the effective parameters)
         replace ``spec.params`` when given. Entries ``job.submitted`` and, when a trust
-        matches (see the module's docstring), ``job.approved`` with ``by_policy: true``.
-        ``signed``, when given, must be the actor's ``c2d/submit`` statement for this bundle
-        (``code_digest`` as uploaded), environment, dataset and params, with a nonce not used
-        before; it goes into ``job.submitted``.
+        matches (see the module's docstring), ``job.approved`` with ``by_policy: true`` and the
+        ``trust`` it relied on (``_trust_reference``). ``signed``, when given, must be the
+        actor's ``c2d/submit`` statement for this bundle (``code_digest`` as uploaded),
+        environment, dataset and params, with a nonce not used before; it goes into
+        ``job.submitted``.
 
         Raises ``SpecError`` (no dataset named), ``NotFound`` (unknown dataset),
         ``InvalidRequest`` (bad digest or image id; a signed statement that differs),
@@ -194,7 +195,10 @@ class Review(ServiceCore):
             self._record(conn, "job.submitted", actor.name, job.id, body)
             trusted = self._trust_for(job, dataset)
             if trusted is not None:
-                self._approve_in(conn, job, actor.name, trusted.trusted_by, "", by_policy=True)
+                proof = {"trust": self._trust_reference(trusted)}
+                self._approve_in(
+                    conn, job, actor.name, trusted.trusted_by, "", by_policy=True, proof=proof
+                )
             return self._job(job.id)
 
     def _submit_statement(self, actor: User, job: Job, bundle: str, nonce: str) -> ActionStatement:
@@ -226,6 +230,25 @@ class Review(ServiceCore):
         nonce = str(signed.statement.get("nonce", ""))
         size = self._ledger.size()
         return {"signed": check_signed(self._store, size, expected(nonce), signed)}
+
+    def _trust_reference(self, trusted: TrustedCode) -> dict[str, Any]:
+        """How a policy approval names the trust it relied on: the ``dataset.trusted`` entry
+        (its seq; whose body holds the owner's signed ``c2d/trust`` statement if she signed),
+        who set it and from which job. A trust is unique per dataset, code, researcher and
+        params, so the newest entry that matches is the one."""
+        params = trusted.params_digest or "any"
+        seq = None
+        for entry in reversed(self._ledger.entries_for(dataset_subject(trusted.dataset))):
+            body = entry.body
+            if (
+                entry.type == "dataset.trusted"
+                and body.get("code_digest") == trusted.code_digest
+                and body.get("researcher") == trusted.researcher
+                and body.get("params_digest") == params
+            ):
+                seq = entry.seq
+                break
+        return {"seq": seq, "trusted_by": trusted.trusted_by, "job_id": trusted.job_id}
 
     def _trust_for(self, job: Job, dataset: Dataset) -> TrustedCode | None:
         """The trust that approves ``job`` by policy, if one does (the module's rule)."""

@@ -132,6 +132,24 @@ def test_a_signed_rejection_and_trust_are_recorded(world):
     assert world.ledger.entries_for(job.id)[-1].body["signed"]["statement"]["decision"] == "reject"
 
 
+def test_a_policy_approval_names_the_signed_trust_it_relied_on(world):
+    olga = _key(world, "olga")
+    first = world.approved()
+    trust = trust_statement(world.ledger.origin, "olga", job_view(first), any_params=False)
+    world.service.trust(world.olga, first.id, signed=_envelope(olga, trust))
+    trusted_entry = world.ledger.entries_for("dataset:iris")[-1]
+    again = world.submit()
+    approved = world.ledger.entries_for(again.id)[-1]
+    assert (approved.type, approved.body["by_policy"]) == ("job.approved", True)
+    assert "signed" not in approved.body  # the server's act, not a person's
+    assert approved.body["trust"] == {
+        "seq": trusted_entry.seq,
+        "trusted_by": "olga",
+        "job_id": first.id,
+    }
+    assert trusted_entry.body["signed"]["statement"]["code_digest"] == again.code_digest
+
+
 def test_an_unsigned_action_is_still_accepted_and_carries_no_envelope(world):
     job = world.approved()
     assert all("signed" not in e.body for e in world.ledger.entries_for(job.id))
