@@ -110,3 +110,12 @@ class KeyRecords:
         if key is None or key.user != user or not key.valid_at(size):
             return None
         return key
+
+    def use_nonce(self, user: str, nonce: str, job_id: str) -> bool:
+        """Record that ``user``'s signed submission with ``nonce`` made ``job_id``; False if
+        the nonce was used before (a replayed statement)."""
+        done = self._write(
+            "INSERT OR IGNORE INTO submit_nonces (user, nonce, job_id) VALUES (?, ?, ?)",
+            (user, nonce, job_id),
+        )
+        return done.rowcount == 1

@@ -215,6 +215,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " revoked_seq INTEGER)",
         "CREATE INDEX user_keys_by_user ON user_keys (user)",
     ),
+    # 11: the nonces of signed submissions (jobs.signed_actions), one row per user and nonce,
+    # so a signed c2d/submit statement submits one job, never two.
+    (
+        "CREATE TABLE submit_nonces ("
+        " user TEXT NOT NULL REFERENCES users (name),"
+        " nonce TEXT NOT NULL,"
+        " job_id TEXT NOT NULL,"
+        " PRIMARY KEY (user, nonce))",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

@@ -13,6 +13,7 @@ Anyone else submitting the same code waits for review like everyone.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from jobs import access
@@ -31,6 +32,15 @@ from jobs.limits import check_resources
 from jobs.models import Approval, Dataset, Job, JobSpec, TrustedCode, User
 from jobs.output_checks import failed, release_body
 from jobs.service_core import ServiceCore, build, dataset_subject
+from jobs.signed_actions import (
+    ActionStatement,
+    SignedEnvelope,
+    check_signed,
+    decision_statement,
+    release_statement,
+    submit_statement,
+    trust_statement,
+)
 from jobs.states import JobState, check_transition
 from jobs.units import format_size
 
@@ -44,6 +54,11 @@ def _digests(job: Job) -> dict[str, str]:
         "dataset_digest": job.dataset_digest,
         "params_digest": job.params_digest,
     }
+
+
+def _fields(job: Job) -> dict[str, str]:
+    """The fields of ``job`` the decision and trust statements name."""
+    return {"id": job.id, "dataset": job.dataset, "researcher": job.researcher, **_digests(job)}
 
 
 def _note(text: str, what: str) -> str:
@@ -81,6 +96,7 @@ class Review(ServiceCore):
         image_id: str,
         params: dict[str, Any] | None = None,
         image: ImageRecord | None = None,
+        signed: SignedEnvelope | None = None,
     ) -> Job:
         """Record a new pending job; approve it at once if its code is trusted for the dataset.
 
@@ -90,11 +106,17 @@ class Review(ServiceCore):
 
         ``dataset_name`` overrides ``spec.dataset``; ``params`` (the effective parameters)
         replace ``spec.params`` when given. Entries ``job.submitted`` and, when a trust
-        matches (see the module's docstring), ``job.approved`` with ``by_policy: true``.
+        matches (see the module's docstring), ``job.approved`` with ``by_policy: true`` and the
+        ``trust`` it relied on (``_trust_reference``). ``signed``, when given, must be the
+        actor's ``c2d/submit`` statement for this bundle (``code_digest`` as uploaded),
+        environment, dataset and params, with a nonce not used before; it goes into
+        ``job.submitted``.
 
         Raises ``SpecError`` (no dataset named), ``NotFound`` (unknown dataset),
-        ``InvalidRequest`` (bad digest or image id), ``LimitExceeded`` (resources above the
-        dataset's caps or the host's limits), ``TooLarge`` (params).
+        ``InvalidRequest`` (bad digest or image id; a signed statement that differs),
+        ``LimitExceeded`` (resources above the dataset's caps or the host's limits),
+        ``TooLarge`` (params), ``NotAllowed`` (a signature by no valid key of the actor),
+        ``Conflict`` (a replayed nonce).
         """
         name = dataset_name or spec.dataset
         if name is None:
@@ -107,6 +129,7 @@ class Review(ServiceCore):
             raise InvalidRequest(f"code digest {code_digest!r} is not sha256:<64 hex digits>")
         if not image_id:
             raise InvalidRequest("no image id: the environment must resolve to a local image")
+        bundle_digest = code_digest
         if image is not None:
             if image.bundle_digest != code_digest or image.image_id != image_id:
                 raise InvalidRequest(
@@ -142,7 +165,18 @@ class Review(ServiceCore):
                 created=now,
                 updated=now,
             )
+            proof = self._signed(
+                signed, lambda nonce: self._submit_statement(actor, job, bundle_digest, nonce)
+            )
             self._store.insert_job(job)
+            if signed is not None and not self._store.use_nonce(
+                actor.name, str(signed.statement.get("nonce")), job.id
+            ):
+                raise Conflict(
+                    f"this signed submission (key {signed.key}) was used before: its nonce "
+                    "submits one job only; nothing was recorded. Submit again (`c2d submit` "
+                    "signs with a fresh nonce)"
+                )
             if image is not None:
                 self._store.insert_job_image(job.id, image)
             body = {
@@ -156,12 +190,65 @@ class Review(ServiceCore):
                 "outputs": spec.output_patterns(),
                 "files": len(job.bundle_files),
                 **_image_entry(image),
+                **proof,
             }
             self._record(conn, "job.submitted", actor.name, job.id, body)
             trusted = self._trust_for(job, dataset)
             if trusted is not None:
-                self._approve_in(conn, job, actor.name, trusted.trusted_by, "", by_policy=True)
+                proof = {"trust": self._trust_reference(trusted)}
+                self._approve_in(
+                    conn, job, actor.name, trusted.trusted_by, "", by_policy=True, proof=proof
+                )
             return self._job(job.id)
+
+    def _submit_statement(self, actor: User, job: Job, bundle: str, nonce: str) -> ActionStatement:
+        try:
+            return submit_statement(
+                self._ledger.origin,
+                actor.name,
+                nonce,
+                dataset=job.dataset,
+                bundle=bundle,
+                image=job.spec.environment,
+                params=job.params_digest,
+            )
+        except ValueError:
+            raise InvalidRequest(
+                "the signed submission's nonce must be 32 lowercase hex digits; nothing was "
+                "recorded. `c2d submit` makes one"
+            ) from None
+
+    def _signed(
+        self, signed: SignedEnvelope | None, expected: Callable[[str], ActionStatement]
+    ) -> dict[str, Any]:
+        """``{"signed": envelope}`` for the entry once ``signed`` is shown to sign the statement
+        ``expected`` builds (given the nonce the envelope carries, for a submission); empty for
+        an unsigned action. Called inside the transaction, so the key is judged at the sequence
+        number the entry gets."""
+        if signed is None:
+            return {}
+        nonce = str(signed.statement.get("nonce", ""))
+        size = self._ledger.size()
+        return {"signed": check_signed(self._store, size, expected(nonce), signed)}
+
+    def _trust_reference(self, trusted: TrustedCode) -> dict[str, Any]:
+        """How a policy approval names the trust it relied on: the ``dataset.trusted`` entry
+        (its seq; whose body holds the owner's signed ``c2d/trust`` statement if she signed),
+        who set it and from which job. A trust is unique per dataset, code, researcher and
+        params, so the newest entry that matches is the one."""
+        params = trusted.params_digest or "any"
+        seq = None
+        for entry in reversed(self._ledger.entries_for(dataset_subject(trusted.dataset))):
+            body = entry.body
+            if (
+                entry.type == "dataset.trusted"
+                and body.get("code_digest") == trusted.code_digest
+                and body.get("researcher") == trusted.researcher
+                and body.get("params_digest") == params
+            ):
+                seq = entry.seq
+                break
+        return {"seq": seq, "trusted_by": trusted.trusted_by, "job_id": trusted.job_id}
 
     def _trust_for(self, job: Job, dataset: Dataset) -> TrustedCode | None:
         """The trust that approves ``job`` by policy, if one does (the module's rule)."""
@@ -186,6 +273,7 @@ class Review(ServiceCore):
         note: str,
         *,
         by_policy: bool,
+        proof: dict[str, Any] | None = None,
     ) -> None:
         now = self._now()
         approval = build(
@@ -199,7 +287,13 @@ class Review(ServiceCore):
         )
         self._store.insert_approval(approval)
         self._store.update_job(job.id, expect=S.PENDING, to=S.APPROVED, updated=now)
-        body = {"approver": approver, "note": note, "by_policy": by_policy, **_digests(job)}
+        body = {
+            "approver": approver,
+            "note": note,
+            "by_policy": by_policy,
+            **_digests(job),
+            **(proof or {}),
+        }
         self._record(conn, "job.approved", actor, job.id, body)
 
     def _governed(self, actor: User, job_id: str, verb: str) -> tuple[Job, Dataset]:
@@ -211,12 +305,16 @@ class Review(ServiceCore):
             )
         return job, dataset
 
-    def approve(self, actor: User, job_id: str, note: str = "") -> Job:
+    def approve(
+        self, actor: User, job_id: str, note: str = "", signed: SignedEnvelope | None = None
+    ) -> Job:
         """Approve a pending job, binding its code, image, dataset and params digests.
 
         Only the dataset's owner or an admin, and never the job's own researcher. Entry
-        ``job.approved``. Raises ``InvalidRequest`` (a note longer than ``MAX_NOTE`` or with
-        control characters), ``NotFound``, ``NotAllowed``, ``InvalidTransition``.
+        ``job.approved``, with ``signed`` when the actor signed the ``c2d/decision`` statement.
+        Raises ``InvalidRequest`` (a note longer than ``MAX_NOTE`` or with control
+        characters; a signed statement that differs), ``NotFound``, ``NotAllowed`` (also: not
+        a valid key of the actor), ``InvalidTransition``.
         """
         _note(note, "note")
         with self._store.transaction() as conn:
@@ -224,11 +322,20 @@ class Review(ServiceCore):
             if actor.name == job.researcher:
                 raise NotAllowed("you cannot approve your own job; another owner or admin must")
             check_transition(job.state, S.APPROVED, job_id)
-            self._approve_in(conn, job, actor.name, actor.name, note, by_policy=False)
+            proof = self._signed(
+                signed,
+                lambda _: decision_statement(
+                    self._ledger.origin, actor.name, _fields(job), "approve", note
+                ),
+            )
+            self._approve_in(conn, job, actor.name, actor.name, note, by_policy=False, proof=proof)
             return self._job(job_id)
 
-    def reject(self, actor: User, job_id: str, reason: str) -> Job:
-        """End a pending job with a reason the researcher will read. Entry ``job.rejected``.
+    def reject(
+        self, actor: User, job_id: str, reason: str, signed: SignedEnvelope | None = None
+    ) -> Job:
+        """End a pending job with a reason the researcher will read. Entry ``job.rejected``
+        (with ``signed``: a ``c2d/decision`` statement whose note is the reason).
 
         Raises ``InvalidRequest`` (empty, too long or with control characters), ``NotFound``,
         ``NotAllowed``, ``InvalidTransition``.
@@ -239,18 +346,33 @@ class Review(ServiceCore):
         with self._store.transaction() as conn:
             job, _ = self._governed(actor, job_id, "reject")
             check_transition(job.state, S.REJECTED, job_id)
+            proof = self._signed(
+                signed,
+                lambda _: decision_statement(
+                    self._ledger.origin, actor.name, _fields(job), "reject", reason
+                ),
+            )
             now = self._now()
             self._store.update_job(
                 job_id, expect=S.PENDING, to=S.REJECTED, reason=reason, finished=now, updated=now
             )
-            self._record(conn, "job.rejected", actor.name, job_id, {"reason": reason})
+            body = {"reason": reason, **proof}
+            self._record(conn, "job.rejected", actor.name, job_id, body)
             return self._job(job_id)
 
-    def trust(self, actor: User, job_id: str, *, any_params: bool = False) -> TrustedCode:
+    def trust(
+        self,
+        actor: User,
+        job_id: str,
+        *,
+        any_params: bool = False,
+        signed: SignedEnvelope | None = None,
+    ) -> TrustedCode:
         """Trust this job's code digest on its dataset for this job's researcher: her later
         submissions of the same code with the same params (any params with ``any_params``)
         are approved by policy. Entry ``dataset.trusted`` (subject ``dataset:NAME``) with the
-        researcher and the params digest (``"any"``).
+        researcher and the params digest (``"any"``), and ``signed`` when the actor signed
+        the ``c2d/trust`` statement.
 
         Only the dataset's owner or an admin, never for her own job nor for a job of the
         dataset's owner (those are never approved by policy). Raises ``NotFound``,
@@ -274,19 +396,34 @@ class Review(ServiceCore):
                 job_id=job_id,
                 time=self._now(),
             )
+            proof = self._signed(
+                signed,
+                lambda _: trust_statement(
+                    self._ledger.origin, actor.name, _fields(job), any_params=any_params
+                ),
+            )
             self._store.add_trust(trusted)
             body = {
                 "code_digest": job.code_digest,
                 "job_id": job_id,
                 "researcher": job.researcher,
                 "params_digest": trusted.params_digest or "any",
+                **proof,
             }
             self._record(conn, "dataset.trusted", actor.name, dataset_subject(dataset.name), body)
             return trusted
 
-    def release(self, actor: User, job_id: str, *, despite_checks: bool = False) -> Job:
+    def release(
+        self,
+        actor: User,
+        job_id: str,
+        *,
+        despite_checks: bool = False,
+        signed: SignedEnvelope | None = None,
+    ) -> Job:
         """Release a succeeded job's outputs to its researcher. Entry ``job.released``, with
-        the output checks' results (``jobs.output_checks.release_body``).
+        the output checks' results (``jobs.output_checks.release_body``), and ``signed``
+        when the actor signed the ``c2d/release`` statement naming the held outputs.
 
         Only the dataset's owner or an admin. A failed output check does not block the release,
         but the releaser must say they saw it (``despite_checks``); otherwise ``Conflict``
@@ -305,8 +442,17 @@ class Review(ServiceCore):
                     f"`c2d release {job_id} --despite-checks`, or refuse with "
                     f"`c2d refuse {job_id} --reason`"
                 )
+            held = [o.model_dump() for o in job.outcome.outputs] if job.outcome else []
+            proof = self._signed(
+                signed, lambda _: release_statement(self._ledger.origin, actor.name, job_id, held)
+            )
             self._store.update_job(job_id, expect=S.SUCCEEDED, to=S.RELEASED, updated=self._now())
-            body = {"by_policy": False, **release_body(results), "despite_checks": bool(bad)}
+            body = {
+                "by_policy": False,
+                **release_body(results),
+                "despite_checks": bool(bad),
+                **proof,
+            }
             self._record(conn, "job.released", actor.name, job_id, body)
             return self._job(job_id)
 

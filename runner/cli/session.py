@@ -54,4 +54,8 @@ def connect(ctx: typer.Context, out: Output, *, need_token: bool = True) -> Clie
             "no API token: run `c2d login URL --with-token` once (the token on stdin), or set "
             "C2D_TOKEN (or pass --token)"
         )
-    return Client(conn.url, conn.token, globals_of(ctx).timeout)
+    from runner.client.signing import Signer
+
+    # Actions sign with the key `c2d login` made; without one they go unsigned, said once.
+    signer = Signer(ClientEnv.read(), on_unsigned=out.warn)
+    return Client(conn.url, conn.token, globals_of(ctx).timeout, signer=signer)

@@ -5,18 +5,23 @@ local error (see `runner.client.http`): an error response becomes `ApiError(kind
 status)` with the server's kind and message; a server that does not answer becomes
 `ServiceUnavailable` naming the URL and how to start one. Artifact downloads are verified before
 they get their final name and resume after a dropped connection (see `runner.client.download`).
+
+Given a `Signer` (`runner.client.signing`), submit, approve, reject, trust and release carry the
+person's signature over the statement of that action (`jobs.signed_actions`); without one, or
+without a key file, they are sent unsigned.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -31,6 +36,10 @@ from runner.wire import (
     LOG_NEXT_HEADER,
     LOG_TRUNCATED_HEADER,
 )
+
+if TYPE_CHECKING:
+    from jobs.signed_actions import ActionStatement
+    from runner.client.signing import Identity, Signer
 
 API = "/v1"
 EVENTS_READ_S = 45.0
@@ -58,8 +67,11 @@ class Client:
         timeout: float = 30.0,
         *,
         transport: httpx.BaseTransport | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self._signer = signer
+        self._identity: Identity | None = None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         verify: ssl.SSLContext | bool = True
         if self.url.startswith("http://"):
@@ -101,6 +113,18 @@ class Client:
                 "c2d API?",
                 response.status_code,
             ) from exc
+
+    def _who(self) -> Identity:
+        if self._identity is None:
+            self._identity = (self.me()["name"], self.public_key()["origin"], self.user_keys())
+        return self._identity
+
+    def _signed(self, build: Callable[[str, str], ActionStatement]) -> dict[str, Any]:
+        """``{"signed": envelope}`` for a request body, or empty when the action goes unsigned."""
+        if self._signer is None:
+            return {}
+        envelope = self._signer.envelope(self._who, build)
+        return {} if envelope is None else {"signed": envelope}
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -257,6 +281,10 @@ class Client:
         """
         files: dict[str, Any] = {"bundle": ("bundle.tar", bundle, "application/x-tar")}
         headers: dict[str, str] = {}
+        form = {"spec": json.dumps(spec)}
+        signed = self._signed(lambda origin, user: _submit(origin, user, spec, bundle))
+        if signed:
+            form["signed"] = json.dumps(signed["signed"])
         watch = observer or Silent()
         with contextlib.ExitStack() as stack:
             if image_archive is not None:
@@ -269,7 +297,7 @@ class Client:
             job = self._json(
                 "POST",
                 "/jobs",
-                data={"spec": json.dumps(spec)},
+                data=form,
                 files=files,
                 headers=headers,
                 timeout=httpx.Timeout(self._http.timeout.connect, read=None),
@@ -304,13 +332,19 @@ class Client:
         return self._send("GET", self._job(job_id, "bundle")).content
 
     def approve(self, job_id: str, note: str | None = None) -> dict[str, Any]:
-        """POST /v1/jobs/{id}/approve: binds the exact digests; returns the Job."""
-        body = {"note": note} if note else {}
+        """POST /v1/jobs/{id}/approve: binds the exact digests; returns the Job. Signed, the
+        statement names the digests of the job as read here (what `c2d review` showed)."""
+        job = self.job(job_id) if self._signer is not None else {}
+        body: dict[str, Any] = {"note": note} if note else {}
+        body |= self._signed(lambda origin, user: _decision(origin, user, job, "approve", note))
         return dict(self._json("POST", self._job(job_id, "approve"), json=body))
 
     def reject(self, job_id: str, reason: str) -> dict[str, Any]:
         """POST /v1/jobs/{id}/reject."""
-        return dict(self._json("POST", self._job(job_id, "reject"), json={"reason": reason}))
+        job = self.job(job_id) if self._signer is not None else {}
+        body: dict[str, Any] = {"reason": reason}
+        body |= self._signed(lambda origin, user: _decision(origin, user, job, "reject", reason))
+        return dict(self._json("POST", self._job(job_id, "reject"), json=body))
 
     def cancel(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
         """POST /v1/jobs/{id}/cancel."""
@@ -320,7 +354,8 @@ class Client:
     def release(self, job_id: str, *, despite_checks: bool = False) -> dict[str, Any]:
         """POST /v1/jobs/{id}/release: succeeded -> released; `despite_checks` releases a job
         whose automatic output checks failed (refused with 409 otherwise)."""
-        body = {"despite_checks": True} if despite_checks else {}
+        body: dict[str, Any] = {"despite_checks": True} if despite_checks else {}
+        body |= self._signed(lambda origin, user: _release(origin, user, self.job(job_id)))
         return dict(self._json("POST", self._job(job_id, "release"), json=body))
 
     def refuse(self, job_id: str, reason: str) -> dict[str, Any]:
@@ -331,7 +366,10 @@ class Client:
         """POST /v1/jobs/{id}/trust: the job's code, for its researcher, with its params (or
         any): `{"dataset", "code_digest", "researcher", "params_digest" (null: any),
         "any_params", "trusted_by", "job_id"}`."""
-        body = {"any_params": True} if any_params else {}
+        body: dict[str, Any] = {"any_params": True} if any_params else {}
+        body |= self._signed(
+            lambda origin, user: _trust(origin, user, self.job(job_id), any_params)
+        )
         return dict(self._json("POST", self._job(job_id, "trust"), json=body))
 
     def logs(self, job_id: str) -> tuple[str, bool]:
@@ -447,3 +485,53 @@ class Client:
             observer=observer,
             chunk_size=chunk_size,
         )
+
+
+# The statements are built here only when there is a key, so `jobs` loads on those paths alone.
+
+
+def _submit(origin: str, user: str, spec: dict[str, Any], bundle: bytes) -> ActionStatement:
+    """The ``c2d/submit`` statement for this spec and bundle, with a fresh nonce; the server
+    reads the same spec and hashes the same bytes."""
+    import secrets
+
+    from jobs.digests import canonical_digest
+    from jobs.signed_actions import submit_statement
+    from jobs.spec import JobSpec
+
+    parsed = JobSpec.from_data(spec, source="the job spec")
+    return submit_statement(
+        origin,
+        user,
+        secrets.token_hex(16),
+        dataset=parsed.dataset or "",
+        bundle="sha256:" + hashlib.sha256(bundle).hexdigest(),
+        image=parsed.environment,
+        params=canonical_digest(parsed.params),
+    )
+
+
+def _decision(
+    origin: str,
+    user: str,
+    job: dict[str, Any],
+    decision: Literal["approve", "reject"],
+    note: str | None,
+) -> ActionStatement:
+    from jobs.signed_actions import decision_statement
+
+    return decision_statement(origin, user, job, decision, note or "")
+
+
+def _trust(origin: str, user: str, job: dict[str, Any], any_params: bool) -> ActionStatement:
+    from jobs.signed_actions import trust_statement
+
+    return trust_statement(origin, user, job, any_params=any_params)
+
+
+def _release(origin: str, user: str, job: dict[str, Any]) -> ActionStatement:
+    """The ``c2d/release`` statement over the held outputs as the job's outcome lists them."""
+    from jobs.signed_actions import release_statement
+
+    outcome = job.get("outcome") or {}
+    return release_statement(origin, user, job["id"], outcome.get("outputs") or [])

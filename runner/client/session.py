@@ -34,6 +34,7 @@ from runner.client.config import ClientEnv, check_url, resolve_connection
 from runner.client.consistency import KeptCheckpoints
 from runner.client.follow import Watcher, follow
 from runner.client.results import Result
+from runner.client.signing import Signer
 from runner.errors import JobFailed, NoToken, NotReady
 
 if TYPE_CHECKING:
@@ -49,9 +50,12 @@ def connect(
 ) -> Session:
     """A session on the server `c2d login` saved (or ``C2D_URL``/``C2D_TOKEN``, or the
     arguments, strongest first). The ledger key pinned at login is the one receipts are
-    checked against; fetches keep the log's checkpoint beside the config, as `c2d fetch` does,
-    and check the log still extends it. Raises ``NoToken`` when no token is found anywhere."""
-    conn = resolve_connection(url, token, ClientEnv.read(environ))
+    checked against; the key `c2d login` made signs submissions and decisions
+    (``runner.client.signing``; none: they go unsigned); fetches keep the log's checkpoint
+    beside the config, as `c2d fetch` does, and check the log still extends it. Raises
+    ``NoToken`` when no token is found anywhere."""
+    env = ClientEnv.read(environ)
+    conn = resolve_connection(url, token, env)
     if not conn.token:
         raise NoToken(
             "no API token: run `c2d login URL --with-token` once, or set C2D_TOKEN, or pass "
@@ -59,7 +63,7 @@ def connect(
         )
     pinned = base64.b64decode(conn.public_key) if conn.public_key else None
     return Session(
-        Client(check_url(conn.url), conn.token, timeout),
+        Client(check_url(conn.url), conn.token, timeout, signer=Signer(env)),
         pinned_key=pinned,
         kept=KeptCheckpoints.beside(conn.config_file),
     )

@@ -1,6 +1,9 @@
 """Routes about jobs: read them, review them, and the data owner's decisions.
 
 Each handler translates one request into one ``Service`` call; the service decides who may.
+Approve, reject, trust and release take an optional ``signed`` envelope: the person's
+signature over the statement of that very action (``jobs.signed_actions``), which the service
+checks (422: the statement differs; 403: not a valid key of theirs) and records in the entry.
 An approval (or a policy approval at submit) is followed by a best-effort dispatch to the
 dataset's data host, after the answer is sent.
 """
@@ -17,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from jobs.errors import NotFound
 from jobs.fields import Note, Reason
 from jobs.models import TrustedCode
+from jobs.signed_actions import SignedEnvelope
 from jobs.states import JobState
 from runner.control.api import links
 from runner.control.api.deps import Actor, ApiState, State
@@ -38,6 +42,7 @@ class ApproveBody(BaseModel):
 
     model_config = _REQUEST
     note: Note = ""
+    signed: SignedEnvelope | None = None
 
 
 class RejectBody(BaseModel):
@@ -45,6 +50,7 @@ class RejectBody(BaseModel):
 
     model_config = _REQUEST
     reason: Reason
+    signed: SignedEnvelope | None = None
 
 
 class RefuseBody(BaseModel):
@@ -60,6 +66,7 @@ class ReleaseBody(BaseModel):
 
     model_config = _REQUEST
     despite_checks: bool = False
+    signed: SignedEnvelope | None = None
 
 
 class CancelBody(BaseModel):
@@ -74,6 +81,7 @@ class TrustBody(BaseModel):
 
     model_config = _REQUEST
     any_params: bool = False
+    signed: SignedEnvelope | None = None
 
 
 def trust_view(trusted: TrustedCode) -> dict[str, Any]:
@@ -163,7 +171,8 @@ def approve(
     body: ApproveBody | None = None,
 ) -> dict[str, Any]:
     """Approve a pending job (the dataset's owner or an admin, never its researcher)."""
-    job = state.ctx.service.approve(actor, job_id, (body or ApproveBody()).note)
+    given = body or ApproveBody()
+    job = state.ctx.service.approve(actor, job_id, given.note, given.signed)
     background.add_task(state.dispatch, job)
     return job_view(job)
 
@@ -171,7 +180,7 @@ def approve(
 @router.post("/{job_id}/reject", responses=errors(401, 403, 404, 409, 422))
 def reject(job_id: str, body: RejectBody, actor: Actor, state: State) -> dict[str, Any]:
     """Reject a pending job with a reason the researcher reads."""
-    return job_view(state.ctx.service.reject(actor, job_id, body.reason))
+    return job_view(state.ctx.service.reject(actor, job_id, body.reason, body.signed))
 
 
 @router.post("/{job_id}/cancel", responses=errors(401, 403, 404, 409, 422))
@@ -193,8 +202,10 @@ def release(
     """Release a succeeded job's outputs to its researcher; its data host is asked to upload
     them (the control plane checks each against the digests the host signed). A job whose
     output checks failed is released only with ``despite_checks`` (409 otherwise)."""
-    despite = (body or ReleaseBody()).despite_checks
-    job = state.ctx.service.release(actor, job_id, despite_checks=despite)
+    given = body or ReleaseBody()
+    job = state.ctx.service.release(
+        actor, job_id, despite_checks=given.despite_checks, signed=given.signed
+    )
     background.add_task(state.ask_host, job, "outputs")
     return job_view(job)
 
@@ -210,5 +221,8 @@ def refuse(job_id: str, body: RefuseBody, actor: Actor, state: State) -> dict[st
 def trust(job_id: str, actor: Actor, state: State, body: TrustBody | None = None) -> dict[str, Any]:
     """Trust this job's code on its dataset for its researcher: her later jobs with the same
     code and params (any params with ``{"any_params": true}``) are approved by policy."""
-    any_params = (body or TrustBody()).any_params
-    return trust_view(state.ctx.service.trust(actor, job_id, any_params=any_params))
+    given = body or TrustBody()
+    trusted = state.ctx.service.trust(
+        actor, job_id, any_params=given.any_params, signed=given.signed
+    )
+    return trust_view(trusted)

@@ -8,10 +8,11 @@ Nothing is stored unless everything passes:
    archive only when the request declares one: ``X-C2D-Archive-Bytes: N`` (``c2d submit
    --image-archive`` sends it), N at most the host's archive cap. So a bundle-only request
    can never make the server take in gigabytes.
-2. The multipart form holds one field (``spec``), the ``bundle`` file and, only when declared,
-   one ``image_archive`` file (a ``docker save`` archive the job runs in). Each file part is
-   capped while it is parsed (the bundle at the bundle cap, the archive at its declared size)
-   and spooled past 1 MiB into the state folder's upload folder, never the system's ``/tmp``.
+2. The multipart form holds the ``spec`` field, optionally the ``signed`` field, the
+   ``bundle`` file and, only when declared, one ``image_archive`` file (a ``docker save``
+   archive the job runs in). Each file part is capped while it is parsed (the bundle at the
+   bundle cap, the archive at its declared size) and spooled past 1 MiB into the state
+   folder's upload folder, never the system's ``/tmp``.
 3. The bundle is copied into a private temporary file under a cap, and every tar header is
    checked as extraction would check it (``jobs.bundle.file_list``) before the job exists.
 4. The environment is resolved to the image ID the dataset's data host offers for it (its last
@@ -19,8 +20,9 @@ Nothing is stored unless everything passes:
    loaded from the optional ``image_archive`` file part (capped while copied) on that data
    host, with no network, while the submission waits (``runner.control.api.preparing``).
 5. The bundle is staged in the artifact store (hashed while copied: that is the code digest),
-   the job is submitted in one transaction with its ledger entry, and only then is the blob
-   committed. On any error the temporary file and the staged blob are deleted.
+   the optional ``signed`` field (the researcher's ``c2d/submit`` statement over that digest)
+   is checked, the job is submitted in one transaction with its ledger entry, and only then is
+   the blob committed. On any error the temporary file and the staged blob are deleted.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from jobs.bundle import file_list
 from jobs.errors import InvalidRequest, SpecError, TooLarge
 from jobs.images import ImageRecord
 from jobs.models import Job, JobSpec, User
+from jobs.signed_actions import SignedEnvelope, envelope_of
 from jobs.units import format_size, parse_size
 from runner.control.api.deps import Actor, ApiState, State
 from runner.control.api.errors import errors
@@ -54,6 +57,8 @@ router = APIRouter(prefix="/v1")
 
 SPEC_MAX = 1024 * 1024
 """Largest ``spec`` field (params are capped far lower by the service)."""
+SIGNED_MAX = 16 * 1024
+"""Largest ``signed`` field: a submit statement and its signature take well under 1 KiB."""
 FORM_OVERHEAD = 64 * 1024
 _CHUNK = 1024 * 1024
 
@@ -81,6 +86,13 @@ _OPENAPI = {
                             "type": "string",
                             "format": "binary",
                             "description": "Optional: a `docker save` archive of one image.",
+                        },
+                        "signed": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": "Optional: the researcher's signed c2d/submit "
+                            "statement, {statement, signature, key} as JSON "
+                            "(jobs.signed_actions).",
                         },
                     },
                 }
@@ -153,7 +165,7 @@ class _UploadParser(MultiPartParser):
         caps: dict[str, int],
         spool_dir: Path,
     ) -> None:
-        super().__init__(headers, stream, max_files=2, max_fields=1, max_part_size=SPEC_MAX)
+        super().__init__(headers, stream, max_files=2, max_fields=2, max_part_size=SPEC_MAX)
         self.caps = caps
         self.spool_dir = spool_dir
         self.received: dict[str, int] = {}
@@ -221,8 +233,8 @@ async def read_form(
         return await parser.parse()
     except MultiPartException as exc:
         raise InvalidRequest(
-            f"the upload is not a valid form ({exc.message}); send one `spec` field and one "
-            "`bundle` file"
+            f"the upload is not a valid form ({exc.message}); send one `spec` field (and "
+            "optionally a `signed` one) and one `bundle` file"
         ) from exc
 
 
@@ -242,6 +254,21 @@ def _parse_spec(text: str) -> JobSpec:
     except ValueError as exc:
         raise InvalidRequest(f"the `spec` field is not JSON: {exc}") from exc
     return JobSpec.from_data(data, source="the submitted spec")
+
+
+def _signed_field(value: str | UploadFile | None) -> SignedEnvelope | None:
+    """The optional ``signed`` form field: the envelope as JSON (``InvalidRequest`` if not)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > SIGNED_MAX:
+        raise InvalidRequest("`signed` must be a short JSON field, as `c2d submit` sends it")
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InvalidRequest("`signed` is not a JSON object {statement, signature, key}")
+    return envelope_of(data)
 
 
 def _host_of(state: ApiState, actor: User, spec: JobSpec) -> str:
@@ -277,8 +304,10 @@ def accept(
     spec_text: str,
     bundle: IO[bytes],
     archive: IO[bytes] | None = None,
+    signed: SignedEnvelope | None = None,
 ) -> Job:
-    """Check and record one submission (steps 3-5 of the module docstring)."""
+    """Check and record one submission (steps 3-5 of the module docstring); ``signed`` is
+    checked against the bundle digest computed here."""
     ctx = state.ctx
     spec = _parse_spec(spec_text)
     limits = ctx.limits
@@ -295,7 +324,9 @@ def accept(
             if not own:
                 host = _host_of(state, actor, spec)
                 image_id = ctx.service.offered_image(host, spec.environment)
-                job = ctx.service.submit(actor, spec, None, staged.digest, files, image_id)
+                job = ctx.service.submit(
+                    actor, spec, None, staged.digest, files, image_id, signed=signed
+                )
                 staged.commit()
                 return job
             # The host fetches bundle and archive from the store, so both go in first, and
@@ -313,8 +344,9 @@ def accept(
                 if not had:
                     new.append(archive_digest)
             record = _own_image(state, actor, spec, staged.digest, archive_digest)
+            image_id = record.image_id
             return ctx.service.submit(
-                actor, spec, None, staged.digest, files, record.image_id, image=record
+                actor, spec, None, staged.digest, files, image_id, image=record, signed=signed
             )
         except BaseException:
             for digest in new:
@@ -351,7 +383,8 @@ async def submit(
                 "(the code tar); `c2d submit` sends both"
             )
         archive_file = archive.file if archive is not None else None
-        job = await run_in_threadpool(accept, state, actor, spec, bundle.file, archive_file)
+        signed = _signed_field(form.get("signed"))
+        job = await run_in_threadpool(accept, state, actor, spec, bundle.file, archive_file, signed)
     finally:
         await form.close()
     background.add_task(state.dispatch, job)

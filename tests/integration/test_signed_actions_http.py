@@ -1,0 +1,154 @@
+"""People sign what they do, over real HTTP, with the API, a Celery worker and Docker running.
+
+Bob (researcher) and Olga (owner) log in, which makes and registers their keys. Bob submits
+with `c2d submit`, Olga approves with `c2d approve`, the job runs in Docker, Olga releases
+with `c2d release`: the entries `job.submitted`, `job.approved` and `job.released` carry
+signed envelopes that verify with the public keys of their `user.key` entries, read from the
+ledger alone. An approval posted with Olga's token but signed by a key that is not hers is
+refused (403) and changes nothing in the store or the ledger. Someone with no key file acts
+unsigned, and the CLI says so once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from jobs.signed_actions import decision_statement
+from jobs.user_keys import key_fingerprint, public_key_text, sign_statement, verify_statement
+from tests.kit.data import counting_job, make_dataset
+from tests.kit.installation import Installation, installed
+from tests.kit.redis import RedisServer
+
+pytestmark = [pytest.mark.docker, pytest.mark.redis]
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory, job_image) -> Iterator[Installation]:
+    # A Redis of its own: every database number of the shared one belongs to another module.
+    redis_server = RedisServer(tmp_path_factory.mktemp("signed-redis"), persistent=False)
+    redis_server.start()
+    try:
+        with installed(tmp_path_factory.mktemp("signed"), redis_server.url) as made:
+            made.start_server()
+            made.start_worker()
+            yield made
+    finally:
+        redis_server.stop()
+
+
+def login(install: Installation, token: str, config: Path) -> str:
+    """`c2d login` as the holder of ``token``; the fingerprint of the key it registered."""
+    done = install.c2d("login", install.url, "--with-token", "--json", stdin=token, config=config)
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["signing_key"]["fingerprint"])
+
+
+def registered_keys(install: Installation) -> dict[str, tuple[str, str]]:
+    """Every ``user.key`` entry in the ledger: fingerprint -> (user, public key)."""
+    rows = install.query("SELECT canonical FROM ledger_entries WHERE type = 'user.key'")
+    entries = [json.loads(bytes(r[0])) for r in rows]
+    return {e["body"]["fingerprint"]: (e["actor"], e["body"]["public_key"]) for e in entries}
+
+
+def entry(install: Installation, job_id: str, kind: str) -> dict[str, Any]:
+    (found,) = [e for e in install.entries(job_id) if e["type"] == kind]
+    return found
+
+
+def test_signed_submit_approve_and_release_verify_from_the_ledger_alone(install, tmp_path):
+    owner, olga_token = install.user("owner", "olga")
+    bob, bob_token = install.user("researcher", "bob")
+    dataset = install.dataset(owner, make_dataset(tmp_path / "data"))
+    olga_config, bob_config = tmp_path / "olga" / "config.json", tmp_path / "bob" / "config.json"
+    olga_key, bob_key = (
+        login(install, olga_token, olga_config),
+        login(install, bob_token, bob_config),
+    )
+
+    job_dir = counting_job(tmp_path / "job", dataset)
+    job = install.json("submit", str(job_dir), config=bob_config)
+    approved = install.c2d("approve", job["id"], "--note", "counts rows", config=olga_config)
+    assert approved.returncode == 0, approved.stderr
+    assert "not signed" not in approved.stderr
+    assert install.wait_final(job["id"]).state.value == "succeeded", install.logs()
+    install.json("release", job["id"], config=olga_config)
+    assert install.state(job["id"]) == "released"
+
+    keys = registered_keys(install)
+    expected = {
+        "job.submitted": (bob.name, bob_key, "c2d/submit"),
+        "job.approved": (owner.name, olga_key, "c2d/decision"),
+        "job.released": (owner.name, olga_key, "c2d/release"),
+    }
+    for kind, (who, fingerprint, statement_type) in expected.items():
+        signed = entry(install, job["id"], kind)["body"]["signed"]
+        assert signed["key"] == fingerprint
+        assert signed["statement"]["type"] == statement_type
+        assert signed["statement"]["user"] == who
+        assert signed["statement"]["origin"] == install.settings.origin
+        holder, public = keys[fingerprint]
+        assert holder == who
+        assert verify_statement(public, signed["statement"], signed["signature"])
+    approval = entry(install, job["id"], "job.approved")["body"]["signed"]["statement"]
+    assert approval["note"] == "counts rows"
+    assert approval["code_digest"] == install.load_job(job["id"]).code_digest
+    outcome = install.load_job(job["id"]).outcome
+    assert outcome is not None
+    released = entry(install, job["id"], "job.released")["body"]["signed"]["statement"]
+    assert released["outputs"] == sorted(
+        ({"name": o.name, "digest": o.sha256} for o in outcome.outputs), key=lambda o: o["name"]
+    )
+
+
+def test_a_forged_approval_is_refused_and_changes_nothing(install, tmp_path):
+    owner, olga_token = install.user("owner", "olga")
+    _, bob_token = install.user("researcher", "bob")
+    dataset = install.dataset(owner, make_dataset(tmp_path / "data"))
+    olga_key = login(install, olga_token, tmp_path / "olga" / "config.json")
+    job = install.submit_http(bob_token, counting_job(tmp_path / "job", dataset))
+    view = install.api_job(job["id"])
+    statement = decision_statement(install.settings.origin, owner.name, view, "approve", "")
+    thief = Ed25519PrivateKey.generate()
+    signature, thief_key = sign_statement(thief, statement.model_dump(mode="json"))
+    size = install.ledger_size()
+    approvals = install.query("SELECT COUNT(*) FROM approvals")
+    for key in (olga_key, thief_key):  # under her fingerprint, and under its own
+        answer = httpx.post(
+            f"{install.url}/v1/jobs/{job['id']}/approve",
+            json={
+                "signed": {
+                    "statement": statement.model_dump(mode="json"),
+                    "signature": signature,
+                    "key": key,
+                }
+            },
+            headers={"Authorization": f"Bearer {olga_token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 403, answer.text
+        message = answer.json()["error"]["message"]
+        assert key in message
+        assert "nothing was recorded" in message
+    assert key_fingerprint(public_key_text(thief)) == thief_key
+    assert install.ledger_size() == size
+    assert install.query("SELECT COUNT(*) FROM approvals") == approvals
+    assert install.state(job["id"]) == "pending"
+
+
+def test_without_a_key_file_the_action_is_unsigned_and_the_cli_says_so_once(install, tmp_path):
+    owner, olga_token = install.user("owner", "olga")
+    _, bob_token = install.user("researcher", "bob")
+    dataset = install.dataset(owner, make_dataset(tmp_path / "data"))
+    job = install.submit_http(bob_token, counting_job(tmp_path / "job", dataset))
+    done = install.c2d("approve", job["id"], token=olga_token)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("not signed") == 1, done.stderr
+    assert "c2d login" in done.stderr
+    assert "signed" not in entry(install, job["id"], "job.approved")["body"]
