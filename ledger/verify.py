@@ -23,8 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ledger.actors import ACTIONS, KEY_TYPES, ActionCheck, ActorCheck, first_bad, summary
 from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.entry import TIME_PATTERN, TYPE_PATTERN
+from ledger.entry import TIME_PATTERN, TYPE_PATTERN, Entry
 from ledger.errors import LedgerError, NotFound
 from ledger.keys import parse_public_key
 from ledger.merkle import Frontier
@@ -56,6 +57,10 @@ class VerifyReport(BaseModel):
     detail: str
     checkpoints: int = 0
     root: str | None = None
+    signed: int = 0
+    """Actions (people's, and hosts' outcomes) whose signatures verify (``ledger.actors``)."""
+    unsigned: int = 0
+    """Actions recorded on the operator's word only."""
 
 
 class Problem(Exception):
@@ -300,13 +305,38 @@ def _verify(
                 f"a signed checkpoint covers {max(beyond)} entries but the log holds {count}: "
                 f"entries {count}..{max(beyond) - 1} were removed",
             )
+        checks = check_actions(conn, origin or "")
     except Problem as problem:
         return _report(False, size, problem.detail, first_bad=problem.seq)
     return _report(
         True,
         count,
         f"{count} entries and {len(notes)} checkpoints verify: every hash, link, tree node "
-        f"and signature{note}",
+        f"and signature; {summary(checks)}{note}",
         checkpoints=len(notes),
         root=computed.root().hex(),
+        signed=sum(c.verdict == "signed" for c in checks),
+        unsigned=sum(c.verdict == "unsigned" for c in checks),
     )
+
+
+def check_actions(conn: sqlite3.Connection, origin: str) -> list[ActionCheck]:
+    """Check every signed action in the log against its key entries (``ledger.actors``);
+    raise Problem naming the first whose signature does not hold.
+
+    Runs after the scan proved every entry, so it reads only the entries it needs.
+    """
+    kinds = sorted(KEY_TYPES | set(ACTIONS) | {"job.finished"})
+    rows = conn.execute(
+        "SELECT canonical FROM ledger_entries WHERE type IN "
+        f"({', '.join('?' for _ in kinds)}) ORDER BY seq",
+        kinds,
+    )
+    checker = ActorCheck(origin)
+    checks = checker.feed_all(Entry.from_canonical(bytes(r[0]), trusted=True) for r in rows)
+    bad = first_bad(checks)
+    if bad is not None:
+        raise Problem(
+            bad.seq, f"{bad.detail}; the operator's log holds an action its actor did not sign"
+        )
+    return checks
