@@ -10,7 +10,10 @@ import copy
 from typing import Any
 
 import pytest
-from signed_log_kit import (
+
+from ledger import Ledger, VerificationError, verify_receipt
+from ledger.receipt import RECEIPT_FORMAT_1
+from tests.kit.signed_log import (
     Person,
     SignedJob,
     approve,
@@ -20,9 +23,6 @@ from signed_log_kit import (
     signed_job,
     submit,
 )
-
-from ledger import Ledger, VerificationError, verify_receipt
-from ledger.receipt import RECEIPT_FORMAT_1
 
 
 @pytest.fixture
