@@ -183,12 +183,12 @@ def receipt_verify(
     from runner.cli.receipt_words import facts, sentence
 
     types = [e.type for e in check.entries]
-    if check.actions:
-        out.say(f"{sentence(check.actions)}; in log {check.origin} at size {check.size}")
     out.say(
         f"ok: {len(check.entries)} entries about {check.subject} are in log {check.origin} "
         f"at size {check.size}: {', '.join(types)}"
     )
+    if check.actions:
+        out.say(f"{sentence(check.actions)}; in log {check.origin} at size {check.size}")
     out.result(
         {
             "ok": True,
