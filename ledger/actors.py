@@ -251,12 +251,10 @@ def first_bad(checks: Iterable[ActionCheck]) -> ActionCheck | None:
     return next((c for c in checks if c.verdict == "bad"), None)
 
 
-def summary(checks: Iterable[ActionCheck]) -> str:
-    """``N actions signed, M unsigned`` (and how many the server took by policy)."""
-    counts = {"signed": 0, "unsigned": 0, "policy": 0, "bad": 0}
-    for check in checks:
-        counts[check.verdict] += 1
-    text = f"{counts['signed']} actions signed, {counts['unsigned']} unsigned"
-    if counts["policy"]:
+def summary(counts: Mapping[str, int]) -> str:
+    """``N actions signed, M unsigned`` (and how many the server took by policy), from the
+    number of checks per verdict."""
+    text = f"{counts.get('signed', 0)} actions signed, {counts.get('unsigned', 0)} unsigned"
+    if counts.get("policy"):
         text += f", {counts['policy']} by policy"
     return text

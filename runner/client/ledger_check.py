@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -100,15 +101,16 @@ def verify_downloaded_log(
             ok=False, entries=len(entries), first_bad=problem.seq, detail=str(problem)
         )
     root = frontier.root() if entries else EMPTY_ROOT
+    counts: Counter[str] = Counter(c.verdict for c in checks)
     return VerifyReport(
         ok=True,
         entries=len(entries),
         detail=f"{len(entries)} entries and {len(checkpoints)} checkpoints verify: every "
-        f"entry's encoding, seq and link, the Merkle tree and every signature; {summary(checks)}",
+        f"entry's encoding, seq and link, the Merkle tree and every signature; {summary(counts)}",
         checkpoints=len(checkpoints),
         root=root.hex(),
-        signed=sum(c.verdict == "signed" for c in checks),
-        unsigned=sum(c.verdict == "unsigned" for c in checks),
+        signed=counts["signed"],
+        unsigned=counts["unsigned"],
     )
 
 

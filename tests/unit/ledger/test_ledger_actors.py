@@ -139,3 +139,15 @@ def test_a_version_1_receipt_still_verifies(world: SignedJob) -> None:
     old = {k: v for k, v in receipt.items() if k != "keys"} | {"format": RECEIPT_FORMAT_1}
     check = verify_receipt(old, world.ledger.public_key())
     assert (check.format, len(check.entries), check.actions) == (RECEIPT_FORMAT_1, 5, ())
+
+
+def test_policy_approvals_and_notes_quoting_the_envelope_are_counted_right(
+    world: SignedJob,
+) -> None:
+    body = {"approver": "alice", "by_policy": True, "note": ""}
+    world.ledger.append("job.approved", "bob", "job-5", body)
+    quoting = {"approver": "alice", "by_policy": False, "note": '"signed": {} "by_policy":true'}
+    world.ledger.append("job.approved", "alice", "job-6", quoting)
+    report = world.ledger.verify()
+    assert (report.ok, report.signed, report.unsigned) == (True, 4, 1)
+    assert "4 actions signed, 1 unsigned, 1 by policy" in report.detail
