@@ -30,11 +30,10 @@ import base64
 import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ledger.entry import Entry
 from ledger.statements import fingerprint, verify_statement
 
 KEY_TYPES = frozenset(("user.key", "user.key_revoked", "host.enrolled"))
@@ -63,7 +62,35 @@ ACTIONS: Mapping[str, _Action] = {
 }
 """Entry types that record a person's action, and the statement each must carry."""
 
+WATCHED = KEY_TYPES | set(ACTIONS) | {"job.finished"}
+"""Every entry type :class:`ActorCheck` looks at; it ignores the others."""
+
 Verdict = Literal["signed", "unsigned", "policy", "bad"]
+
+
+class Recorded(Protocol):
+    """The parts of an entry the check reads (an ``Entry``, or a row the scan parsed)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+
+class Row(NamedTuple):
+    """An entry as the whole-log scan holds it, without building an ``Entry``."""
+
+    seq: int
+    type: str
+    actor: str
+    subject: str
+    body: dict[str, Any]
 
 
 class ActionCheck(BaseModel):
@@ -103,7 +130,7 @@ class ActorCheck:
         self._hosts: dict[str, tuple[str, bytes, int]] = {}  # host -> (fingerprint, key, seq)
         self._nonces: dict[tuple[str, str], int] = {}
 
-    def feed(self, entry: Entry) -> ActionCheck | None:
+    def feed(self, entry: Recorded) -> ActionCheck | None:
         """Take the next entry (in seq order); return its check if it is an action."""
         if entry.type in KEY_TYPES:
             self._learn(entry)
@@ -115,13 +142,13 @@ class ActorCheck:
             return None
         return self._action(entry, action)
 
-    def feed_all(self, entries: Iterable[Entry]) -> list[ActionCheck]:
+    def feed_all(self, entries: Iterable[Recorded]) -> list[ActionCheck]:
         """Every action's check, for entries given in seq order."""
         return [c for c in map(self.feed, entries) if c is not None]
 
     # -- keys ------------------------------------------------------------------------
 
-    def _learn(self, entry: Entry) -> None:
+    def _learn(self, entry: Recorded) -> None:
         body = entry.body
         fp = body.get("fingerprint")
         if not isinstance(fp, str):
@@ -141,7 +168,7 @@ class ActorCheck:
 
     # -- actions ---------------------------------------------------------------------
 
-    def _action(self, entry: Entry, action: _Action) -> ActionCheck:
+    def _action(self, entry: Recorded, action: _Action) -> ActionCheck:
         signed = entry.body.get("signed")
         if signed is None:
             verdict: Verdict = "policy" if entry.body.get("by_policy") is True else "unsigned"
@@ -153,7 +180,7 @@ class ActorCheck:
             )
         return _check(entry, "signed", entry.actor, key)
 
-    def _person(self, entry: Entry, action: _Action, signed: Any) -> tuple[str, str | None]:
+    def _person(self, entry: Recorded, action: _Action, signed: Any) -> tuple[str, str | None]:
         if not isinstance(signed, dict) or set(signed) != {"statement", "signature", "key"}:
             return "its signed envelope is not {statement, signature, key}", None
         statement, signature, fp = signed["statement"], signed["signature"], signed["key"]
@@ -194,7 +221,7 @@ class ActorCheck:
                 return f"its submit statement was used before, at entry {first} (a replay)", fp
         return "", fp
 
-    def _host_outcome(self, entry: Entry) -> ActionCheck:
+    def _host_outcome(self, entry: Recorded) -> ActionCheck:
         body = entry.body
         host, fp = body.get("host"), body.get("host_key")
         signer = f"host:{host}"
@@ -219,7 +246,7 @@ class ActorCheck:
 
 
 def _check(
-    entry: Entry, verdict: Verdict, signer: str, key: object = None, detail: str = ""
+    entry: Recorded, verdict: Verdict, signer: str, key: object = None, detail: str = ""
 ) -> ActionCheck:
     return ActionCheck(
         seq=entry.seq,
@@ -232,7 +259,7 @@ def _check(
     )
 
 
-def _bad(entry: Entry, signer: str, key: object, why: str) -> ActionCheck:
+def _bad(entry: Recorded, signer: str, key: object, why: str) -> ActionCheck:
     return _check(entry, "bad", signer, key, f"entry {entry.seq} ({entry.type}): {why}")
 
 

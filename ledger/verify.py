@@ -24,9 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ledger.actors import ACTIONS, KEY_TYPES, ActorCheck, first_bad, summary
+from ledger.actors import ACTIONS, WATCHED, ActorCheck, Row, summary
 from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.entry import TIME_PATTERN, TYPE_PATTERN, Entry
+from ledger.entry import TIME_PATTERN, TYPE_PATTERN
 from ledger.errors import LedgerError, NotFound
 from ledger.keys import parse_public_key
 from ledger.merkle import Frontier
@@ -82,8 +82,12 @@ def scan(
     frontier: Frontier,
     head: bytes,
     expected: ExpectedRoots,
+    actions: Actions | None = None,
 ) -> tuple[int, Frontier, bytes]:
     """Check entries from ``start`` on; return (count, frontier, head) or raise Problem.
+
+    With ``actions`` (a scan from entry 0), also check every action's signature against the
+    key entries before it (``ledger.actors``) and count the verdicts in ``actions.counts``.
 
     ``frontier`` and ``head`` describe the log just before ``start`` (the frontier is updated
     in place); ``expected`` maps a tree size to the signed roots the tree must have at that
@@ -101,6 +105,7 @@ def scan(
     last_good = _check_roots(start, frontier, expected, start)
     position = start
     prev_hex = head.hex()
+    watched = WATCHED if actions is not None else frozenset()
     rows = conn.execute(
         "SELECT seq, hash, type, subject, canonical, nodes FROM ledger_entries WHERE seq >= ? "
         "ORDER BY seq",
@@ -131,6 +136,8 @@ def scan(
             and (type_ in good_types or _valid_type(type_, good_types))
         ):
             raise Problem(position, _diagnose(position, row, prev_hex))
+        if type_ in watched:
+            actions.see(position, obj)  # type: ignore[union-attr]
         # Append the leaf to the frontier, collecting the subtrees it completes.
         current = sha256(b"\x00" + data).digest()
         completed = b""
@@ -149,6 +156,31 @@ def scan(
             last_good = _check_roots(position, frontier, expected, last_good)
     frontier.size = position
     return position, frontier, bytes.fromhex(prev_hex)
+
+
+class Actions:
+    """The actor check of a whole-log scan, and how many actions got each verdict."""
+
+    def __init__(self, origin: str) -> None:
+        self.check = ActorCheck(origin)
+        self.counts: Counter[str] = Counter()
+
+    def see(self, seq: int, obj: dict[str, Any]) -> None:
+        """Take one proven entry of a watched type; raise Problem for a bad signature."""
+        body = obj["body"]
+        if obj["type"] in ACTIONS and "signed" not in body:
+            # The common case, decided without the checker: no signature to check.
+            self.counts["policy" if body.get("by_policy") is True else "unsigned"] += 1
+            return
+        row = Row(seq, obj["type"], obj["actor"], obj["subject"], body)
+        found = self.check.feed(row)
+        if found is None:
+            return
+        if found.verdict == "bad":
+            raise Problem(
+                seq, f"{found.detail}; the operator's log holds an action its actor did not sign"
+            )
+        self.counts[found.verdict] += 1
 
 
 def _node_problem(position: int, completed: bytes, stored: object) -> Problem:
@@ -290,7 +322,8 @@ def _verify(
             return _report(False, size, detail)
         expected.setdefault(checkpoint.size, []).append((checkpoint.root, label))
     try:
-        count, computed, last = scan(conn, 0, Frontier(), EMPTY_HEAD, expected)
+        actions = Actions(origin or "")
+        count, computed, last = scan(conn, 0, Frontier(), EMPTY_HEAD, expected, actions)
         if count != size or last != head or computed.to_bytes() != frontier.to_bytes():
             first = min(count, size)
             raise Problem(
@@ -306,61 +339,15 @@ def _verify(
                 f"a signed checkpoint covers {max(beyond)} entries but the log holds {count}: "
                 f"entries {count}..{max(beyond) - 1} were removed",
             )
-        actions = check_actions(conn, origin or "")
     except Problem as problem:
         return _report(False, size, problem.detail, first_bad=problem.seq)
     return _report(
         True,
         count,
         f"{count} entries and {len(notes)} checkpoints verify: every hash, link, tree node "
-        f"and signature; {summary(actions)}{note}",
+        f"and signature; {summary(actions.counts)}{note}",
         checkpoints=len(notes),
         root=computed.root().hex(),
-        signed=actions["signed"],
-        unsigned=actions["unsigned"],
+        signed=actions.counts["signed"],
+        unsigned=actions.counts["unsigned"],
     )
-
-
-def check_actions(conn: sqlite3.Connection, origin: str) -> Counter[str]:
-    """Check every signed action in the log against its key entries (``ledger.actors``);
-    return how many actions were signed, unsigned and by policy, or raise Problem naming the
-    first whose signature does not hold.
-
-    Runs after the scan proved every entry, so it parses only the entries that can carry a
-    signature (their bytes hold the field's name) and the key entries; the other actions are
-    counted in SQL, which keeps a million-entry log's check at seconds.
-    """
-    keys, acts = sorted(KEY_TYPES), sorted({*ACTIONS, "job.finished"})
-    rows = conn.execute(
-        f"SELECT canonical FROM ledger_entries WHERE type IN ({_marks(keys)}) OR (type IN "
-        f"({_marks(acts)}) AND (instr(canonical, ?) OR instr(canonical, ?))) ORDER BY seq",
-        (*keys, *acts, _SIGNED, _HOST_SIGNED),
-    )
-    checker = ActorCheck(origin)
-    checks = checker.feed_all(Entry.from_canonical(bytes(r[0]), trusted=True) for r in rows)
-    bad = first_bad(checks)
-    if bad is not None:
-        raise Problem(
-            bad.seq, f"{bad.detail}; the operator's log holds an action its actor did not sign"
-        )
-    counts: Counter[str] = Counter(c.verdict for c in checks)
-    people = sorted(ACTIONS)
-    unparsed = f"type IN ({_marks(people)}) AND NOT instr(canonical, ?)"
-    for verdict, policy in (("unsigned", "NOT "), ("policy", "")):
-        (count,) = conn.execute(
-            f"SELECT count(*) FROM ledger_entries WHERE {unparsed} AND {policy}instr(canonical, ?)",
-            (*people, _SIGNED, _BY_POLICY),
-        ).fetchone()
-        counts[verdict] += count
-    return counts
-
-
-# In RFC 8785 bytes a field name is always a quote, the name, a quote and a colon; inside a
-# string value the quotes would be escaped, so these never match text a person wrote.
-_SIGNED = b'"signed":'
-_HOST_SIGNED = b'"host_signature":'
-_BY_POLICY = b'"by_policy":true'
-
-
-def _marks(values: Sequence[str]) -> str:
-    return ", ".join("?" for _ in values)
