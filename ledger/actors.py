@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
@@ -40,6 +41,7 @@ KEY_TYPES = frozenset(("user.key", "user.key_revoked", "host.enrolled"))
 """Entry types that register or revoke the keys actions are signed with."""
 
 HOST_OUTCOME = "c2d.host.outcome/1"
+_FP = re.compile(r"^ed25519:[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,8 @@ class ActorCheck:
         if not isinstance(signed, dict) or set(signed) != {"statement", "signature", "key"}:
             return "its signed envelope is not {statement, signature, key}", None
         statement, signature, fp = signed["statement"], signed["signature"], signed["key"]
-        if not isinstance(statement, dict) or not isinstance(fp, str):
-            return "its signed envelope is malformed", None
+        if not isinstance(statement, dict) or not isinstance(fp, str) or not _FP.match(fp):
+            return "its signed envelope is malformed (statement, or key fingerprint)", None
         expected = {"type": action.statement, "version": 1, "user": entry.actor}
         expected["origin"] = self.origin
         if action.job:
@@ -195,14 +197,14 @@ class ActorCheck:
         for field, want in expected.items():
             if statement.get(field) != want:
                 return (
-                    f"its statement's {field} is {statement.get(field)!r}, but the entry "
-                    f"needs {want!r}: the signature was made for something else",
+                    f"its statement's {field} is {_short(statement.get(field))}, but the entry "
+                    f"needs {_short(want)}: the signature was made for something else",
                     fp,
                 )
         if action.subject_field is not None:
             named = statement.get(action.subject_field)
             if not isinstance(named, str) or entry.subject != action.subject_prefix + named:
-                return f"its statement is about {named!r}, not {entry.subject!r}", fp
+                return f"its statement is about {_short(named)}, not {_short(entry.subject)}", fp
         key = self._people.get(fp)
         if key is None or key.registered >= entry.seq:
             return f"key {fp} is not registered before this entry", fp
@@ -224,12 +226,14 @@ class ActorCheck:
     def _host_outcome(self, entry: Recorded) -> ActionCheck:
         body = entry.body
         host, fp = body.get("host"), body.get("host_key")
+        if not isinstance(host, str) or not isinstance(fp, str) or not _FP.match(fp):
+            return _bad(entry, "host:?", None, "its host or host key is malformed")
         signer = f"host:{host}"
         enrolled = self._hosts.get(str(host))
         if enrolled is None or enrolled[2] >= entry.seq:
-            return _bad(entry, signer, fp, f"host {host!r} is not enrolled before this entry")
+            return _bad(entry, signer, fp, f"host {_short(host)} is not enrolled before this entry")
         if enrolled[0] != fp:
-            return _bad(entry, signer, fp, f"key {fp} is not host {host!r}'s enrolled key")
+            return _bad(entry, signer, fp, f"key {fp} is not host {_short(host)}'s enrolled key")
         statement = {
             "type": HOST_OUTCOME,
             "host": host,
@@ -261,6 +265,13 @@ def _check(
 
 def _bad(entry: Recorded, signer: str, key: object, why: str) -> ActionCheck:
     return _check(entry, "bad", signer, key, f"entry {entry.seq} ({entry.type}): {why}")
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """A value from the log as a message quotes it: its repr, cut to ``limit`` characters
+    (whoever wrote the entry chose it, and a message must stay readable)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _public_key(text: object) -> bytes | None:

@@ -151,3 +151,13 @@ def test_policy_approvals_and_notes_quoting_the_envelope_are_counted_right(
     report = world.ledger.verify()
     assert (report.ok, report.signed, report.unsigned) == (True, 4, 1)
     assert "4 actions signed, 1 unsigned, 1 by policy" in report.detail
+
+
+def test_a_hostile_statement_value_is_quoted_short_in_the_report(world: SignedJob) -> None:
+    statement = decision_statement(world.ledger, world.alice, "job-2")
+    statement["job"] = "\x1b[2J" + "x" * 10_000
+    seq = approve(world.ledger, "alice", "job-2", world.alice.envelope(statement))
+    report = world.ledger.verify()
+    assert (report.ok, report.first_bad) == (False, seq)
+    assert len(report.detail) < 600
+    assert "\x1b" not in report.detail
