@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a signed checkpoint you kept earlier; the log must still match it (repeatable)",
     )
-    receipt = commands.add_parser("receipt", help="verify a c2d-receipt/1 file offline")
+    receipt = commands.add_parser("receipt", help="verify a c2d-receipt/1 or /2 file offline")
     receipt.add_argument("file", type=Path)
     receipt.add_argument("--key", type=Path, required=True, help="the log's public key file")
     return parser

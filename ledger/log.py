@@ -17,6 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import merkle, storage
+from ledger.actors import KEY_TYPES
 from ledger.checkpoint import (
     Checkpoint,
     check_key_name,
@@ -358,7 +359,8 @@ class Ledger:
     # -- receipts and verification -------------------------------------------------------
 
     def receipt(self, subject: str) -> dict[str, Any]:
-        """A ``c2d-receipt/1`` document for every entry about ``subject``.
+        """A ``c2d-receipt/2`` document for every entry about ``subject``, with the key
+        entries their signatures rely on (``key_entries_for``).
 
         Uses the latest checkpoint if it covers them, else signs a new one. The receipt is
         verified with the log's key before it is returned.
@@ -378,9 +380,47 @@ class Ledger:
             (seq, bytes(data), merkle.inclusion_proof(seq, size, tree.subtree))
             for seq, data in rows
         ]
-        document = build_receipt(subject, self.origin, self._public, note, items)
-        verify_receipt(document, self._public, origin=self.origin)
+        entries = [Entry.from_canonical(bytes(data), trusted=True) for _, data in rows]
+        keys = [
+            (
+                entry.seq,
+                entry.canonical_bytes(),
+                merkle.inclusion_proof(entry.seq, size, tree.subtree),
+            )
+            for entry in self._key_entries_for(conn, entries, size)
+        ]
+        document = build_receipt(subject, self.origin, self._public, note, items, keys)
+        # Whether the actors signed is for the reader to judge: the receipt shows what is there.
+        verify_receipt(document, self._public, origin=self.origin, check_actors=False)
         return document
+
+    def _key_entries_for(
+        self, conn: sqlite3.Connection, entries: Sequence[Entry], size: int
+    ) -> list[Entry]:
+        """The key entries among the first ``size`` that ``entries``' signatures rely on:
+        the ``user.key`` and every ``user.key_revoked`` of each person's key they name, and
+        the ``host.enrolled`` entries of each host that signed an outcome (all of them up to
+        that outcome, so a re-enrollment between shows)."""
+        people = {
+            e.body["signed"].get("key") for e in entries if isinstance(e.body.get("signed"), dict)
+        }
+        hosts = {(e.body.get("host"), e.seq) for e in entries if "host_signature" in e.body}
+        if not people and not hosts:
+            return []
+        rows = conn.execute(
+            "SELECT canonical FROM ledger_entries WHERE type IN (?, ?, ?) AND seq < ? ORDER BY seq",
+            (*sorted(KEY_TYPES), size),
+        )
+        found = []
+        for (data,) in rows:
+            entry = Entry.from_canonical(bytes(data), trusted=True)
+            if entry.type == "host.enrolled":
+                name = entry.actor.removeprefix("host:")
+                if any(h == name and entry.seq < seq for h, seq in hosts):
+                    found.append(entry)
+            elif entry.body.get("fingerprint") in people:
+                found.append(entry)
+        return found
 
     def verify(self, kept: Sequence[str] = ()) -> VerifyReport:
         """Verify the whole log (see :func:`ledger.verify.verify_log`) with this log's key."""

@@ -1,12 +1,18 @@
 """Receipts: a subject's entries with inclusion proofs and a signed checkpoint.
 
-A receipt (``c2d-receipt/1``) lets anyone holding the log's public key check, offline, that
-these exact entries are in the log the key signed::
+A receipt lets anyone holding the log's public key check, offline, that these exact entries
+are in the log the key signed::
 
-    {"format": "c2d-receipt/1", "subject": "...",
+    {"format": "c2d-receipt/2", "subject": "...",
      "log": {"origin": "...", "public_key": "<base64 raw 32-byte Ed25519 key>"},
      "checkpoint": "<signed note>",
-     "entries": [{"index": 3, "entry": "<base64 canonical bytes>", "proof": ["<base64>"]}]}
+     "entries": [{"index": 3, "entry": "<base64 canonical bytes>", "proof": ["<base64>"]}],
+     "keys": [{"index": 1, "entry": "...", "proof": [...]}]}
+
+``c2d-receipt/2`` adds ``keys``: the key entries (``user.key``, ``user.key_revoked``,
+``host.enrolled``) the subject's signed actions rely on, proved against the same checkpoint,
+so the actors' signatures can be checked too (``ledger.actors``). ``c2d-receipt/1`` (no
+``keys``; nothing but the operator's word on who acted) still verifies.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ledger.checkpoint import open_checkpoint
+from ledger.actors import KEY_TYPES, ActionCheck, ActorCheck, first_bad
+from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import Entry
 from ledger.errors import BadEntry, BadReceipt, VerificationError
 from ledger.merkle import leaf_hash, verify_inclusion
 
-RECEIPT_FORMAT = "c2d-receipt/1"
+RECEIPT_FORMAT = "c2d-receipt/2"
+RECEIPT_FORMAT_1 = "c2d-receipt/1"
 
 
 class _Model(BaseModel):
@@ -42,21 +50,26 @@ class _Item(_Model):
 
 
 class _Receipt(_Model):
-    format: Literal["c2d-receipt/1"]
+    format: Literal["c2d-receipt/1", "c2d-receipt/2"]
     subject: str
     log: _LogInfo
     checkpoint: str
     entries: list[_Item] = Field(min_length=1)
+    keys: list[_Item] | None = None
 
 
 class ReceiptCheck(_Model):
-    """What a verified receipt proves: these entries are in the log at ``size``/``root``."""
+    """What a verified receipt proves: these entries are in the log at ``size``/``root``,
+    and (``c2d-receipt/2``) who signed each action among them (``actions``)."""
 
+    format: str = RECEIPT_FORMAT
     subject: str
     origin: str
     size: int
     root: str
     entries: tuple[Entry, ...]
+    keys: tuple[Entry, ...] = ()
+    actions: tuple[ActionCheck, ...] = ()
 
 
 def build_receipt(
@@ -65,31 +78,42 @@ def build_receipt(
     public_key: bytes,
     checkpoint: str,
     items: Sequence[tuple[int, bytes, Sequence[bytes]]],
+    keys: Sequence[tuple[int, bytes, Sequence[bytes]]] = (),
 ) -> dict[str, Any]:
-    """Assemble the receipt document from ``(index, canonical bytes, proof)`` triples."""
+    """Assemble the receipt document from ``(index, canonical bytes, proof)`` triples: the
+    subject's entries, then the key entries their signatures rely on."""
     return {
         "format": RECEIPT_FORMAT,
         "subject": subject,
         "log": {"origin": origin, "public_key": _b64(public_key)},
         "checkpoint": checkpoint,
-        "entries": [
-            {"index": index, "entry": _b64(data), "proof": [_b64(h) for h in proof]}
-            for index, data, proof in items
-        ],
+        "entries": [_item(*item) for item in items],
+        "keys": [_item(*item) for item in keys],
     }
 
 
+def _item(index: int, data: bytes, proof: Sequence[bytes]) -> dict[str, Any]:
+    return {"index": index, "entry": _b64(data), "proof": [_b64(h) for h in proof]}
+
+
 def verify_receipt(
-    receipt: dict[str, Any], public_key: bytes, *, origin: str | None = None
+    receipt: dict[str, Any],
+    public_key: bytes,
+    *,
+    origin: str | None = None,
+    check_actors: bool = True,
 ) -> ReceiptCheck:
     """Check a receipt offline against the log key you trust.
 
-    Steps: (1) the document has the ``c2d-receipt/1`` shape; (2) it names the key you trust;
-    (3) its checkpoint is for the receipt's origin (and ``origin``, if given) and its
-    signature verifies; (4) every entry is canonical, sits at its index, belongs to the
+    Steps: (1) the document has the ``c2d-receipt/1`` or ``/2`` shape; (2) it names the key
+    you trust; (3) its checkpoint is for the receipt's origin (and ``origin``, if given) and
+    its signature verifies; (4) every entry is canonical, sits at its index, belongs to the
     subject and is proved included under the checkpoint root; (5) entries are in index order
-    and each one directly after another names that one's hash as ``prev``. Raises BadReceipt
-    for a malformed document and VerificationError when a check fails.
+    and each one directly after another names that one's hash as ``prev``; (6) for ``/2``,
+    every key entry is a key entry, canonical and proved included the same way, and every
+    signed action among the entries verifies against them (``ledger.actors``; with
+    ``check_actors=False`` a bad one is only reported in ``actions``). Raises
+    BadReceipt for a malformed document and VerificationError when a check fails.
     """
     try:
         document = _Receipt.model_validate(receipt)
@@ -98,7 +122,11 @@ def verify_receipt(
             f"{'.'.join(str(p) for p in err['loc']) or 'receipt'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise BadReceipt(f"this is not a {RECEIPT_FORMAT} receipt: {problems}") from None
+        raise BadReceipt(
+            f"this is not a {RECEIPT_FORMAT_1} or {RECEIPT_FORMAT} receipt: {problems}"
+        ) from None
+    if (document.keys is None) != (document.format == RECEIPT_FORMAT_1):
+        raise BadReceipt(f"a {RECEIPT_FORMAT} receipt has keys, a {RECEIPT_FORMAT_1} one none")
     claimed_key = _unb64(document.log.public_key, "log.public_key")
     if claimed_key != public_key:
         raise VerificationError(
@@ -138,13 +166,42 @@ def verify_receipt(
         if entries:
             _check_order(entries[-1], entry)
         entries.append(entry)
-    return ReceiptCheck(
+    keys = [_key_entry(n, item, checkpoint) for n, item in enumerate(document.keys or ())]
+    actions: list[ActionCheck] = []
+    if document.keys is not None:
+        everything = sorted({e.seq: e for e in (*keys, *entries)}.values(), key=lambda e: e.seq)
+        actions = ActorCheck(checkpoint.origin).feed_all(everything)
+        bad = first_bad(actions)
+        if bad is not None and check_actors:
+            raise VerificationError(f"{bad.detail}: the log holds an action its actor did not sign")
+    # Built from values checked above: validating again would re-encode every entry (half
+    # the cost of a receipt's check).
+    return ReceiptCheck.model_construct(
+        format=document.format,
         subject=document.subject,
         origin=checkpoint.origin,
         size=checkpoint.size,
         root=checkpoint.root.hex(),
         entries=tuple(entries),
+        keys=tuple(keys),
+        actions=tuple(actions),
     )
+
+
+def _key_entry(position: int, item: _Item, checkpoint: Checkpoint) -> Entry:
+    data = _unb64(item.entry, f"keys.{position}.entry")
+    try:
+        entry = Entry.from_canonical(data)
+    except BadEntry as exc:
+        raise BadReceipt(f"receipt key {position} is not a ledger entry: {exc}") from None
+    if entry.seq != item.index or entry.type not in KEY_TYPES:
+        raise VerificationError(
+            f"receipt key {position} is entry {entry.seq} of type {entry.type}, claiming "
+            f"index {item.index}; keys must be key entries at their own index"
+        )
+    proof = [_unb64(h, f"keys.{position}.proof") for h in item.proof]
+    verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root)
+    return entry
 
 
 def _check_order(before: Entry, after: Entry) -> None:

@@ -17,12 +17,14 @@ import json
 import json.scanner
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ledger.actors import ACTIONS, WATCHED, ActorCheck, Row, summary
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import TIME_PATTERN, TYPE_PATTERN
 from ledger.errors import LedgerError, NotFound
@@ -56,6 +58,10 @@ class VerifyReport(BaseModel):
     detail: str
     checkpoints: int = 0
     root: str | None = None
+    signed: int = 0
+    """Actions (people's, and hosts' outcomes) whose signatures verify (``ledger.actors``)."""
+    unsigned: int = 0
+    """Actions recorded on the operator's word only."""
 
 
 class Problem(Exception):
@@ -76,8 +82,12 @@ def scan(
     frontier: Frontier,
     head: bytes,
     expected: ExpectedRoots,
+    actions: Actions | None = None,
 ) -> tuple[int, Frontier, bytes]:
     """Check entries from ``start`` on; return (count, frontier, head) or raise Problem.
+
+    With ``actions`` (a scan from entry 0), also check every action's signature against the
+    key entries before it (``ledger.actors``) and count the verdicts in ``actions.counts``.
 
     ``frontier`` and ``head`` describe the log just before ``start`` (the frontier is updated
     in place); ``expected`` maps a tree size to the signed roots the tree must have at that
@@ -95,6 +105,7 @@ def scan(
     last_good = _check_roots(start, frontier, expected, start)
     position = start
     prev_hex = head.hex()
+    watched = WATCHED if actions is not None else frozenset()
     rows = conn.execute(
         "SELECT seq, hash, type, subject, canonical, nodes FROM ledger_entries WHERE seq >= ? "
         "ORDER BY seq",
@@ -125,6 +136,8 @@ def scan(
             and (type_ in good_types or _valid_type(type_, good_types))
         ):
             raise Problem(position, _diagnose(position, row, prev_hex))
+        if type_ in watched:
+            actions.see(position, obj)  # type: ignore[union-attr]
         # Append the leaf to the frontier, collecting the subtrees it completes.
         current = sha256(b"\x00" + data).digest()
         completed = b""
@@ -143,6 +156,31 @@ def scan(
             last_good = _check_roots(position, frontier, expected, last_good)
     frontier.size = position
     return position, frontier, bytes.fromhex(prev_hex)
+
+
+class Actions:
+    """The actor check of a whole-log scan, and how many actions got each verdict."""
+
+    def __init__(self, origin: str) -> None:
+        self.check = ActorCheck(origin)
+        self.counts: Counter[str] = Counter()
+
+    def see(self, seq: int, obj: dict[str, Any]) -> None:
+        """Take one proven entry of a watched type; raise Problem for a bad signature."""
+        body = obj["body"]
+        if obj["type"] in ACTIONS and "signed" not in body:
+            # The common case, decided without the checker: no signature to check.
+            self.counts["policy" if body.get("by_policy") is True else "unsigned"] += 1
+            return
+        row = Row(seq, obj["type"], obj["actor"], obj["subject"], body)
+        found = self.check.feed(row)
+        if found is None:
+            return
+        if found.verdict == "bad":
+            raise Problem(
+                seq, f"{found.detail}; the operator's log holds an action its actor did not sign"
+            )
+        self.counts[found.verdict] += 1
 
 
 def _node_problem(position: int, completed: bytes, stored: object) -> Problem:
@@ -284,7 +322,8 @@ def _verify(
             return _report(False, size, detail)
         expected.setdefault(checkpoint.size, []).append((checkpoint.root, label))
     try:
-        count, computed, last = scan(conn, 0, Frontier(), EMPTY_HEAD, expected)
+        actions = Actions(origin or "")
+        count, computed, last = scan(conn, 0, Frontier(), EMPTY_HEAD, expected, actions)
         if count != size or last != head or computed.to_bytes() != frontier.to_bytes():
             first = min(count, size)
             raise Problem(
@@ -306,7 +345,9 @@ def _verify(
         True,
         count,
         f"{count} entries and {len(notes)} checkpoints verify: every hash, link, tree node "
-        f"and signature{note}",
+        f"and signature; {summary(actions.counts)}{note}",
         checkpoints=len(notes),
         root=computed.root().hex(),
+        signed=actions.counts["signed"],
+        unsigned=actions.counts["unsigned"],
     )

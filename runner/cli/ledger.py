@@ -150,7 +150,8 @@ def receipt_verify(
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Check a receipt offline: signature, inclusion proofs and links, against the log's key."""
+    """Check a receipt offline: signature, inclusion proofs and links, against the log's key,
+    and (c2d-receipt/2) every actor's signature against the key entries it carries."""
     from ledger import LedgerError, verify_receipt
     from runner.client.ledger_check import read_public_key
 
@@ -179,18 +180,25 @@ def receipt_verify(
         # A receipt that is malformed after tampering is as untrustworthy as one whose
         # proof fails: both are a failed verification (exit 1), not a usage error.
         raise IntegrityError(f"{file} does not verify: {exc}") from exc
+    from runner.cli.receipt_words import facts, sentence
+
     types = [e.type for e in check.entries]
     out.say(
         f"ok: {len(check.entries)} entries about {check.subject} are in log {check.origin} "
         f"at size {check.size}: {', '.join(types)}"
     )
+    if check.actions:
+        out.say(f"{sentence(check.actions)}; in log {check.origin} at size {check.size}")
     out.result(
         {
             "ok": True,
+            "format": check.format,
             "subject": check.subject,
             "origin": check.origin,
             "size": check.size,
             "root": check.root,
+            "actions": facts(check.actions),
             "entries": [json.loads(e.canonical_bytes()) for e in check.entries],
+            "keys": [json.loads(e.canonical_bytes()) for e in check.keys],
         }
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jobs.digests import is_digest
+from ledger.actors import ActionCheck, ActorCheck, summary
 from ledger.checkpoint import open_checkpoint
 from ledger.entry import GENESIS_PREV, Entry
 from ledger.errors import LedgerError
@@ -72,11 +74,13 @@ def verify_downloaded_log(
     Steps: (1) open every checkpoint with `public_key` (and `origin`, when given); a bad one
     ends the check; (2) for each entry in order: it parses as an entry whose bytes are exactly
     its RFC 8785 form, names its own position as seq and the previous entry's hash as prev; its
-    leaf extends the Merkle tree; (3) wherever a checkpoint's size is reached, the tree's root
+    leaf extends the Merkle tree; an action's signature holds against the key entries before
+    it (``ledger.actors``); (3) wherever a checkpoint's size is reached, the tree's root
     must equal the signed root, or the first entry after the last matching checkpoint is named
     as bad; (4) a checkpoint larger than the log means entries were removed.
     """
     expected: dict[int, list[bytes]] = {}
+    signed_origin = origin
     for number, note in enumerate(checkpoints):
         try:
             checkpoint = open_checkpoint(note, public_key, origin)
@@ -87,25 +91,36 @@ def verify_downloaded_log(
                 detail=f"checkpoint {number} cannot be trusted: {exc}",
             )
         expected.setdefault(checkpoint.size, []).append(checkpoint.root)
+        signed_origin = signed_origin or checkpoint.origin
     frontier = Frontier()
+    actors = ActorCheck(signed_origin or "")
     try:
-        _scan(entries, frontier, expected)
+        checks = _scan(entries, frontier, expected, actors)
     except _Problem as problem:
         return VerifyReport(
             ok=False, entries=len(entries), first_bad=problem.seq, detail=str(problem)
         )
     root = frontier.root() if entries else EMPTY_ROOT
+    counts: Counter[str] = Counter(c.verdict for c in checks)
     return VerifyReport(
         ok=True,
         entries=len(entries),
         detail=f"{len(entries)} entries and {len(checkpoints)} checkpoints verify: every "
-        "entry's encoding, seq and link, the Merkle tree and every signature",
+        f"entry's encoding, seq and link, the Merkle tree and every signature; {summary(counts)}",
         checkpoints=len(checkpoints),
         root=root.hex(),
+        signed=counts["signed"],
+        unsigned=counts["unsigned"],
     )
 
 
-def _scan(entries: Sequence[bytes], frontier: Frontier, expected: dict[int, list[bytes]]) -> None:
+def _scan(
+    entries: Sequence[bytes],
+    frontier: Frontier,
+    expected: dict[int, list[bytes]],
+    actors: ActorCheck,
+) -> list[ActionCheck]:
+    checks: list[ActionCheck] = []
     last_good = 0
     if 0 in expected and any(root != EMPTY_ROOT for root in expected[0]):
         raise _Problem(0, "a checkpoint of the empty log has a root that is not the empty root")
@@ -128,6 +143,13 @@ def _scan(entries: Sequence[bytes], frontier: Frontier, expected: dict[int, list
                 f"before it hashes to {prev}: the chain is broken here",
             )
         prev = hashlib.sha256(data).hexdigest()
+        check = actors.feed(entry)
+        if check is not None:
+            if check.verdict == "bad":
+                raise _Problem(
+                    position, f"{check.detail}; the log holds an action its actor did not sign"
+                )
+            checks.append(check)
         frontier.append(leaf_hash(data))
         size = position + 1
         for signed in expected.get(size, []):
@@ -147,6 +169,7 @@ def _scan(entries: Sequence[bytes], frontier: Frontier, expected: dict[int, list
             f"a signed checkpoint covers {max(beyond)} entries but the server sent "
             f"{len(entries)}: entries {len(entries)}..{max(beyond) - 1} were removed",
         )
+    return checks
 
 
 def finished_body(check: ReceiptCheck, job_id: str) -> dict[str, Any]:

@@ -8,7 +8,8 @@ nothing reaches a final file name until every check has passed. Its steps, in or
 2. The log's key: the one the caller holds (given, or pinned at login) must be the one the
    server serves; without one, the served key is used and the result says so (``key="served"``:
    that proves nothing against the server itself).
-3. The receipt verifies offline against that key and the log's origin; with a folder of
+3. The receipt verifies offline against that key and the log's origin (a ``c2d-receipt/2``
+   also every actor's signature, against the key entries it carries); with a folder of
    kept checkpoints (``KeptCheckpoints``), its checkpoint must extend the one kept from this
    server's last fetch (an RFC 9162 consistency proof, ``advance_kept``) and is kept instead.
 4. The three records of the outputs agree: the outcome the server reports hashes to the outputs

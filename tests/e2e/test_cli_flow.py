@@ -157,10 +157,24 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     assert "job.approved" in run
     assert "job.finished" in run
     assert run[-1] == "job.released"
+    # A c2d-receipt/2: the data host's signature over the outcome checks against the key
+    # entry the receipt carries; people's actions are signed or marked as the operator's word.
+    assert receipt["format"] == "c2d-receipt/2"
+    actions = {a["type"]: a for a in receipt["actions"]}
+    assert (actions["job.finished"]["verdict"], actions["job.finished"]["signer"]) == (
+        "signed",
+        "host:local",
+    )
+    assert "host.enrolled" in [e["type"] for e in receipt["keys"]]
+    assert {actions[t]["verdict"] for t in ("job.submitted", "job.approved", "job.released")} <= {
+        "signed",
+        "unsigned",
+    }
     remote = stack.json("ledger", "verify", "--key", str(key_file), token=researcher_token)
     assert remote["ok"] is True
     assert remote["first_bad"] is None
     assert remote["entries"] >= len(types)
+    assert remote["signed"] >= 1
     local = stack.json("ledger", "verify", "--home", str(stack.home), "--key", str(key_file))
     assert local["ok"] is True
     shown = stack.json("ledger", "show", "--job", job_id, token=owner_token)

@@ -74,8 +74,8 @@ def test_a_receipt_verifies_offline_with_only_the_public_key(
 
 
 def test_a_receipt_has_exactly_the_documented_fields(receipt: dict[str, Any]) -> None:
-    assert set(receipt) == {"format", "subject", "log", "checkpoint", "entries"}
-    assert receipt["format"] == RECEIPT_FORMAT == "c2d-receipt/1"
+    assert set(receipt) == {"format", "subject", "log", "checkpoint", "entries", "keys"}
+    assert receipt["format"] == RECEIPT_FORMAT == "c2d-receipt/2"
     assert set(receipt["log"]) == {"origin", "public_key"}
     assert len(base64.b64decode(receipt["log"]["public_key"])) == 32
     for item in receipt["entries"]:
@@ -107,7 +107,7 @@ def _reencoded_entry(text: str) -> str:
 
 Tamper = Callable[[dict[str, Any]], None]
 TAMPERS: dict[str, tuple[Tamper, type[LedgerError], str]] = {
-    "format": (lambda r: r.update(format="c2d-receipt/2"), BadReceipt, "format"),
+    "format": (lambda r: r.update(format="c2d-receipt/3"), BadReceipt, "format"),
     "subject": (lambda r: r.update(subject="job-8"), VerificationError, "not 'job-8'"),
     "origin": (
         lambda r: r["log"].update(origin="elsewhere.example/log"),
@@ -206,10 +206,10 @@ def test_a_receipt_from_another_log_fails_when_the_origin_is_pinned(
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ([], "not a c2d-receipt/1 receipt"),
+        ([], "not a c2d-receipt/1 or c2d-receipt/2 receipt"),
         ({}, "format"),
         ({"format": "c2d-receipt/1"}, "subject"),
-        ("receipt", "not a c2d-receipt/1 receipt"),
+        ("receipt", "not a c2d-receipt/1 or c2d-receipt/2 receipt"),
     ],
 )
 def test_a_malformed_receipt_is_refused_clearly(document: Any, message: str) -> None:
