@@ -106,6 +106,21 @@ def test_signed_submit_approve_and_release_verify_from_the_ledger_alone(install,
         ({"name": o.name, "digest": o.sha256} for o in outcome.outputs), key=lambda o: o["name"]
     )
 
+    # The researcher's fetched receipt names every actor and the key each signed with, checked
+    # offline against the key entries the receipt carries.
+    out = tmp_path / "fetched"
+    install.json("fetch", job["id"], "-o", str(out), config=bob_config)
+    checked = install.json("receipt", "verify", str(out / "receipt.json"), config=bob_config)
+    verdicts = {a["type"]: (a["verdict"], a["signer"], a["key"]) for a in checked["actions"]}
+    assert verdicts["job.submitted"] == ("signed", bob.name, bob_key)
+    assert verdicts["job.approved"] == ("signed", owner.name, olga_key)
+    assert verdicts["job.released"] == ("signed", owner.name, olga_key)
+    assert verdicts["job.finished"][0] == "signed"  # by the data host's key
+    told = install.c2d("receipt", "verify", str(out / "receipt.json"), config=bob_config)
+    assert told.returncode == 0, told.stderr
+    assert f"submitted by {bob.name} (key " in told.stdout + told.stderr
+    assert f"approved by {owner.name} (key " in told.stdout + told.stderr
+
 
 def test_a_forged_approval_is_refused_and_changes_nothing(install, tmp_path):
     owner, olga_token = install.user("owner", "olga")
