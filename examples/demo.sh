@@ -13,7 +13,8 @@ show() { printf '%s$ %s%s\n' "$dim" "$*" "$off" >&2; }
 as() { # as alice|bob|admin COMMAND... : run a c2d command as that person, showing it
   local who=$1; shift
   show "$*   ${dim}(as $who)"
-  C2D_TOKEN="${tokens[$who]}" "$@"
+  # Each person's own CLI folder: the login and signing key on their machine.
+  C2D_CONFIG="$work/people/$who/config.json" C2D_TOKEN="${tokens[$who]}" "$@"
 }
 
 [ "$(id -u)" = 0 ] || { echo "demo: the worker mounts each job's capped /outputs, which needs root" >&2; exit 1; }
@@ -50,6 +51,14 @@ as admin c2d env list
 as admin c2d hosts
 tokens[alice]=$(as admin c2d user add alice --role owner)
 tokens[bob]=$(as admin c2d user add bob --role researcher)
+
+step "Alice and bob log in: each makes a signing key on their own machine and registers it"
+for who in alice bob; do
+  show "c2d login $C2D_URL --with-token   ${dim}(as $who; the token on stdin, the key never leaves)"
+  C2D_CONFIG="$work/people/$who/config.json" c2d login "$C2D_URL" --with-token \
+    <<<"${tokens[$who]}" >/dev/null
+done
+as alice c2d key list
 
 step "Data owner (alice): a private dataset stays on her host; she registers it"
 show "python examples/make_dataset.py $work/private/patients"
@@ -134,9 +143,9 @@ cat >&2 <<EOT
 Try next, in this folder (the first two lines start the demo's installation again):
   export PATH="$PWD/.venv/bin:\$PATH" C2D_HOME=$C2D_HOME C2D_PORT=$C2D_PORT C2D_URL=$C2D_URL C2D_DATASET_ROOTS=$C2D_DATASET_ROOTS
   c2d up &
-  C2D_TOKEN=${tokens[alice]} c2d review $next_job   # bob's second job, waiting for her
-  C2D_TOKEN=${tokens[alice]} c2d trust $job     # bob's later jobs with this code and params run without review
-  C2D_TOKEN=${tokens[bob]} c2d ledger show --job $job
+  C2D_CONFIG=$work/people/alice/config.json c2d review $next_job   # bob's second job, waiting for her
+  C2D_CONFIG=$work/people/alice/config.json c2d trust $job     # bob's later jobs with this code and params run without review
+  C2D_CONFIG=$work/people/bob/config.json c2d ledger show --job $job
   c2d --help
 
 With c2d up running, alice's review queue opens in a browser (sign in with her token,
