@@ -13,7 +13,6 @@ Anyone else submitting the same code waits for review like everyone.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 from jobs import access
@@ -35,7 +34,6 @@ from jobs.service_core import ServiceCore, build, dataset_subject
 from jobs.signed_actions import (
     ActionStatement,
     SignedEnvelope,
-    check_signed,
     decision_statement,
     release_statement,
     submit_statement,
@@ -166,7 +164,9 @@ class Review(ServiceCore):
                 updated=now,
             )
             proof = self._signed(
-                signed, lambda nonce: self._submit_statement(actor, job, bundle_digest, nonce)
+                actor.name,
+                signed,
+                lambda nonce: self._submit_statement(actor, job, bundle_digest, nonce),
             )
             self._store.insert_job(job)
             if signed is not None and not self._store.use_nonce(
@@ -217,19 +217,6 @@ class Review(ServiceCore):
                 "the signed submission's nonce must be 32 lowercase hex digits; nothing was "
                 "recorded. `c2d submit` makes one"
             ) from None
-
-    def _signed(
-        self, signed: SignedEnvelope | None, expected: Callable[[str], ActionStatement]
-    ) -> dict[str, Any]:
-        """``{"signed": envelope}`` for the entry once ``signed`` is shown to sign the statement
-        ``expected`` builds (given the nonce the envelope carries, for a submission); empty for
-        an unsigned action. Called inside the transaction, so the key is judged at the sequence
-        number the entry gets."""
-        if signed is None:
-            return {}
-        nonce = str(signed.statement.get("nonce", ""))
-        size = self._ledger.size()
-        return {"signed": check_signed(self._store, size, expected(nonce), signed)}
 
     def _trust_reference(self, trusted: TrustedCode) -> dict[str, Any]:
         """How a policy approval names the trust it relied on: the ``dataset.trusted`` entry
@@ -323,6 +310,7 @@ class Review(ServiceCore):
                 raise NotAllowed("you cannot approve your own job; another owner or admin must")
             check_transition(job.state, S.APPROVED, job_id)
             proof = self._signed(
+                actor.name,
                 signed,
                 lambda _: decision_statement(
                     self._ledger.origin, actor.name, _fields(job), "approve", note
@@ -347,6 +335,7 @@ class Review(ServiceCore):
             job, _ = self._governed(actor, job_id, "reject")
             check_transition(job.state, S.REJECTED, job_id)
             proof = self._signed(
+                actor.name,
                 signed,
                 lambda _: decision_statement(
                     self._ledger.origin, actor.name, _fields(job), "reject", reason
@@ -397,6 +386,7 @@ class Review(ServiceCore):
                 time=self._now(),
             )
             proof = self._signed(
+                actor.name,
                 signed,
                 lambda _: trust_statement(
                     self._ledger.origin, actor.name, _fields(job), any_params=any_params
@@ -444,7 +434,9 @@ class Review(ServiceCore):
                 )
             held = [o.model_dump() for o in job.outcome.outputs] if job.outcome else []
             proof = self._signed(
-                signed, lambda _: release_statement(self._ledger.origin, actor.name, job_id, held)
+                actor.name,
+                signed,
+                lambda _: release_statement(self._ledger.origin, actor.name, job_id, held),
             )
             self._store.update_job(job_id, expect=S.SUCCEEDED, to=S.RELEASED, updated=self._now())
             body = {

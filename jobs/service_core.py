@@ -19,6 +19,13 @@ from jobs.fields import NAME_HELP, NAME_PATTERN
 from jobs.host_records import Host
 from jobs.limits import Limits
 from jobs.models import Dataset, Job, User
+from jobs.signed_actions import (
+    ActionStatement,
+    SignaturePolicy,
+    SignedEnvelope,
+    check_signed,
+    check_unsigned,
+)
 from jobs.store import Store
 from ledger import Ledger
 from ledger.statements import verify_statement
@@ -76,6 +83,7 @@ class ServiceCore:
         clock: Callable[[], float] = time.time,
         limits: Limits | None = None,
         new_id: Callable[[], str] = new_job_id,
+        signatures: SignaturePolicy = SignaturePolicy.REQUIRED,
     ) -> None:
         # A state change and its entry commit together only if both live in one file.
         if Path(store.path).resolve() != Path(ledger.db_path).resolve():
@@ -88,6 +96,25 @@ class ServiceCore:
         self._clock = clock
         self.limits = limits or Limits()
         self._new_id = new_id
+        self.signatures = signatures
+
+    def _signed(
+        self,
+        user: str,
+        signed: SignedEnvelope | None,
+        expected: Callable[[str], ActionStatement],
+    ) -> dict[str, Any]:
+        """``{"signed": envelope}`` for the entry once ``signed`` is shown to be ``user``'s
+        signature over the statement ``expected`` builds (given the nonce the envelope carries,
+        for a submission). Unsigned: empty if ``self.signatures`` takes it from ``user``
+        (``check_unsigned``), else ``NotAllowed``. Called inside the transaction, so keys are
+        judged at the sequence number the entry gets."""
+        size = self._ledger.size()
+        if signed is None:
+            check_unsigned(self._store, self.signatures, user, size)
+            return {}
+        nonce = str(signed.statement.get("nonce", ""))
+        return {"signed": check_signed(self._store, size, expected(nonce), signed)}
 
     @property
     def store(self) -> Store:

@@ -18,13 +18,21 @@ takes a statement on trust: it rebuilds the one it expects and ``check_signed`` 
 signed one with it field by field before it checks the signature against a key of the user
 that was registered, and not revoked, before the entry being written (``Store.user_key_at``).
 The envelope then goes into the entry's body as ``signed``, so anyone holding the ``user.key``
-entries can check it offline. An action without an envelope is the operator's word only.
+entries can check it offline.
+
+An action without an envelope would be the operator's word only, and a bearer token alone
+would be enough to act. ``SignaturePolicy`` says when the server takes one: never
+(``required``, the default), or only from a person who has no registered key yet
+(``keyholders``: for installations whose people act with bare tokens, and for tests of other
+things); a person holding a key must sign under both, so a stolen token cannot act without
+the key (``check_unsigned``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +46,16 @@ SUBMIT: Final = "c2d/submit"
 DECISION: Final = "c2d/decision"
 TRUST: Final = "c2d/trust"
 RELEASE: Final = "c2d/release"
+
+
+class SignaturePolicy(StrEnum):
+    """When the server records a person's action that carries no signature."""
+
+    REQUIRED = "required"
+    """Never: every submit, decision, trust and release is signed by a key of the actor."""
+    KEYHOLDERS = "keyholders"
+    """Only from a person with no registered, unrevoked key (recorded as unsigned)."""
+
 
 NONCE = re.compile(r"[0-9a-f]{32}")
 """A submit nonce: 32 lowercase hex digits (16 random bytes)."""
@@ -248,6 +266,24 @@ def check_signed(
             "statement; nothing was recorded. Sign again with the key file `c2d login` made"
         )
     return envelope.model_dump(mode="json")
+
+
+def check_unsigned(keys: KeyRecords, policy: SignaturePolicy, user: str, size: int) -> None:
+    """Refuse (``NotAllowed``, 403) an unsigned action by ``user`` at log size ``size`` unless
+    ``policy`` takes it: ``keyholders`` and ``user`` holds no key valid then."""
+    held = [k.fingerprint for k in keys.user_keys(user) if k.valid_at(size)]
+    if held:
+        raise NotAllowed(
+            f"{user} has a registered signing key ({held[-1]}), so their actions must be "
+            "signed with it, and this one was not; nothing was recorded. The c2d CLI, the "
+            "Python client and the web pages sign; a token alone cannot act"
+        )
+    if policy is SignaturePolicy.REQUIRED:
+        raise NotAllowed(
+            f"this server records only signed actions, and {user} has no signing key yet; "
+            "nothing was recorded. `c2d login URL --with-token` makes your key on your machine "
+            "and registers it (the web pages make one for your browser when you sign in)"
+        )
 
 
 def _show(value: Any) -> str:

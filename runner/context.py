@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from jobs.limits import Limits
 from jobs.safe_text import escape
 from jobs.service import Service
+from jobs.signed_actions import SignaturePolicy
 from jobs.store import Store
 from jobs.units import parse_duration, parse_size
 from ledger import Ledger
@@ -72,10 +73,11 @@ def open_context(settings: Settings, *, clock: Callable[[], float] | None = None
     ledger = Ledger(settings.db_path, settings.key_path, settings.origin)
     store = Store(settings.db_path)
     limits = limits_from(settings)
+    policy = SignaturePolicy(settings.signatures)
     service = (
-        Service(store, ledger, limits=limits)
+        Service(store, ledger, limits=limits, signatures=policy)
         if clock is None
-        else Service(store, ledger, clock=clock, limits=limits)
+        else Service(store, ledger, clock=clock, limits=limits, signatures=policy)
     )
     for folder in (settings.work_dir, settings.uploads_dir):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)

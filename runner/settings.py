@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         default="2m",
         description="Longest a dry run may take (the job's own timeout, if shorter, applies).",
     )
+    signatures: Literal["required", "keyholders"] = Field(
+        default="required",
+        description="When the API records a person's action (submit, approve, reject, trust, "
+        "release) that carries no signature by their key: `required` never; `keyholders` "
+        "only from a person who has not registered a key yet (recorded as unsigned, the "
+        "operator's word). A person holding a key must sign under both.",
+    )
     web_session_s: float = Field(
         default=43_200.0,
         gt=0,

@@ -157,12 +157,27 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
     page.screenshot(path=SHOTS / "review-phone.png")
     page.set_viewport_size(DESKTOP)
 
-    # Approve with a note: the service's approval, the same ledger entry as `c2d approve`.
+    # The page made a key in this browser (WebCrypto, kept in IndexedDB) and registered it
+    # as one of hers: the `user.key` entry and her list of keys name it.
+    signing = page.locator("#signing")
+    expect(signing).to_have_attribute("data-key", re.compile(r"^ed25519:[0-9a-f]{32}$"))
+    browser_key = signing.get_attribute("data-key")
+    expect(signing).to_contain_text(f"signed in this browser with your key {browser_key}")
+    keys = stack.json("key", "list", "--user", owner, token=stack.admin_token)
+    assert [k["fingerprint"] for k in keys if k["revoked"] is None] == [browser_key]
+
+    # Approve with a note, two lines: the service's approval, signed by the browser's key
+    # over the same statement `c2d approve` signs.
     page.get_by_label("Note for the ledger (optional)").fill(NOTE)
     page.get_by_role("button", name="Approve this code").click()
     expect(page.get_by_role("status")).to_contain_text("Approved.")
     approved = [e for e in stack.entries(job_id) if e["type"] == "job.approved"]
     assert [(e["actor"], e["body"]["note"]) for e in approved] == [(owner, NOTE)]
+    assert approved[0]["body"]["signed"]["key"] == browser_key
+    assert approved[0]["body"]["signed"]["statement"]["note"] == NOTE
+    # The key is kept: opening another page to sign registers no second key.
+    page.reload()
+    expect(page.locator("#signing")).to_have_attribute("data-key", browser_key)
 
     # The researcher's list follows the job live (no reload) while the worker runs it.
     bob.sign_in(researcher_token, "/ui/jobs")
@@ -200,7 +215,9 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
     assert all(stack.ctx.review.has(d) for d in digests)
     page.get_by_role("button", name="Release the outputs").click()
     expect(page.get_by_role("status")).to_contain_text("Released.")
-    assert [e["actor"] for e in stack.entries(job_id) if e["type"] == "job.released"] == [owner]
+    released = [e for e in stack.entries(job_id) if e["type"] == "job.released"]
+    assert [e["actor"] for e in released] == [owner]
+    assert released[0]["body"]["signed"]["key"] == browser_key
     # On release the host uploads the outputs (as for `c2d release`).
     wait_until(
         "the released outputs on the control plane",
@@ -228,6 +245,11 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
     key = str(stack.home / "ledger.key.pub")
     verified = stack.json("receipt", "verify", str(receipt_path), "--key", key)
     assert "job.released" in [e["type"] for e in verified["entries"]]
+    # The receipt says who acted, with their keys: her browser's key approved and released.
+    said = {
+        (a["type"], a["signer"], a["key"]) for a in verified["actions"] if a["verdict"] == "signed"
+    }
+    assert {("job.approved", owner, browser_key), ("job.released", owner, browser_key)} <= said
 
     # The researcher may not open the owner's review page: the service's 403, as a page.
     answer = bob.page.goto(f"{stack.url}/ui/jobs/{other_id}/review")
@@ -239,7 +261,9 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
     assert [p for p in bob.problems if "403" not in p or "/review" not in p] == []
     bob.problems.clear()
 
-    # A form without its CSRF token, or from another site, changes nothing; with it, it works.
+    # A form without its CSRF token, or from another site, changes nothing; with it but
+    # unsigned, neither (she holds a key, so her session alone cannot act); from the page, the
+    # browser signs and it works.
     reject = f"{stack.url}/ui/jobs/{other_id}/reject"
     page.goto(f"{stack.url}/ui/jobs/{other_id}/review")
     token = alice.csrf()
@@ -247,13 +271,17 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
         ({"reason": "no"}, {}),
         ({"reason": "no", "csrf": "0" * 64}, {}),
         ({"reason": "no", "csrf": token}, {"Origin": "https://evil.example"}),
+        ({"reason": "no", "csrf": token}, {}),
     ]:
         refused = alice.context.request.post(reject, form=form, headers=headers, max_redirects=0)
         assert refused.status == 403, (form, headers)
         assert stack.state(other_id) == "pending"
-    done = alice.context.request.post(reject, form={"reason": "no", "csrf": token}, max_redirects=0)
-    assert done.status == 303
+    page.get_by_label("Reason (the researcher reads it)").fill("no")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.get_by_role("status")).to_contain_text("Rejected.")
     assert stack.state(other_id) == "rejected"
+    rejected = [e for e in stack.entries(other_id) if e["type"] == "job.rejected"]
+    assert rejected[0]["body"]["signed"]["key"] == browser_key
 
     # The ledger page: the job's entries and the server's verification.
     page.goto(f"{stack.url}/ui/ledger?job={job_id}")

@@ -25,6 +25,7 @@ from jobs.bundle import Bundle, pack
 from jobs.digests import sha256_digest
 from jobs.models import Dataset, DatasetPolicy, Job, Outcome, Role, User
 from jobs.service import Limits, Service
+from jobs.signed_actions import SignaturePolicy
 from jobs.spec import JobSpec
 from jobs.store import Store
 from ledger import Ledger
@@ -125,6 +126,10 @@ def make_service(tmp: Path, clock: Clock, ledger_cls: type[Ledger] = Ledger, **k
     ledger = ledger_cls(tmp / "c2d.db", tmp / "ledger.key", "c2d.test/ledger")
     store = Store(tmp / "c2d.db")
     ids = (f"job{n:04d}" for n in itertools.count(1))
+    # People in these worlds act with the service's calls, unsigned unless a test signs: the
+    # tests of what a signature adds (tests/unit/jobs/test_signed_actions.py) ask for
+    # ``signatures=SignaturePolicy.REQUIRED``, the product's default.
+    kw.setdefault("signatures", SignaturePolicy.KEYHOLDERS)
     service = Service(store, ledger, clock=clock, new_id=lambda: next(ids), **kw)
     return service, store, ledger
 
@@ -265,6 +270,8 @@ def settings_for(tmp: Path, **overrides: Any) -> Settings:
         "lease_s": 5.0,
         "heartbeat_s": 0.2,
         "redispatch_s": 10.0,
+        # People act unsigned here, as in ``make_service``'s worlds.
+        "signatures": "keyholders",
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,7 +1,7 @@
 """The web pages: the data owner's review queue and a researcher's jobs, in a browser.
 
 Served by the API process itself under ``/ui`` (``install``), from server-side templates
-(``render``) and plain HTML forms, with one stylesheet and one small script of the project's
+(``render``) and plain HTML forms, with one stylesheet and two small scripts of the project's
 own (``static/``): nothing is loaded from elsewhere, so the pages work on an air-gapped control
 plane. A person signs in once with their token (``sessions``); every page then asks the same
 ``jobs.service`` functions the JSON API and the CLI use, as that person, so the service's
@@ -12,6 +12,7 @@ access rules decide what a page shows, and every action writes the same ledger e
   and its decisions (approve, reject, trust), the outputs' review (release, refuse).
 - ``researcher``: a person's jobs, updated live, a job's page, released files, its receipt.
 - ``ledger``: the log's size, its last checkpoint, a verification run now, a job's entries.
+- ``signing``: the browser's own key, which signs the owner's decisions (``static/sign.js``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from runner.control.web import account, ledger, owner, researcher
+from runner.control.web import account, ledger, owner, researcher, signing
 from runner.control.web.highlight import stylesheet
 from runner.control.web.render import page
 from runner.control.web.sessions import PATH, live_session
@@ -94,7 +95,7 @@ async def _security_headers(
 
 def install(app: FastAPI) -> None:
     """Serve the pages under ``/ui`` (and send ``/`` there)."""
-    for module in (account, owner, researcher, ledger):
+    for module in (account, owner, researcher, ledger, signing):
         app.include_router(module.router)
     app.mount(f"{PATH}/static", StaticFiles(directory=STATIC), name="web-static")
     app.middleware("http")(_security_headers)

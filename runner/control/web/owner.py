@@ -21,6 +21,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import RedirectResponse, Response
 
 from jobs.models import Job
+from jobs.signed_actions import decision_statement, release_statement, trust_statement
 from jobs.spec import Resources
 from jobs.states import JobState
 from runner.control.api.deps import State
@@ -31,6 +32,7 @@ from runner.control.web.highlight import diff_sections
 from runner.control.web.render import page
 from runner.control.web.researcher import LIVE_HEADER
 from runner.control.web.sessions import PATH, Form, SignedIn, Viewer
+from runner.control.web.signing import signed_field, signing, statement_json
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 
@@ -87,7 +89,22 @@ def review(request: Request, job_id: str, who: SignedIn, state: State) -> Respon
         diff_cut=cut,
         own_job=doc["job"]["researcher"] == who.user.name,
         done=_done(request),
+        **_decision_statements(state, who, doc["job"]),
     )
+
+
+def _decision_statements(state: State, who: Viewer, job: dict[str, Any]) -> dict[str, Any]:
+    """The statements the review page's forms sign (``signing``): approve and reject with
+    the note the person types, trust with these params or, ticked, any."""
+    origin, name = state.ctx.ledger.origin, who.user.name
+    return {
+        "signing": signing(state, who.user),
+        "statements": {
+            "approve": statement_json(decision_statement(origin, name, job, "approve", "")),
+            "reject": statement_json(decision_statement(origin, name, job, "reject", "")),
+            "trust": statement_json(trust_statement(origin, name, job, any_params=False)),
+        },
+    }
 
 
 def _resources(value: Any) -> dict[str, Any]:
@@ -105,7 +122,8 @@ def _back(job_id: str, page_name: str, done: str) -> RedirectResponse:
 @router.post("/jobs/{job_id}/approve")
 def approve(job_id: str, sent: Form, state: State, background: BackgroundTasks) -> Response:
     """``Service.approve`` with the note, then the same dispatch as the API's route."""
-    job = state.ctx.service.approve(sent.viewer.user, job_id, sent.text("note"))
+    note = sent.text("note")
+    job = state.ctx.service.approve(sent.viewer.user, job_id, note, signed_field(sent))
     background.add_task(state.dispatch, job)
     return _back(job_id, "review", "approved")
 
@@ -113,7 +131,8 @@ def approve(job_id: str, sent: Form, state: State, background: BackgroundTasks) 
 @router.post("/jobs/{job_id}/reject")
 def reject(job_id: str, sent: Form, state: State) -> Response:
     """``Service.reject`` with the reason."""
-    state.ctx.service.reject(sent.viewer.user, job_id, sent.text("reason"))
+    reason = sent.text("reason")
+    state.ctx.service.reject(sent.viewer.user, job_id, reason, signed_field(sent))
     return _back(job_id, "review", "rejected")
 
 
@@ -121,7 +140,9 @@ def reject(job_id: str, sent: Form, state: State) -> Response:
 def trust(job_id: str, sent: Form, state: State) -> Response:
     """``Service.trust``: this code, for this researcher, with these params (or any)."""
     any_params = sent.text("any_params") == "yes"
-    state.ctx.service.trust(sent.viewer.user, job_id, any_params=any_params)
+    state.ctx.service.trust(
+        sent.viewer.user, job_id, any_params=any_params, signed=signed_field(sent)
+    )
     return _back(job_id, "review", "trusted")
 
 
@@ -187,6 +208,15 @@ def outputs(request: Request, job_id: str, who: SignedIn, state: State) -> Respo
         # Only the dataset's owner or an admin reaches a job that is not yet released.
         decide=found["job"]["state"] == JobState.SUCCEEDED.value,
         done=_done(request),
+        signing=signing(state, who.user),
+        release_statement=statement_json(
+            release_statement(
+                state.ctx.ledger.origin,
+                who.user.name,
+                job_id,
+                (found["job"].get("outcome") or {}).get("outputs") or [],
+            )
+        ),
     )
 
 
@@ -205,7 +235,9 @@ def release(job_id: str, sent: Form, state: State, background: BackgroundTasks) 
     the outputs (the control plane checks each against the digests the host signed). The
     form's box says the owner saw the failed output checks, if any."""
     despite = sent.text("despite_checks") == "yes"
-    job = state.ctx.service.release(sent.viewer.user, job_id, despite_checks=despite)
+    job = state.ctx.service.release(
+        sent.viewer.user, job_id, despite_checks=despite, signed=signed_field(sent)
+    )
     background.add_task(state.ask_host, job, "outputs")
     return _back(job_id, "outputs", "released")
 

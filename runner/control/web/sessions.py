@@ -34,7 +34,9 @@ COOKIE = "c2d_session"
 SIGNIN_COOKIE = "c2d_signin"
 PATH = "/ui"
 SIGNIN_S = 3600
-MAX_FORM_BYTES = 64 * 1024  # a note or a reason is at most 2000 characters
+MAX_FORM_BYTES = (
+    1024 * 1024
+)  # a note is at most 2000 characters; a signed release names every output
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,10 @@ class Posted:
     form: FormData
 
     def text(self, name: str) -> str:
-        """A text field of the form."""
-        return field(self.form, name)
+        """A text field of the form, with its line breaks as the page's script sees them: a
+        browser sends a textarea's newlines as CR LF, which would reach the ledger (and not
+        match what the script signed) as they came."""
+        return field(self.form, name).replace("\r\n", "\n")
 
 
 async def posted(request: Request) -> Posted:

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jobs.digests import canonical_digest
 from jobs.errors import Conflict, InvalidRequest, NotAllowed
 from jobs.signed_actions import (
+    SignaturePolicy,
     SignedEnvelope,
     decision_statement,
     envelope_of,
@@ -133,8 +134,8 @@ def test_a_signed_rejection_and_trust_are_recorded(world):
 
 
 def test_a_policy_approval_names_the_signed_trust_it_relied_on(world):
-    olga = _key(world, "olga")
     first = world.approved()
+    olga = _key(world, "olga")
     trust = trust_statement(world.ledger.origin, "olga", job_view(first), any_params=False)
     world.service.trust(world.olga, first.id, signed=_envelope(olga, trust))
     trusted_entry = world.ledger.entries_for("dataset:iris")[-1]
@@ -150,9 +151,50 @@ def test_a_policy_approval_names_the_signed_trust_it_relied_on(world):
     assert trusted_entry.body["signed"]["statement"]["code_digest"] == again.code_digest
 
 
-def test_an_unsigned_action_is_still_accepted_and_carries_no_envelope(world):
+def test_keyholders_take_an_unsigned_action_from_a_person_without_a_key(world):
+    assert world.service.signatures is SignaturePolicy.KEYHOLDERS
     job = world.approved()
     assert all("signed" not in e.body for e in world.ledger.entries_for(job.id))
+
+
+def test_a_person_holding_a_key_cannot_act_with_the_token_alone(world):
+    job = world.submit()
+    _key(world, "olga")
+    size = world.ledger.size()
+    with pytest.raises(NotAllowed, match=r"olga has a registered signing key .* a token alone"):
+        world.service.approve(world.olga, job.id, "ok")
+    assert world.ledger.size() == size
+    assert world.store.get_job(job.id).state is S.PENDING
+
+
+def test_a_revoked_key_is_no_longer_held(world):
+    job = world.submit()
+    key = _key(world, "olga")
+    world.service.revoke_key(world.olga, key_fingerprint(public_key_text(key)), "lost")
+    assert world.service.approve(world.olga, job.id, "ok").state is S.APPROVED
+
+
+@pytest.mark.parametrize("who", ["rita", "olga"])
+def test_required_refuses_every_unsigned_action_and_takes_signed_ones(world, who):
+    world.service.signatures = SignaturePolicy.REQUIRED
+    size = world.ledger.size()
+    if who == "rita":
+        with pytest.raises(NotAllowed, match="only signed actions, and rita has no signing key"):
+            world.submit()
+        assert world.store.list_jobs() == []
+    else:
+        world.service.signatures = SignaturePolicy.KEYHOLDERS
+        job = world.submit()
+        world.service.signatures = SignaturePolicy.REQUIRED
+        size = world.ledger.size()
+        with pytest.raises(NotAllowed, match="`c2d login URL --with-token` makes your key"):
+            world.service.approve(world.olga, job.id, "ok")
+        assert world.store.get_job(job.id).state is S.PENDING
+    assert world.ledger.size() == size
+    rita, olga = _key(world, "rita"), _key(world, "olga")
+    job, _ = _signed_submit(world, rita)
+    approved = world.service.approve(world.olga, job.id, "ok", _approval(world, olga, job))
+    assert approved.state is S.APPROVED
 
 
 @pytest.mark.parametrize(
