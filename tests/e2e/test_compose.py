@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -179,13 +180,30 @@ class ComposeStack:
     def health(self, service: str) -> str:
         return str(self.container(service).attrs["State"].get("Health", {}).get("Status", "none"))
 
+    def _login(self, token: str) -> Path:
+        """The client config of the person holding ``token``, who logs in on first use: `c2d
+        login` makes their signing key and registers it (the installation takes only signed
+        actions, its default), as each person does on their own machine."""
+        config = self.root / "people" / hashlib.sha256(token.encode()).hexdigest()[:16] / "c.json"
+        if not config.exists():
+            config.parent.mkdir(parents=True, mode=0o700)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("C2D_")}
+            done = subprocess.run(
+                [str(C2D), "login", self.url, "--with-token"],
+                env={**env, "C2D_CONFIG": str(config)},
+                input=token, capture_output=True, text=True, timeout=COMMAND_S, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, f"c2d login: {done.stderr}\n{self.logs()}"
+        return config
+
     def c2d(self, *args: str, token: str | None = None, expect: int = 0) -> Any:
-        """Run `c2d ARGS --json` on the machine as a person holding `token`; return its
-        document."""
+        """Run `c2d ARGS --json` on the machine as a person holding `token` (logged in with
+        it, so their actions are signed); return its document."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("C2D_")}
         env.update({"C2D_URL": self.url, "C2D_CONFIG": str(self.root / "no-client-config.json")})
         if token is not None:
             env["C2D_TOKEN"] = token
+            env["C2D_CONFIG"] = str(self._login(token))
         done = subprocess.run(
             [str(C2D), *args, "--json"],
             env=env,
