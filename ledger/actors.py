@@ -252,9 +252,7 @@ class ActorCheck:
 def _check(
     entry: Recorded, verdict: Verdict, signer: str, key: object = None, detail: str = ""
 ) -> ActionCheck:
-    # Every value comes from a validated entry or from this module: validating the result
-    # again cost a receipt's check as much as its proofs.
-    return ActionCheck.model_construct(
+    return ActionCheck(
         seq=entry.seq,
         type=entry.type,
         subject=entry.subject,
