@@ -10,8 +10,9 @@ cache is written as on any installed machine):
 - `c2d status JOB` against the same baseline, with an API server on this machine: goal
   <= 150 ms;
 - `c2d submit DIR --wait` of a no-op job (`python3 -c pass`) that the owner trusts, so it is
-  approved by policy and runs unattended, against a bare `docker run --rm` of the same image,
-  command, limits and hardening (``baseline.docker_run_args``): goal <= 2x (moonshot 1.2x).
+  approved by policy and runs unattended, signed with the key the researcher's `c2d login`
+  made, against a bare `docker run --rm` of the same image, command, limits and hardening
+  (``baseline.docker_run_args``): goal <= 2x (moonshot 1.2x).
 """
 
 from __future__ import annotations
@@ -33,19 +34,19 @@ NOOP = ("python3", "-c", "pass")
 START_GOAL_S = 0.150
 
 
-def timed(argv: Sequence[str], env: dict[str, str]) -> float:
-    """Wall seconds of one process to its end; raise if it fails."""
+def timed(argv: Sequence[str], env: dict[str, str], refuse: bytes | None = None) -> float:
+    """Wall seconds of one process to its end; raise if it fails (or says ``refuse``)."""
     t0 = time.perf_counter()
     done = subprocess.run(list(argv), env=env, capture_output=True, check=False)
     took = time.perf_counter() - t0
-    if done.returncode != 0:
+    if done.returncode != 0 or (refuse is not None and refuse in done.stderr):
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr[-2000:]!r}")
     return took
 
 
-def person_env(st: Installation, token: str) -> dict[str, str]:
+def person_env(st: Installation, token: str, config: Path | None = None) -> dict[str, str]:
     """A person's environment, with Python's bytecode cache on (as it is by default)."""
-    env = st.command_env(token)
+    env = st.command_env(token, config)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
@@ -106,8 +107,16 @@ def people(st: Installation) -> tuple[common.People, str]:
 def submit_wait_row(
     st: Installation, token: str, folder: Path, ds: str, root: Path, runs: int
 ) -> Row:
-    """`c2d submit DIR --wait` of the trusted no-op beside a bare `docker run --rm`."""
-    env = person_env(st, token)
+    """`c2d submit DIR --wait` of the trusted no-op beside a bare `docker run --rm`.
+
+    The researcher has logged in (`c2d login`), so every submission is signed with her key; the
+    untimed warm-up run is her first signed action, when the client asks the server who she is
+    and keeps the answer, as any later command of hers finds it."""
+    config = root / "rita-client.json"
+    login = st.c2d("login", st.url, "--with-token", config=config, stdin=token)
+    if login.returncode != 0:
+        raise RuntimeError(f"c2d login failed: {login.stderr[-2000:]}")
+    env = person_env(st, token, config)
     image = baseline.image_id()
     code, outputs = baseline.bare_dirs(root)
     bare_argv = baseline.docker_run_args(
@@ -118,7 +127,7 @@ def submit_wait_row(
     bare: list[float] = []
     for n in range(runs + 1):
         took_bare = baseline.run_timed(bare_argv)
-        took_c2d = timed(argv, env)
+        took_c2d = timed(argv, env, refuse=b"not signed")
         # Every submission is dry-run on mock data too; let that finish before the next pair.
         wait_idle(st)
         if n:

@@ -14,7 +14,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from ledger import canonical
 from ledger.errors import BadEntry
 from ledger.merkle import leaf_hash
 
@@ -83,10 +83,10 @@ class Entry(BaseModel):
             self._canonical = stored
             return self
         try:
-            body = rfc8785.dumps(self.body)
-            actor = rfc8785.dumps(self.actor)
-            subject = rfc8785.dumps(self.subject)
-        except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+            body = canonical.dumps(self.body)
+            actor = canonical.dumps(self.actor)
+            subject = canonical.dumps(self.subject)
+        except (TypeError, ValueError) as exc:  # rfc8785's errors are ValueErrors
             raise ValueError(f"body cannot be encoded as canonical JSON: {exc}") from exc
         # The same bytes rfc8785.dumps(whole entry) gives, at half the cost: the seven keys are
         # fixed and already in RFC 8785 order, and prev, seq, time and type are validated to
@@ -155,20 +155,33 @@ class Entry(BaseModel):
 
         Unless ``trusted`` (bytes from our own table), the bytes must be exactly the RFC 8785
         encoding of the entry they parse to, so two parties can never disagree about what
-        was hashed.
+        was hashed. Canonical form is shown by parsing and encoding once
+        (:func:`ledger.canonical.loads_proven`), or, for what that route leaves open, by
+        encoding the parsed object with :func:`ledger.canonical.dumps` and comparing; the
+        entry is built from ``data`` itself, so its body is what the bytes say.
         """
-        try:
-            obj = json.loads(data)
-        except (ValueError, TypeError) as exc:
-            raise BadEntry(f"entry bytes are not JSON: {exc}") from None
+        proven, obj = (False, None) if trusted else canonical.loads_proven(data)
+        if not proven:
+            try:
+                obj = json.loads(data)
+            except (ValueError, TypeError) as exc:
+                raise BadEntry(f"entry bytes are not JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise BadEntry("entry bytes are not a JSON object")
         try:
-            entry = cls.model_validate(obj, context={"stored_bytes": data} if trusted else None)
+            entry = cls.model_validate(obj, context={"stored_bytes": data})
         except ValidationError as exc:
             raise BadEntry(_describe(exc, str(obj.get("type")))) from None
-        if not trusted and entry._canonical != data:
-            raise BadEntry(f"entry {entry.seq} is not in RFC 8785 canonical form")
+        if not trusted and not proven:
+            try:
+                encoded = canonical.dumps(obj)
+            except ValueError as exc:  # NaN, 1e400 or 2**60 parse, but have no RFC 8785 form
+                raise BadEntry(
+                    f"invalid ledger entry of type {entry.type!r}: body cannot be encoded as "
+                    f"canonical JSON: {exc}"
+                ) from None
+            if encoded != data:
+                raise BadEntry(f"entry {entry.seq} is not in RFC 8785 canonical form")
         return entry
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import os
 import secrets
 import stat
@@ -134,7 +135,15 @@ def load_public_key(path: Path) -> bytes:
 def signature_is_valid(public_key: bytes, signature: bytes, message: bytes) -> bool:
     """Ed25519 verification as a yes/no answer; malformed keys answer no."""
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        _verifier(bytes(public_key)).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=256)
+def _verifier(public_key: bytes) -> Ed25519PublicKey:
+    """The parsed key, kept: a reader checks many notes and statements by the same few keys
+    (the log's, its people's), and parsing one costs a fifth of a verify. A malformed key
+    raises ValueError, which is not cached."""
+    return Ed25519PublicKey.from_public_bytes(public_key)

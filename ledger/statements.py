@@ -15,9 +15,9 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger import canonical
 from ledger.errors import BadKey
 from ledger.keys import PUBLIC_KEY_SIZE, signature_is_valid
 
@@ -36,7 +36,7 @@ def statement_bytes(statement: Mapping[str, Any]) -> bytes:
     kind = statement.get("type")
     if not isinstance(kind, str) or "/" not in kind:
         raise ValueError("a statement needs a type with a version, like c2d.host.outcome/1")
-    return STATEMENT_DOMAIN + rfc8785.dumps(dict(statement))
+    return STATEMENT_DOMAIN + canonical.dumps(dict(statement))
 
 
 def sign_statement(key: Ed25519PrivateKey, statement: Mapping[str, Any]) -> str:

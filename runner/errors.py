@@ -108,6 +108,13 @@ class KeyFileError(ClientConfigError):
     says what to do, and nothing was changed."""
 
 
+class SigningKeyRefused(RunnerError):
+    """The server refused a signed action because the key that signed it is not a
+    registered, unrevoked key of the user (revoked elsewhere, say); nothing was recorded."""
+
+    kind = ErrorKind.NOT_ALLOWED
+
+
 class UsageError(RunnerError):
     """A command or call was given something it cannot use (a URL without a scheme, a token
     on the wrong channel); the message says what to give instead."""

@@ -115,6 +115,9 @@ def login(
         )
     path = config_path(ClientEnv.read())
     save_config(path, ClientConfig(url=url, token=secret, public_key=served["public_key"]))
+    from runner.client import signer_cache
+
+    signer_cache.clear(ClientEnv.read())  # a new login: the signer asks the server afresh
     out.say(f"logged in to {url} as {me['name']} ({me['role']}); saved to {path}")
     if signing.done == "kept":
         out.say(f"your signing key {signing.fingerprint} ({signing.path}) is registered already")
@@ -166,8 +169,11 @@ def whoami(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 def logout(json_out: JsonFlag = False) -> None:
     """Forget the saved server, token and pinned key (the file `c2d login` wrote)."""
     out = Output.start(json_out)
+    from runner.client import signer_cache
+
     path = config_path(ClientEnv.read())
     removed = remove_config(path)
+    signer_cache.clear(ClientEnv.read())
     if removed:
         out.say(f"logged out: removed {path}")
         out.hint(

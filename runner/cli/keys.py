@@ -51,13 +51,17 @@ def key_list(
 @key_app.command("rotate")
 def key_rotate(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     """Replace your key by a new one: both sign the change, the old one is revoked at once."""
+    from runner.client import signer_cache
     from runner.client.keys import key_path, rotate
 
     out = Output.start(json_out)
     with connect(ctx, out) as client:
         me = client.me()
         origin = client.public_key()["origin"]
-        done = rotate(client, key_path(ClientEnv.read()), me["name"], origin)
+        try:
+            done = rotate(client, key_path(ClientEnv.read()), me["name"], origin)
+        finally:  # even a failed rotation may have revoked the old key on the server
+            signer_cache.clear(ClientEnv.read())
     out.say(f"rotated your key: {done.replaced} is revoked, {done.fingerprint} signs from now on")
     out.result(done.document(), done.fingerprint)
 
@@ -72,11 +76,15 @@ def key_revoke(
     json_out: JsonFlag = False,
 ) -> None:
     """Revoke one of your keys (admins: anyone's); it can sign nothing from now on."""
+    from runner.client import signer_cache
     from runner.client.keys import key_path
 
     out = Output.start(json_out)
     with connect(ctx, out) as client:
-        key = client.revoke_key(fingerprint, reason)
+        try:
+            key = client.revoke_key(fingerprint, reason)
+        finally:  # the signer must ask the server again whether this machine's key still signs
+            signer_cache.clear(ClientEnv.read())
     out.say(f"revoked key {key['fingerprint']} of {key['user']}; it stays listed as revoked")
     if _local_public_key() == key["public_key"]:
         path = key_path(ClientEnv.read())

@@ -70,6 +70,7 @@ class Client:
         signer: Signer | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self._token = token
         self._signer = signer
         self._identity: Identity | None = None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -123,8 +124,25 @@ class Client:
         """``{"signed": envelope}`` for a request body, or empty when the action goes unsigned."""
         if self._signer is None:
             return {}
-        envelope = self._signer.envelope(self._who, build)
+        envelope = self._signer.envelope(self._who, build, url=self.url, token=self._token)
         return {} if envelope is None else {"signed": envelope}
+
+    def _act(self, signed: dict[str, Any], method: str, path: str, **kwargs: Any) -> Any:
+        """Send an action that ``signed`` (from ``_signed``) may sign. A 403 naming the key
+        that signed it (unknown or revoked, maybe since the signer last asked) becomes the
+        signer's ``SigningKeyRefused``; the action is not sent again unsigned."""
+        try:
+            return self._json(method, path, **kwargs)
+        except ApiError as exc:
+            envelope = signed.get("signed")
+            if (
+                self._signer is None
+                or envelope is None
+                or exc.status != 403
+                or str(envelope["key"]) not in exc.message
+            ):
+                raise
+            raise self._signer.refused(envelope, self.url, self._token, exc.message) from exc
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -294,7 +312,8 @@ class Client:
                 files["image_archive"] = ("image.tar", reader, "application/x-tar")
                 headers[ARCHIVE_HEADER] = str(size)  # the server allows this much more
                 watch.start(image_archive.name, size)
-            job = self._json(
+            job = self._act(
+                signed,
                 "POST",
                 "/jobs",
                 data=form,
@@ -337,14 +356,14 @@ class Client:
         job = self.job(job_id) if self._signer is not None else {}
         body: dict[str, Any] = {"note": note} if note else {}
         body |= self._signed(lambda origin, user: _decision(origin, user, job, "approve", note))
-        return dict(self._json("POST", self._job(job_id, "approve"), json=body))
+        return dict(self._act(body, "POST", self._job(job_id, "approve"), json=body))
 
     def reject(self, job_id: str, reason: str) -> dict[str, Any]:
         """POST /v1/jobs/{id}/reject."""
         job = self.job(job_id) if self._signer is not None else {}
         body: dict[str, Any] = {"reason": reason}
         body |= self._signed(lambda origin, user: _decision(origin, user, job, "reject", reason))
-        return dict(self._json("POST", self._job(job_id, "reject"), json=body))
+        return dict(self._act(body, "POST", self._job(job_id, "reject"), json=body))
 
     def cancel(self, job_id: str, reason: str | None = None) -> dict[str, Any]:
         """POST /v1/jobs/{id}/cancel."""
@@ -356,7 +375,7 @@ class Client:
         whose automatic output checks failed (refused with 409 otherwise)."""
         body: dict[str, Any] = {"despite_checks": True} if despite_checks else {}
         body |= self._signed(lambda origin, user: _release(origin, user, self.job(job_id)))
-        return dict(self._json("POST", self._job(job_id, "release"), json=body))
+        return dict(self._act(body, "POST", self._job(job_id, "release"), json=body))
 
     def refuse(self, job_id: str, reason: str) -> dict[str, Any]:
         """POST /v1/jobs/{id}/refuse: succeeded -> cancelled; the outputs never leave."""
@@ -370,7 +389,7 @@ class Client:
         body |= self._signed(
             lambda origin, user: _trust(origin, user, self.job(job_id), any_params)
         )
-        return dict(self._json("POST", self._job(job_id, "trust"), json=body))
+        return dict(self._act(body, "POST", self._job(job_id, "trust"), json=body))
 
     def logs(self, job_id: str) -> tuple[str, bool]:
         """GET /v1/jobs/{id}/logs: the log text and whether the server truncated it (for a

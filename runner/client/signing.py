@@ -10,6 +10,12 @@ operator's word only) and ``on_unsigned`` is told once, with how to get a key. A
 that is not a registered, unrevoked key of the token's user (another login's, or revoked)
 would only have the action refused, so it goes unsigned too, saying why. A key file that
 cannot be read, or is exposed or damaged, raises ``KeyFileError`` before anything is sent.
+
+Who the token is, the server's origin and whether the key is registered do not change within
+a login, so once the server has said so they are kept (``runner.client.signer_cache``) and
+later actions sign without asking. If the key was revoked since (from another machine), the
+server refuses the signed action: :meth:`Signer.refused` drops what was kept and says so, and
+the action is not sent again unsigned behind the person's back.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.client.config import ClientEnv
+from runner.errors import SigningKeyRefused
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -70,31 +77,64 @@ class Signer:
         return self._key
 
     def envelope(
-        self, identity: Callable[[], Identity], build: Callable[[str, str], ActionStatement]
+        self,
+        identity: Callable[[], Identity],
+        build: Callable[[str, str], ActionStatement],
+        *,
+        url: str | None = None,
+        token: str | None = None,
     ) -> dict[str, Any] | None:
         """``{statement, signature, key}`` over ``build(origin, user)``, or None (unsigned).
 
-        ``identity`` is asked only when there is a key: who the token is, the server's origin,
-        and the user's registered keys (to sign only with a key the server will accept)."""
-        from jobs.user_keys import public_key_text, sign_statement
+        ``identity`` is asked only when there is a key, and only when nothing is kept for
+        this server ``url``, ``token`` and key (without ``url``, always): who the token is,
+        the server's origin, and the user's registered keys (to sign only with a key the
+        server will accept). What it says is kept for the next action."""
+        from jobs.user_keys import key_fingerprint, public_key_text, sign_statement
+        from runner.client import signer_cache
 
         key = self.key()
         if key is None:
             return None
-        user, origin, keys = identity()
         public = public_key_text(key)
-        mine = [k for k in keys if k.get("public_key") == public and k.get("revoked") is None]
-        if not mine:
-            self._unsigned(
-                f"not signed: the key in {self.path} is not a registered, unrevoked key of "
-                f"{user} on this server, so the action is recorded on the operator's word "
-                "only; `c2d login` registers a key for this user"
-            )
-            return None
-        statement = build(origin, user).model_dump(mode="json")
+        fingerprint = key_fingerprint(public)
+        known = None
+        if url is not None:
+            known = signer_cache.recall(self._env, url, token, fingerprint)
+        if known is None:
+            user, origin, keys = identity()
+            mine = [k for k in keys if k.get("public_key") == public and k.get("revoked") is None]
+            if not mine:
+                self._unsigned(
+                    f"not signed: {self._not_registered(user)}, so the action is recorded on "
+                    "the operator's word only; `c2d login` registers a key for this user"
+                )
+                return None
+            known = signer_cache.Known(user, origin)
+            if url is not None:
+                signer_cache.remember(self._env, url, token, fingerprint, known)
+        statement = build(known.origin, known.user).model_dump(mode="json")
         signature, fingerprint = sign_statement(key, statement)
         return {
             "statement": statement,
             "signature": signature,
             "key": fingerprint,
         }
+
+    def refused(
+        self, envelope: dict[str, Any], url: str, token: str | None, message: str
+    ) -> SigningKeyRefused:
+        """The error for a signed action the server refused (403) over its key ``envelope``
+        names: what was kept about that key is dropped, so the next action asks again."""
+        from runner.client import signer_cache
+
+        signer_cache.forget(self._env, url, token, str(envelope["key"]))
+        user = str(envelope["statement"].get("user"))
+        return SigningKeyRefused(
+            f"refused, nothing was recorded: {self._not_registered(user)} (the server said: "
+            f"{message}); `c2d login` registers a key for this user, or run the command again "
+            "to act unsigned, on the operator's word only"
+        )
+
+    def _not_registered(self, user: str) -> str:
+        return f"the key in {self.path} is not a registered, unrevoked key of {user} on this server"

@@ -167,3 +167,28 @@ def test_without_a_key_file_the_action_is_unsigned_and_the_cli_says_so_once(inst
     assert done.stderr.count("not signed") == 1, done.stderr
     assert "c2d login" in done.stderr
     assert "signed" not in entry(install, job["id"], "job.approved")["body"]
+
+
+def test_a_key_revoked_elsewhere_is_refused_clearly_then_the_next_action_asks_again(
+    install, tmp_path
+):
+    owner, _ = install.user("owner", "olga")
+    bob, bob_token = install.user("researcher", "bob")
+    dataset = install.dataset(owner, make_dataset(tmp_path / "data"))
+    config = tmp_path / "bob" / "config.json"
+    bob_key = login(install, bob_token, config)
+    first = install.c2d("submit", str(counting_job(tmp_path / "a", dataset)), config=config)
+    assert first.returncode == 0, first.stderr
+    assert config.with_suffix(".signer.json").exists()  # who bob is, kept for his next action
+    # An admin revokes bob's key from another machine: bob's client still thinks it good.
+    install.json("key", "revoke", bob_key, "--reason", "laptop lost", token=install.admin_token)
+    size = install.ledger_size()
+    refused = install.c2d("submit", str(counting_job(tmp_path / "b", dataset)), config=config)
+    assert refused.returncode == 4, refused.stderr
+    assert f"is not a registered, unrevoked key of {bob.name}" in refused.stderr
+    assert "nothing was recorded" in refused.stderr
+    assert install.ledger_size() == size  # not sent again unsigned behind his back
+    # The kept answer is gone: the next action asks the server, and goes unsigned saying so.
+    again = install.c2d("submit", str(counting_job(tmp_path / "c", dataset)), config=config)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("not signed") == 1, again.stderr

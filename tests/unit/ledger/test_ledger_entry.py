@@ -116,6 +116,55 @@ def test_non_canonical_bytes_are_refused() -> None:
         Entry.from_canonical(duplicated)
 
 
+def _canonical_with(body_json: bytes) -> bytes:
+    """An entry's bytes with ``body_json`` spliced in as its body, as a forger would."""
+    data = Entry.create(**fields(body={"x": 0})).canonical_bytes()
+    return data.replace(b'"body":{"x":0}', b'"body":' + body_json)
+
+
+@pytest.mark.parametrize(
+    ("body_json", "complaint"),
+    [
+        (b'{"x":1.0}', "canonical form"),  # RFC 8785 writes 1
+        (b'{"x":1e+20}', "canonical form"),  # and 1e20 in full
+        (b'{"x":NaN}', "cannot be encoded"),  # Python's parser reads it, RFC 8785 has none
+        (b'{"x":Infinity}', "cannot be encoded"),
+        (b'{"x":9007199254740992}', "cannot be encoded"),  # 2^53, past exact integers
+        (b'{"x":"\\u00e9"}', "canonical form"),  # é must be written as UTF-8
+        (b'{"x":"\\ud83d\\ude00"}', "canonical form"),  # and so must an emoji
+        (b'{"x":"\\ud800"}', "cannot be encoded"),  # a lone surrogate has no UTF-8
+        (b'{"x":"\\u001F"}', "canonical form"),  # escapes are lower case
+        (b'{"x":"\\/"}', "canonical form"),
+        ('{"\ue000":1,"\U0001f600":2}'.encode(), "canonical form"),  # UTF-16 key order
+        (b'{"b":1,"a":2}', "canonical form"),
+        (b'{"x":0,"x":0}', "canonical form"),
+    ],
+)
+def test_bytes_that_parse_but_are_not_rfc8785_are_refused(body_json: bytes, complaint: str) -> None:
+    with pytest.raises(BadEntry, match=complaint):
+        Entry.from_canonical(_canonical_with(body_json))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"x": 1.5, "y": 1e21, "z": 1e-7},
+        {"\U0001f600": 2, "\ue000": 1, "é": "\x7f\u2028"},
+        {"n": 2**53 - 1, "m": -(2**53) + 1, "c": '\x00\x1f"\\'},
+    ],
+)
+def test_canonical_bytes_outside_the_fast_route_still_parse(body: dict[str, Any]) -> None:
+    entry = Entry.create(**fields(body=body))
+    assert Entry.from_canonical(entry.canonical_bytes()) == entry
+
+
+def test_other_encodings_of_the_same_json_are_refused() -> None:
+    data = Entry.create(**fields()).canonical_bytes()
+    for other in (b"\xef\xbb\xbf" + data, data.decode().encode("utf-16")):
+        with pytest.raises(BadEntry):
+            Entry.from_canonical(other)
+
+
 @pytest.mark.parametrize(
     "data",
     [b"not json", b"[1, 2]", b'{"seq": 0}', b"\xff\xfe", json.dumps(fields(extra=1)).encode()],

@@ -224,9 +224,15 @@ def test_a_receipt_without_entries_or_with_bad_base64_is_refused(
     empty = copy.deepcopy(receipt) | {"entries": []}
     with pytest.raises(BadReceipt, match="entries"):
         verify_receipt(empty, job_ledger.public_key())
+    proof = receipt["entries"][0]["proof"][0]
+    for bad in ("***", proof[:-1], proof + "=", " " + proof, proof[:20] + "\n" + proof[20:]):
+        garbled = copy.deepcopy(receipt)
+        garbled["entries"][0]["proof"][0] = bad
+        with pytest.raises(BadReceipt, match=r"entries\.0\.proof is not base64"):
+            verify_receipt(garbled, job_ledger.public_key())
     garbled = copy.deepcopy(receipt)
-    garbled["entries"][0]["proof"][0] = "***"
-    with pytest.raises(BadReceipt, match=r"entries\.0\.proof is not base64"):
+    garbled["entries"][0]["entry"] = "=" + garbled["entries"][0]["entry"]
+    with pytest.raises(BadReceipt, match=r"entries\.0\.entry is not base64"):
         verify_receipt(garbled, job_ledger.public_key())
 
 
