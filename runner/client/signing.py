@@ -5,10 +5,12 @@ trust or release, the client asks it for an envelope over the statement of that 
 (``jobs.signed_actions``), built from what the server shows (the job it reads back), so the
 person signs what they saw and the server rebuilds the same bytes.
 
-The key is read only when an action needs it. No key file: the action goes unsigned (the
-operator's word only) and ``on_unsigned`` is told once, with how to get a key. A key file
-that is not a registered, unrevoked key of the token's user (another login's, or revoked)
-would only have the action refused, so it goes unsigned too, saying why. A key file that
+The key is read only when an action needs it. No key file: the action goes unsigned and
+``on_unsigned`` is told once, with how to get a key; a server that takes only signed actions
+(its default, ``C2D_SIGNATURES=required``) then refuses it with its own words, and one set to
+``keyholders`` records it on the operator's word only. A key file that is not a registered,
+unrevoked key of the token's user (another login's, or revoked) would only have the action
+refused, so it goes unsigned too, saying why. A key file that
 cannot be read, or is exposed or damaged, raises ``KeyFileError`` before anything is sent.
 
 Who the token is, the server's origin and whether the key is registered do not change within
@@ -66,9 +68,10 @@ class Signer:
         if self._key is None:
             if not self.path.exists() and not self.path.is_symlink():
                 self._unsigned(
-                    f"not signed: there is no signing key at {self.path}, so the server "
-                    "records this action on its operator's word only; `c2d login URL "
-                    "--with-token` makes and registers your key"
+                    f"not signed: there is no signing key at {self.path}; a server that "
+                    "takes only signed actions (the default) refuses it, others record it on "
+                    "the operator's word only. `c2d login URL --with-token` makes and "
+                    "registers your key"
                 )
                 return None
             from runner.client.keys import load_key
@@ -106,8 +109,9 @@ class Signer:
             mine = [k for k in keys if k.get("public_key") == public and k.get("revoked") is None]
             if not mine:
                 self._unsigned(
-                    f"not signed: {self._not_registered(user)}, so the action is recorded on "
-                    "the operator's word only; `c2d login` registers a key for this user"
+                    f"not signed: {self._not_registered(user)}; a server that takes only "
+                    "signed actions (the default) refuses it, others record it on the "
+                    "operator's word only. `c2d login` registers a key for this user"
                 )
                 return None
             known = signer_cache.Known(user, origin)
@@ -132,8 +136,8 @@ class Signer:
         user = str(envelope["statement"].get("user"))
         return SigningKeyRefused(
             f"refused, nothing was recorded: {self._not_registered(user)} (the server said: "
-            f"{message}); `c2d login` registers a key for this user, or run the command again "
-            "to act unsigned, on the operator's word only"
+            f"{message}); `c2d login` registers a key for this user (run the command again to "
+            "send it unsigned, which only a server set to take unsigned actions records)"
         )
 
     def _not_registered(self, user: str) -> str:
