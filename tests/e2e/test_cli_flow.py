@@ -60,10 +60,17 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     key_file.write_text(login["public_key"])
     assert len(base64.b64decode(login["public_key"])) == 32
 
-    # Owner: register the dataset with outputs reviewed by hand.
-    ds = stack.json(
-        "dataset", "add", dataset, str(patients_dir), "--review-outputs", token=owner_token
-    )
+    # Owner: log in (which makes her signing key), then register the dataset with outputs
+    # reviewed by hand; the registration is signed as her publication.
+    olga_config = tmp_path / "olga" / "config.json"
+    olga_key = stack.json("login", stack.url, owner_token, config=olga_config)["signing_key"]
+    added = stack.c2d(
+        "dataset", "add", dataset, str(patients_dir), "--review-outputs", "--json",
+        token=owner_token, config=olga_config,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "not signed" not in added.stderr
+    ds = json.loads(added.stdout)
     assert ds["name"] == dataset
     assert ds["owner"] == owner
     assert ds["files"] == 1
@@ -166,6 +173,25 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
         "host:local",
     )
     assert "host.enrolled" in [e["type"] for e in receipt["keys"]]
+    # It carries the owner's signed publication of the very digest the job ran on.
+    assert receipt["publication"] == {
+        "seq": receipt["dataset"]["seq"],
+        "dataset": dataset,
+        "digest": ds["digest"],
+        "publisher": owner,
+        "host": "local",
+        "host_key": actions["job.finished"]["key"],
+        "host_checked": True,
+        "verdict": "signed",
+        "key": olga_key["fingerprint"],
+    }
+    told = stack.c2d("receipt", "verify", str(out / "receipt.json"), "--key", str(key_file))
+    assert told.returncode == 0, told.stderr
+    assert (
+        f"on dataset {dataset} (digest {ds['digest'][:19]}…) published by {owner} (key "
+        f"{olga_key['fingerprint'][8:16]}…) on host local (key "
+        f"{actions['job.finished']['key'][8:16]}…); in log "
+    ) in told.stderr
     assert {actions[t]["verdict"] for t in ("job.submitted", "job.approved", "job.released")} <= {
         "signed",
         "unsigned",
