@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobs import access
 from jobs.attestations import dataset_statement
@@ -18,7 +17,7 @@ from jobs.output_checks import OutputChecks
 from jobs.people_records import EndedToken, refusal
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
-from jobs.signed_actions import ActionStatement, SignedEnvelope, publish_statement
+from jobs.signed_actions import SignedEnvelope, publish_statement
 
 
 def token_hash(token: str) -> str:
@@ -41,13 +40,6 @@ def new_token(prefix: str = TOKEN_PREFIX) -> str:
 
 class Accounts(ServiceCore):
     """Users, authentication and datasets."""
-
-    if TYPE_CHECKING:
-        # ``Review._signed``: one check for every signed action, so a rule about unsigned
-        # actions applies to a dataset's publication too (``Service`` has both).
-        def _signed(
-            self, signed: SignedEnvelope | None, expected: Callable[[str], ActionStatement]
-        ) -> dict[str, Any]: ...
 
     def add_user(self, name: str, role: Role | str, *, actor: str = "operator") -> tuple[User, str]:
         """Create a user; return it with its token, which is shown this once and never stored.
@@ -145,14 +137,16 @@ class Accounts(ServiceCore):
 
         ``signed``, when given, must be the actor's ``c2d/publish`` statement over this name,
         the host's statement and the policy (``jobs.signed_actions.publish_statement``); it
-        goes into the entry as ``signed``. The signer is whoever acts: when an admin registers
-        for an owner, the admin signs (with the admin's key) that she published it on the
-        owner's behalf, and the entry's actor, not the policy's owner, is who a verifier
-        holds to it; the owner is bound only through the policy digest.
+        goes into the entry as ``signed``; unsigned, the server's signature policy decides
+        (``ServiceCore._signed``). The signer is whoever acts: when an admin registers for an
+        owner, the admin signs (with the admin's key) that she published it on the owner's
+        behalf, and the entry's actor, not the policy's owner, is who a verifier holds to it;
+        the owner is bound only through the policy digest.
 
         Raises ``NotAllowed`` (role, owner, host signature, a signature by no valid key of the
-        actor), ``InvalidRequest`` (name, a statement that does not match, naming the field),
-        ``NotFound`` (unknown owner or host, a host not enrolled yet).
+        actor, an unsigned registration the policy refuses), ``InvalidRequest`` (name, a
+        statement that does not match, naming the field), ``NotFound`` (unknown owner or
+        host, a host not enrolled yet).
         """
         if not access.may_register(actor):
             raise NotAllowed("only data owners and admins register datasets")
@@ -188,6 +182,7 @@ class Accounts(ServiceCore):
         with self._store.transaction() as conn:
             previous = self._check_may_replace(actor, name)
             proof = self._signed(
+                actor.name,
                 signed,
                 lambda _: publish_statement(
                     self._ledger.origin, actor.name, name, statement, policy.public_dump()

@@ -93,15 +93,18 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     mine = stack.json("jobs", config=config)
     assert job_id in {j["id"] for j in mine}
 
-    # Owner: sees it pending, reviews it, approves it.
-    pending = stack.json("jobs", "--state", "pending", token=owner_token)
+    # Owner: sees it pending, reviews it, approves it (holding a key, she acts with the config
+    # that signs: her bare token alone acts for nobody).
+    pending = stack.json("jobs", "--state", "pending", token=owner_token, config=olga_config)
     assert job_id in {j["id"] for j in pending}
-    review = stack.json("review", job_id, token=owner_token)
+    review = stack.json("review", job_id, token=owner_token, config=olga_config)
     assert review["job"]["id"] == job_id
     assert "train.py" in {f["name"] for f in review["files"]}
     assert review["previous"] is None
     assert review["job"]["spec"]["params"]["n_estimators"] == 25
-    approved = stack.json("approve", job_id, "--note", "looks fine", token=owner_token)
+    approved = stack.json(
+        "approve", job_id, "--note", "looks fine", token=owner_token, config=olga_config
+    )
     assert approved["state"] in {"approved", "running", "succeeded"}
 
     # The job runs; outputs wait for the owner's review.
@@ -114,10 +117,10 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     assert "released" in not_yet.stderr
     assert not (tmp_path / "early" / "model.skops").exists()
 
-    logs = stack.json("logs", job_id, token=owner_token)
+    logs = stack.json("logs", job_id, token=owner_token, config=olga_config)
     assert "held-out accuracy" in logs["log"]
     assert logs["truncated"] is False
-    released = stack.json("release", job_id, token=owner_token)
+    released = stack.json("release", job_id, token=owner_token, config=olga_config)
     assert released["state"] == "released"
 
     # Researcher: fetch, verified against the outcome, the receipt and the pinned key.
@@ -203,7 +206,7 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     assert remote["signed"] >= 1
     local = stack.json("ledger", "verify", "--home", str(stack.home), "--key", str(key_file))
     assert local["ok"] is True
-    shown = stack.json("ledger", "show", "--job", job_id, token=owner_token)
+    shown = stack.json("ledger", "show", "--job", job_id, token=owner_token, config=olga_config)
     assert [e["type"] for e in shown] == types[: len(shown)]
     assert all(e["subject"] == job_id for e in shown)
 
