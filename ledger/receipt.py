@@ -128,9 +128,8 @@ def verify_receipt(
     ``check_actors=False`` a bad one is only reported in ``actions``); (7) a ``dataset``
     entry is proved included the same way, is the registration of the very digest the job
     binds, signed by its host (``ledger.publication``), and its publisher's signature is
-    checked as an action.
-    Raises
-    BadReceipt for a malformed document and VerificationError when a check fails.
+    checked as an action. Raises BadReceipt for a malformed document and VerificationError
+    when a check fails.
     """
     try:
         document = _Receipt.model_validate(receipt)
