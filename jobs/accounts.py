@@ -17,6 +17,7 @@ from jobs.output_checks import OutputChecks
 from jobs.people_records import EndedToken, refusal
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import ServiceCore, build, check_name, dataset_subject, user_subject
+from jobs.signed_actions import SignedEnvelope, publish_statement
 
 
 def token_hash(token: str) -> str:
@@ -122,6 +123,7 @@ class Accounts(ServiceCore):
         statement: dict[str, Any],
         signature: str,
         profile: ProfileRecord,
+        signed: SignedEnvelope | None = None,
     ) -> Dataset:
         """Record dataset ``name`` as its data host attested it, with its owner's policy.
 
@@ -133,8 +135,18 @@ class Accounts(ServiceCore):
         must be the host's enrolled key's. Entry ``dataset.registered`` (with the host, its
         key's fingerprint and signature; not the public columns of a hidden schema).
 
-        Raises ``NotAllowed`` (role, owner, signature), ``InvalidRequest`` (name, a statement
-        that does not match), ``NotFound`` (unknown owner or host, a host not enrolled yet).
+        ``signed``, when given, must be the actor's ``c2d/publish`` statement over this name,
+        the host's statement and the policy (``jobs.signed_actions.publish_statement``); it
+        goes into the entry as ``signed``; unsigned, the server's signature policy decides
+        (``ServiceCore._signed``). The signer is whoever acts: when an admin registers for an
+        owner, the admin signs (with the admin's key) that she published it on the owner's
+        behalf, and the entry's actor, not the policy's owner, is who a verifier holds to it;
+        the owner is bound only through the policy digest.
+
+        Raises ``NotAllowed`` (role, owner, host signature, a signature by no valid key of the
+        actor, an unsigned registration the policy refuses), ``InvalidRequest`` (name, a
+        statement that does not match, naming the field), ``NotFound`` (unknown owner or
+        host, a host not enrolled yet).
         """
         if not access.may_register(actor):
             raise NotAllowed("only data owners and admins register datasets")
@@ -169,6 +181,13 @@ class Accounts(ServiceCore):
         size = statement.get("bytes")
         with self._store.transaction() as conn:
             previous = self._check_may_replace(actor, name)
+            proof = self._signed(
+                actor.name,
+                signed,
+                lambda _: publish_statement(
+                    self._ledger.origin, actor.name, name, statement, policy.public_dump()
+                ),
+            )
             dataset = build(
                 Dataset,
                 name=name,
@@ -193,6 +212,10 @@ class Accounts(ServiceCore):
                 "host_key": host.fingerprint,
                 "host_signature": signature,
                 "host_statement_digest": canonical_digest(statement),
+                # With it, anyone can rebuild the host's statement from the entry and check
+                # its signature offline (it names nothing the statement's digest did not).
+                "profile_digest": statement.get("profile_digest"),
+                **proof,
             }
             self._record(conn, "dataset.registered", actor.name, dataset_subject(name), body)
         return dataset

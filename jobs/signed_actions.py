@@ -1,6 +1,6 @@
 """What people sign when they act on a job, and how the server checks it.
 
-Four statements, each an RFC 8785 document with a ``type``, ``version: 1``, the server's ledger
+Five statements, each an RFC 8785 document with a ``type``, ``version: 1``, the server's ledger
 ``origin`` and the acting ``user``, signed with the person's key (``jobs.user_keys``):
 
 - ``c2d/submit`` (the researcher): the dataset, the bundle digest, the environment and the
@@ -10,7 +10,9 @@ Four statements, each an RFC 8785 document with a ``type``, ``version: 1``, the 
 - ``c2d/trust`` (the data owner): trusting a code digest on a dataset for one researcher, with
   one params digest or any (null);
 - ``c2d/release`` (the data owner): the name and digest of every held output, as the data
-  host's signed outcome lists them.
+  host's signed outcome lists them;
+- ``c2d/publish`` (the data owner): publishing a dataset, as its data host attested it (the
+  digest, and the digest of the host's signed statement) with her policy (its digest).
 
 One function per statement builds it from plain values, so the client (from the job it read
 over the API) and the server (from the job it holds) build the same bytes. The server never
@@ -37,6 +39,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobs.digests import canonical_digest
 from jobs.errors import InvalidRequest, NotAllowed
 from jobs.fields import FROZEN, Name
 from jobs.key_records import KeyRecords
@@ -46,6 +49,7 @@ SUBMIT: Final = "c2d/submit"
 DECISION: Final = "c2d/decision"
 TRUST: Final = "c2d/trust"
 RELEASE: Final = "c2d/release"
+PUBLISH: Final = "c2d/publish"
 
 
 class SignaturePolicy(StrEnum):
@@ -138,7 +142,31 @@ class ReleaseStatement(BaseModel):
     outputs: list[ReleasedOutput]
 
 
-ActionStatement = SubmitStatement | DecisionStatement | TrustStatement | ReleaseStatement
+class PublishStatement(BaseModel):
+    """ "I, ``user``, publish dataset ``dataset`` as host ``host`` attested it, with this policy".
+
+    ``host_statement`` is the canonical digest of the host's signed ``c2d.host.dataset/1``
+    statement and ``policy`` that of the policy's public dump, both as the
+    ``dataset.registered`` entry records them (``host_statement_digest``, ``policy``), so the
+    signature can be checked against the entry without the profile, which may be private.
+    """
+
+    model_config = FROZEN
+
+    type: Literal["c2d/publish"] = PUBLISH
+    version: Literal[1] = 1
+    origin: str
+    user: Name
+    dataset: str
+    host: str
+    digest: str
+    host_statement: str
+    policy: str
+
+
+ActionStatement = (
+    SubmitStatement | DecisionStatement | TrustStatement | ReleaseStatement | PublishStatement
+)
 
 
 class SignedEnvelope(BaseModel):
@@ -214,6 +242,28 @@ def release_statement(
         key=lambda o: o.name,
     )
     return ReleaseStatement(origin=origin, user=user, job=job_id, outputs=held)
+
+
+def publish_statement(
+    origin: str,
+    user: str,
+    dataset: str,
+    host_statement: Mapping[str, Any],
+    policy: Mapping[str, Any],
+) -> PublishStatement:
+    """The statement for publishing ``dataset`` as its data host attested it: ``host_statement``
+    is the host's ``c2d.host.dataset/1`` statement (host and digest come from it) and
+    ``policy`` the policy's public dump (``DatasetPolicy.public_dump``), each named by its
+    canonical digest."""
+    return PublishStatement(
+        origin=origin,
+        user=user,
+        dataset=dataset,
+        host=str(host_statement.get("host")),
+        digest=str(host_statement.get("digest")),
+        host_statement=canonical_digest(dict(host_statement)),
+        policy=canonical_digest(dict(policy)),
+    )
 
 
 def envelope_of(data: Mapping[str, Any] | None) -> SignedEnvelope | None:

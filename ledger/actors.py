@@ -10,7 +10,12 @@ and a run's ``job.finished`` carries its data host's (``host``, ``host_key``,
 entries of the same log, so someone who holds the operator's key and database but not the
 person's key cannot forge an action. It is generic over what the statements say: it knows
 which statement type goes with which entry type, and which statement fields must name the
-entry's actor, subject and origin; the rest of a statement is the signer's business.
+entry's actor, subject and origin (and, for a dataset's publication, the digests its body
+records); the rest of a statement is the signer's business.
+
+A ``dataset.registered`` entry is its publisher's action (``c2d/publish``): whoever registered
+it, the owner or an admin for her, signed the host, the digest, the host's statement digest
+and the policy digest the entry records; unsigned, it is the operator's word only.
 
 Key rules (by sequence number, so "earlier" means earlier in the log):
 
@@ -28,11 +33,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
+import rfc8785
 from pydantic import BaseModel, ConfigDict
 
 from ledger.statements import fingerprint, verify_statement
@@ -53,6 +60,9 @@ class _Action:
     subject_field: str | None = None  # or this field, with ``subject_prefix``, must be
     subject_prefix: str = ""
     decision: str | None = None
+    # (statement field, body field, hashed): the statement field must equal the body field's
+    # value, or with ``hashed`` its canonical digest
+    body: tuple[tuple[str, str, bool], ...] = ()
 
 
 ACTIONS: Mapping[str, _Action] = {
@@ -61,6 +71,17 @@ ACTIONS: Mapping[str, _Action] = {
     "job.rejected": _Action("c2d/decision", job=True, decision="reject"),
     "dataset.trusted": _Action("c2d/trust", subject_field="dataset", subject_prefix="dataset:"),
     "job.released": _Action("c2d/release", job=True),
+    "dataset.registered": _Action(
+        "c2d/publish",
+        subject_field="dataset",
+        subject_prefix="dataset:",
+        body=(
+            ("host", "host", False),
+            ("digest", "digest", False),
+            ("host_statement", "host_statement_digest", False),
+            ("policy", "policy", True),
+        ),
+    ),
 }
 """Entry types that record a person's action, and the statement each must carry."""
 
@@ -160,7 +181,7 @@ class ActorCheck:
             if known is not None and known.revoked is None:
                 known.revoked = entry.seq
             return
-        raw = _public_key(body.get("public_key"))
+        raw = public_key_bytes(body.get("public_key"))
         if raw is None or fingerprint(raw) != fp:
             return  # a key entry whose fingerprint is not its key's vouches for nothing
         if entry.type == "host.enrolled":
@@ -205,6 +226,16 @@ class ActorCheck:
             named = statement.get(action.subject_field)
             if not isinstance(named, str) or entry.subject != action.subject_prefix + named:
                 return f"its statement is about {_short(named)}, not {_short(entry.subject)}", fp
+        for field, recorded, hashed in action.body:
+            want = entry.body.get(recorded)
+            if hashed:
+                want = canonical_digest(want)
+            if statement.get(field) != want:
+                return (
+                    f"its statement's {field} is {_short(statement.get(field))}, but the entry "
+                    f"records {_short(want)}: the signature was made for something else",
+                    fp,
+                )
         key = self._people.get(fp)
         if key is None or key.registered >= entry.seq:
             return f"key {fp} is not registered before this entry", fp
@@ -274,7 +305,14 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _public_key(text: object) -> bytes | None:
+def canonical_digest(value: Any) -> str:
+    """``sha256:`` and the hex sha256 of ``value``'s RFC 8785 canonical JSON (as
+    ``jobs.digests`` names a policy; this package imports nothing else of c2d)."""
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(value)).hexdigest()
+
+
+def public_key_bytes(text: object) -> bytes | None:
+    """The 32 raw bytes of a key entry's base64 ``public_key``, or None if it is not one."""
     if not isinstance(text, str):
         return None
     try:

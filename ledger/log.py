@@ -36,6 +36,7 @@ from ledger.errors import (
     VerificationError,
 )
 from ledger.keys import load_or_create_signing_key, raw_public_key
+from ledger.publication import REGISTERED, bound_dataset, publication_of
 from ledger.receipt import build_receipt, verify_receipt
 from ledger.storage import EMPTY_HEAD, StoredTree, read_state
 from ledger.verify import Problem, VerifyReport, scan, verify_log
@@ -360,7 +361,8 @@ class Ledger:
 
     def receipt(self, subject: str) -> dict[str, Any]:
         """A ``c2d-receipt/2`` document for every entry about ``subject``, with the key
-        entries their signatures rely on (``key_entries_for``).
+        entries their signatures rely on (``key_entries_for``) and, for a job, the
+        ``dataset.registered`` entry of the data it ran on (``ledger.publication``).
 
         Uses the latest checkpoint if it covers them, else signs a new one. The receipt is
         verified with the log's key before it is returned.
@@ -381,6 +383,12 @@ class Ledger:
             for seq, data in rows
         ]
         entries = [Entry.from_canonical(bytes(data), trusted=True) for _, data in rows]
+        published = self._publication(conn, entries)
+        dataset = None
+        if published is not None:
+            proof = merkle.inclusion_proof(published.seq, size, tree.subtree)
+            dataset = (published.seq, published.canonical_bytes(), proof)
+            entries = [*entries, published]  # the keys of its signers go in too
         keys = [
             (
                 entry.seq,
@@ -389,10 +397,22 @@ class Ledger:
             )
             for entry in self._key_entries_for(conn, entries, size)
         ]
-        document = build_receipt(subject, self.origin, self._public, note, items, keys)
+        document = build_receipt(subject, self.origin, self._public, note, items, keys, dataset)
         # Whether the actors signed is for the reader to judge: the receipt shows what is there.
         verify_receipt(document, self._public, origin=self.origin, check_actors=False)
         return document
+
+    def _publication(self, conn: sqlite3.Connection, entries: Sequence[Entry]) -> Entry | None:
+        """The registration of the data a job's ``entries`` ran on, if they are a job's."""
+        bound = bound_dataset(entries)
+        if bound is None:
+            return None
+        rows = conn.execute(
+            "SELECT canonical FROM ledger_entries WHERE subject = ? AND type = ? AND seq < ?",
+            ("dataset:" + bound.dataset, REGISTERED, bound.submitted),
+        )
+        found = (Entry.from_canonical(bytes(data), trusted=True) for (data,) in rows)
+        return publication_of(bound, found)
 
     def _key_entries_for(
         self, conn: sqlite3.Connection, entries: Sequence[Entry], size: int

@@ -7,12 +7,15 @@ are in the log the key signed::
      "log": {"origin": "...", "public_key": "<base64 raw 32-byte Ed25519 key>"},
      "checkpoint": "<signed note>",
      "entries": [{"index": 3, "entry": "<base64 canonical bytes>", "proof": ["<base64>"]}],
-     "keys": [{"index": 1, "entry": "...", "proof": [...]}]}
+     "keys": [{"index": 1, "entry": "...", "proof": [...]}],
+     "dataset": {"index": 0, "entry": "...", "proof": [...]}}
 
 ``c2d-receipt/2`` adds ``keys``: the key entries (``user.key``, ``user.key_revoked``,
 ``host.enrolled``) the subject's signed actions rely on, proved against the same checkpoint,
 so the actors' signatures can be checked too (``ledger.actors``). ``c2d-receipt/1`` (no
-``keys``; nothing but the operator's word on who acted) still verifies.
+``keys``; nothing but the operator's word on who acted) still verifies. A job's ``/2``
+receipt may also carry ``dataset``: the ``dataset.registered`` entry that published the data
+it ran on (``ledger.publication``); a receipt without it says nothing about the publication.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import Entry
 from ledger.errors import BadEntry, BadReceipt, VerificationError
 from ledger.merkle import leaf_hash, verify_inclusion
+from ledger.publication import Publication, check_publication
 
 RECEIPT_FORMAT = "c2d-receipt/2"
 RECEIPT_FORMAT_1 = "c2d-receipt/1"
@@ -56,11 +60,13 @@ class _Receipt(_Model):
     checkpoint: str
     entries: list[_Item] = Field(min_length=1)
     keys: list[_Item] | None = None
+    dataset: _Item | None = None
 
 
 class ReceiptCheck(_Model):
     """What a verified receipt proves: these entries are in the log at ``size``/``root``,
-    and (``c2d-receipt/2``) who signed each action among them (``actions``)."""
+    and (``c2d-receipt/2``) who signed each action among them (``actions``) and, when the
+    receipt carries it, the registration of the job's data (``dataset``)."""
 
     format: str = RECEIPT_FORMAT
     subject: str
@@ -70,6 +76,8 @@ class ReceiptCheck(_Model):
     entries: tuple[Entry, ...]
     keys: tuple[Entry, ...] = ()
     actions: tuple[ActionCheck, ...] = ()
+    dataset: Entry | None = None
+    publication: Publication | None = None
 
 
 def build_receipt(
@@ -79,10 +87,12 @@ def build_receipt(
     checkpoint: str,
     items: Sequence[tuple[int, bytes, Sequence[bytes]]],
     keys: Sequence[tuple[int, bytes, Sequence[bytes]]] = (),
+    dataset: tuple[int, bytes, Sequence[bytes]] | None = None,
 ) -> dict[str, Any]:
     """Assemble the receipt document from ``(index, canonical bytes, proof)`` triples: the
-    subject's entries, then the key entries their signatures rely on."""
-    return {
+    subject's entries, then the key entries their signatures rely on, and the registration
+    of the job's data if there is one."""
+    document: dict[str, Any] = {
         "format": RECEIPT_FORMAT,
         "subject": subject,
         "log": {"origin": origin, "public_key": _b64(public_key)},
@@ -90,6 +100,9 @@ def build_receipt(
         "entries": [_item(*item) for item in items],
         "keys": [_item(*item) for item in keys],
     }
+    if dataset is not None:
+        document["dataset"] = _item(*dataset)
+    return document
 
 
 def _item(index: int, data: bytes, proof: Sequence[bytes]) -> dict[str, Any]:
@@ -112,8 +125,11 @@ def verify_receipt(
     and each one directly after another names that one's hash as ``prev``; (6) for ``/2``,
     every key entry is a key entry, canonical and proved included the same way, and every
     signed action among the entries verifies against them (``ledger.actors``; with
-    ``check_actors=False`` a bad one is only reported in ``actions``). Raises
-    BadReceipt for a malformed document and VerificationError when a check fails.
+    ``check_actors=False`` a bad one is only reported in ``actions``); (7) a ``dataset``
+    entry is proved included the same way, is the registration of the very digest the job
+    binds, signed by its host (``ledger.publication``), and its publisher's signature is
+    checked as an action. Raises BadReceipt for a malformed document and VerificationError
+    when a check fails.
     """
     try:
         document = _Receipt.model_validate(receipt)
@@ -127,6 +143,8 @@ def verify_receipt(
         ) from None
     if (document.keys is None) != (document.format == RECEIPT_FORMAT_1):
         raise BadReceipt(f"a {RECEIPT_FORMAT} receipt has keys, a {RECEIPT_FORMAT_1} one none")
+    if document.dataset is not None and document.keys is None:
+        raise BadReceipt(f"a {RECEIPT_FORMAT_1} receipt has no dataset entry")
     claimed_key = _unb64(document.log.public_key, "log.public_key")
     if claimed_key != public_key:
         raise VerificationError(
@@ -167,9 +185,16 @@ def verify_receipt(
             _check_order(entries[-1], entry)
         entries.append(entry)
     keys = [_key_entry(n, item, checkpoint) for n, item in enumerate(document.keys or ())]
+    dataset, publication = None, None
+    if document.dataset is not None:
+        dataset = _proved(document.dataset, "dataset", checkpoint)
+        publication = check_publication(dataset, entries, keys)
     actions: list[ActionCheck] = []
     if document.keys is not None:
-        everything = sorted({e.seq: e for e in (*keys, *entries)}.values(), key=lambda e: e.seq)
+        extra = () if dataset is None else (dataset,)
+        everything = sorted(
+            {e.seq: e for e in (*keys, *extra, *entries)}.values(), key=lambda e: e.seq
+        )
         actions = ActorCheck(checkpoint.origin).feed_all(everything)
         bad = first_bad(actions)
         if bad is not None and check_actors:
@@ -185,7 +210,26 @@ def verify_receipt(
         entries=tuple(entries),
         keys=tuple(keys),
         actions=tuple(actions),
+        dataset=dataset,
+        publication=publication,
     )
+
+
+def _proved(item: _Item, where: str, checkpoint: Checkpoint) -> Entry:
+    data = _unb64(item.entry, f"{where}.entry")
+    try:
+        entry = Entry.from_canonical(data)
+    except BadEntry as exc:
+        raise BadReceipt(f"receipt {where} is not a ledger entry: {exc}") from None
+    if entry.seq != item.index:
+        raise VerificationError(
+            f"receipt {where} is entry {entry.seq} but claims index {item.index}",
+            expected=item.index,
+            actual=entry.seq,
+        )
+    proof = [_unb64(h, f"{where}.proof") for h in item.proof]
+    verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root)
+    return entry
 
 
 def _key_entry(position: int, item: _Item, checkpoint: Checkpoint) -> Entry:

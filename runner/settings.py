@@ -144,8 +144,9 @@ class Settings(BaseSettings):
     )
     signatures: Literal["required", "keyholders"] = Field(
         default="required",
-        description="When the API records a person's action (submit, approve, reject, trust, "
-        "release) that carries no signature by their key: `required` never; `keyholders` "
+        description="When the API records a person's action (dataset registration, submit, "
+        "approve, reject, trust, release) that carries no signature by their key: `required` "
+        "never; `keyholders` "
         "only from a person who has not registered a key yet (recorded as unsigned, the "
         "operator's word). A person holding a key must sign under both.",
     )

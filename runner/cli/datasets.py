@@ -192,6 +192,7 @@ def dataset_add(
                 public_values=policy.public_values,
                 max_metrics=max_metrics,
                 checks=checks,
+                policy=policy.public_dump(),
             )
             keep(registry, attested)
     finally:

@@ -180,7 +180,7 @@ def receipt_verify(
         # A receipt that is malformed after tampering is as untrustworthy as one whose
         # proof fails: both are a failed verification (exit 1), not a usage error.
         raise IntegrityError(f"{file} does not verify: {exc}") from exc
-    from runner.cli.receipt_words import facts, sentence
+    from runner.cli.receipt_words import facts, publication_facts, published, sentence
 
     types = [e.type for e in check.entries]
     out.say(
@@ -188,7 +188,10 @@ def receipt_verify(
         f"at size {check.size}: {', '.join(types)}"
     )
     if check.actions:
-        out.say(f"{sentence(check.actions)}; in log {check.origin} at size {check.size}")
+        words = sentence(check.actions)
+        if any(e.type == "job.submitted" for e in check.entries):
+            words += f", {published(check.publication, check.actions)}"
+        out.say(f"{words}; in log {check.origin} at size {check.size}")
     out.result(
         {
             "ok": True,
@@ -198,7 +201,9 @@ def receipt_verify(
             "size": check.size,
             "root": check.root,
             "actions": facts(check.actions),
+            "publication": publication_facts(check.publication, check.actions),
             "entries": [json.loads(e.canonical_bytes()) for e in check.entries],
             "keys": [json.loads(e.canonical_bytes()) for e in check.keys],
+            "dataset": json.loads(check.dataset.canonical_bytes()) if check.dataset else None,
         }
     )

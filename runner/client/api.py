@@ -6,9 +6,10 @@ status)` with the server's kind and message; a server that does not answer becom
 `ServiceUnavailable` naming the URL and how to start one. Artifact downloads are verified before
 they get their final name and resume after a dropped connection (see `runner.client.download`).
 
-Given a `Signer` (`runner.client.signing`), submit, approve, reject, trust and release carry the
-person's signature over the statement of that action (`jobs.signed_actions`); without one, or
-without a key file, they are sent unsigned.
+Given a `Signer` (`runner.client.signing`), submit, approve, reject, trust, release and a
+dataset's registration (when given the policy it publishes) carry the person's signature over
+the statement of that action (`jobs.signed_actions`); without one, or without a key file, they
+are sent unsigned.
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ class Client:
         public_values: dict[str, list[str]] | None = None,
         max_metrics: int | None = None,
         checks: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """POST /v1/datasets (owner/admin): record a dataset its data host ``host`` attested.
 
@@ -227,7 +229,11 @@ class Client:
         "profile"}``, ``runner.host.datasets.attest_dataset``); the folder's path is not in it.
         `schema` is how much researchers see (hidden, columns, stats); `public_values` the
         columns whose values the owner publishes (`{file or "*": [column, ...]}`);
-        `max_metrics` the most keys a job's metrics.json may hold (default 100)."""
+        `max_metrics` the most keys a job's metrics.json may hold (default 100). `policy`, the
+        public dump of the `DatasetPolicy` these fields make, is what a signed registration
+        names (``c2d/publish``): given a `Signer` and a key, the registration is signed over
+        it, and the server refuses (422 naming `policy`) a policy that is not the one it
+        builds from the fields."""
         body: dict[str, Any] = {
             "name": name,
             "host": host,
@@ -247,6 +253,10 @@ class Client:
             body["max_metrics"] = max_metrics
         if checks is not None:
             body["checks"] = checks
+        if policy is not None:
+            body |= self._signed(
+                lambda origin, user: _publish(origin, user, name, attestation, policy)
+            )
         return dict(self._json("POST", "/datasets", json=body))
 
     def hosts(self) -> list[dict[str, Any]]:
@@ -546,6 +556,19 @@ def _trust(origin: str, user: str, job: dict[str, Any], any_params: bool) -> Act
     from jobs.signed_actions import trust_statement
 
     return trust_statement(origin, user, job, any_params=any_params)
+
+
+def _publish(
+    origin: str,
+    user: str,
+    name: str,
+    attestation: dict[str, Any],
+    policy: dict[str, Any],
+) -> ActionStatement:
+    """The ``c2d/publish`` statement over the host's statement and the policy."""
+    from jobs.signed_actions import publish_statement
+
+    return publish_statement(origin, user, name, attestation["statement"], policy)
 
 
 def _release(origin: str, user: str, job: dict[str, Any]) -> ActionStatement:

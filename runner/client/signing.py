@@ -1,9 +1,10 @@
 """Signing a person's actions with the key `c2d login` made, when they have one.
 
 ``Signer`` is handed to ``runner.client.api.Client``; before a submit, approval, rejection,
-trust or release, the client asks it for an envelope over the statement of that action
-(``jobs.signed_actions``), built from what the server shows (the job it reads back), so the
-person signs what they saw and the server rebuilds the same bytes.
+trust, release or dataset registration, the client asks it for an envelope over the
+statement of that action (``jobs.signed_actions``), built from what the server shows (the job
+it reads back; for a registration, what the data host signed and the policy), so the person
+signs what they saw and the server rebuilds the same bytes.
 
 The key is read only when an action needs it. No key file: the action goes unsigned and
 ``on_unsigned`` is told once, with how to get a key; a server that takes only signed actions

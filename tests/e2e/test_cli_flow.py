@@ -60,10 +60,17 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     key_file.write_text(login["public_key"])
     assert len(base64.b64decode(login["public_key"])) == 32
 
-    # Owner: register the dataset with outputs reviewed by hand.
-    ds = stack.json(
-        "dataset", "add", dataset, str(patients_dir), "--review-outputs", token=owner_token
-    )
+    # Owner: log in (which makes her signing key), then register the dataset with outputs
+    # reviewed by hand; the registration is signed as her publication.
+    olga_config = tmp_path / "olga" / "config.json"
+    olga_key = stack.json("login", stack.url, owner_token, config=olga_config)["signing_key"]
+    added = stack.c2d(
+        "dataset", "add", dataset, str(patients_dir), "--review-outputs", "--json",
+        token=owner_token, config=olga_config,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "not signed" not in added.stderr
+    ds = json.loads(added.stdout)
     assert ds["name"] == dataset
     assert ds["owner"] == owner
     assert ds["files"] == 1
@@ -86,15 +93,18 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     mine = stack.json("jobs", config=config)
     assert job_id in {j["id"] for j in mine}
 
-    # Owner: sees it pending, reviews it, approves it.
-    pending = stack.json("jobs", "--state", "pending", token=owner_token)
+    # Owner: sees it pending, reviews it, approves it (holding a key, she acts with the config
+    # that signs: her bare token alone acts for nobody).
+    pending = stack.json("jobs", "--state", "pending", token=owner_token, config=olga_config)
     assert job_id in {j["id"] for j in pending}
-    review = stack.json("review", job_id, token=owner_token)
+    review = stack.json("review", job_id, token=owner_token, config=olga_config)
     assert review["job"]["id"] == job_id
     assert "train.py" in {f["name"] for f in review["files"]}
     assert review["previous"] is None
     assert review["job"]["spec"]["params"]["n_estimators"] == 25
-    approved = stack.json("approve", job_id, "--note", "looks fine", token=owner_token)
+    approved = stack.json(
+        "approve", job_id, "--note", "looks fine", token=owner_token, config=olga_config
+    )
     assert approved["state"] in {"approved", "running", "succeeded"}
 
     # The job runs; outputs wait for the owner's review.
@@ -107,10 +117,10 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     assert "released" in not_yet.stderr
     assert not (tmp_path / "early" / "model.skops").exists()
 
-    logs = stack.json("logs", job_id, token=owner_token)
+    logs = stack.json("logs", job_id, token=owner_token, config=olga_config)
     assert "held-out accuracy" in logs["log"]
     assert logs["truncated"] is False
-    released = stack.json("release", job_id, token=owner_token)
+    released = stack.json("release", job_id, token=owner_token, config=olga_config)
     assert released["state"] == "released"
 
     # Researcher: fetch, verified against the outcome, the receipt and the pinned key.
@@ -166,6 +176,25 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
         "host:local",
     )
     assert "host.enrolled" in [e["type"] for e in receipt["keys"]]
+    # It carries the owner's signed publication of the very digest the job ran on.
+    assert receipt["publication"] == {
+        "seq": receipt["dataset"]["seq"],
+        "dataset": dataset,
+        "digest": ds["digest"],
+        "publisher": owner,
+        "host": "local",
+        "host_key": actions["job.finished"]["key"],
+        "host_checked": True,
+        "verdict": "signed",
+        "key": olga_key["fingerprint"],
+    }
+    told = stack.c2d("receipt", "verify", str(out / "receipt.json"), "--key", str(key_file))
+    assert told.returncode == 0, told.stderr
+    assert (
+        f"on dataset {dataset} (digest {ds['digest'][:19]}…) published by {owner} (key "
+        f"{olga_key['fingerprint'][8:16]}…) on host local (key "
+        f"{actions['job.finished']['key'][8:16]}…); in log "
+    ) in told.stderr
     assert {actions[t]["verdict"] for t in ("job.submitted", "job.approved", "job.released")} <= {
         "signed",
         "unsigned",
@@ -177,7 +206,7 @@ def test_owner_and_researcher_from_dataset_to_verified_model(
     assert remote["signed"] >= 1
     local = stack.json("ledger", "verify", "--home", str(stack.home), "--key", str(key_file))
     assert local["ok"] is True
-    shown = stack.json("ledger", "show", "--job", job_id, token=owner_token)
+    shown = stack.json("ledger", "show", "--job", job_id, token=owner_token, config=olga_config)
     assert [e["type"] for e in shown] == types[: len(shown)]
     assert all(e["subject"] == job_id for e in shown)
 

@@ -92,6 +92,7 @@ class ComposeStack:
     admin_token: str = ""
     job_ids: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # jobs' own images the hosts built
+    _host_logins: set[tuple[str, str]] = field(default_factory=set)  # (service, config)
 
     @property
     def state(self) -> Path:
@@ -131,8 +132,9 @@ class ComposeStack:
         timeout: float = UP_S,
         check: bool = True,
         env: dict[str, str] | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `docker-compose -p PROJECT -f docker-compose.yml ARGS`."""
+        """Run `docker-compose -p PROJECT -f docker-compose.yml ARGS` (``stdin`` piped in)."""
         done = subprocess.run(
             ["docker-compose", "-p", self.project, "-f", str(REPO / "docker-compose.yml"), *args],
             env={**self.env(), **(env or {})},
@@ -140,7 +142,8 @@ class ComposeStack:
             text=True,
             timeout=timeout,
             check=False,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
         )
         if check:
             assert done.returncode == 0, (
@@ -221,10 +224,21 @@ class ComposeStack:
 
     def c2d_on_host(self, service: str, *args: str, token: str, expect: int = 0) -> Any:
         """Run `c2d ARGS --json` inside data host `service`'s container, as a data owner does
-        on that machine; the token goes in the environment (`-e C2D_TOKEN`), never in argv."""
+        on that machine, logged in there first (so `c2d dataset add` signs her publication with
+        a key made in the container); the token goes in the environment (`-e C2D_TOKEN`) or on
+        stdin, never in argv."""
+        config = f"/tmp/c2d-people/{hashlib.sha256(token.encode()).hexdigest()[:16]}/c.json"
+        env = {"C2D_TOKEN": token, "C2D_CONFIG": config}
+        if (service, config) not in self._host_logins:
+            login = self.compose(
+                "exec", "-T", "-e", "C2D_CONFIG", service, "c2d", "login", "http://api:8700",
+                "--with-token", timeout=COMMAND_S, check=False, env=env, stdin=token,
+            )  # fmt: skip
+            assert login.returncode == 0, f"c2d login on {service}: {login.stderr}\n{self.logs()}"
+            self._host_logins.add((service, config))
         done = self.compose(
-            "exec", "-T", "-e", "C2D_TOKEN", service, "c2d", *args, "--json",
-            timeout=COMMAND_S, check=False, env={"C2D_TOKEN": token},
+            "exec", "-T", "-e", "C2D_TOKEN", "-e", "C2D_CONFIG", service, "c2d", *args, "--json",
+            timeout=COMMAND_S, check=False, env=env,
         )  # fmt: skip
         assert done.returncode == expect, (
             f"c2d {' '.join(args)} on {service} exited {done.returncode}, expected {expect}\n"

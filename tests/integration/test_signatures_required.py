@@ -1,7 +1,9 @@
 """The product's default, over real HTTP: the server records no unsigned action.
 
 An installation as `c2d init` makes it (``C2D_SIGNATURES`` unset, so ``required``) with its
-API running. A researcher who has not logged in cannot submit (`c2d submit` exits with the
+API running. An owner who has not logged in cannot register a dataset (`c2d dataset add` exits
+with the server's 403); logged in, her registration is signed. A researcher who has not logged
+in cannot submit (`c2d submit` exits with the
 server's 403, which says how to get a key) and nothing is recorded; logged in, she can. An
 owner holding a key cannot approve with her bare token over the API, even though the token is
 valid. At the end the ledger holds no unsigned action.
@@ -42,12 +44,24 @@ def login(install: Installation, token: str, config: Path) -> None:
 
 
 def test_nobody_acts_unsigned_and_a_key_holders_token_alone_acts_for_nobody(install, tmp_path):
-    # Set up in this process (registration is not among the people's actions here).
-    owner, olga_token = install.user("owner", "olga")
+    _, olga_token = install.user("owner", "olga")
     _, bob_token = install.user("researcher", "bob")
-    dataset = install.dataset(owner, make_dataset(tmp_path / "data"))
-    job_dir = counting_job(tmp_path / "job", dataset)
     bob_config, olga_config = tmp_path / "bob" / "config.json", tmp_path / "olga" / "config.json"
+    data = make_dataset(tmp_path / "data")
+    size = install.ledger_size()
+
+    # Publishing a dataset is an action too: unsigned it is refused, then signed after login.
+    unsigned = install.dataset_add(olga_token, "rows", data)
+    assert unsigned.returncode != 0
+    assert "only signed actions" in json.loads(unsigned.stdout)["error"]["message"]
+    assert install.ledger_size() == size
+    login(install, olga_token, olga_config)
+    added = install.dataset_add(olga_token, "rows", data, config=olga_config)
+    assert added.returncode == 0, added.stderr
+    dataset = json.loads(added.stdout)["name"]
+    (published,) = install.entries(f"dataset:{dataset}")
+    assert published["body"]["signed"]["statement"]["type"] == "c2d/publish"
+    job_dir = counting_job(tmp_path / "job", dataset)
     size = install.ledger_size()
 
     refused = install.c2d("submit", str(job_dir), "--json", token=bob_token)
@@ -63,7 +77,6 @@ def test_nobody_acts_unsigned_and_a_key_holders_token_alone_acts_for_nobody(inst
     submitted = [e for e in install.entries(job["id"]) if e["type"] == "job.submitted"]
     assert submitted[0]["body"]["signed"]["statement"]["user"].startswith("bob-")
 
-    login(install, olga_token, olga_config)
     size = install.ledger_size()
     bare = httpx.post(
         f"{install.url}/v1/jobs/{job['id']}/approve",

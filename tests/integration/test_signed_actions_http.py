@@ -1,17 +1,21 @@
 """People sign what they do, over real HTTP, with the API, a Celery worker and Docker running.
 
-Bob (researcher) and Olga (owner) log in, which makes and registers their keys. Bob submits
-with `c2d submit`, Olga approves with `c2d approve`, the job runs in Docker, Olga releases
-with `c2d release`: the entries `job.submitted`, `job.approved` and `job.released` carry
-signed envelopes that verify with the public keys of their `user.key` entries, read from the
-ledger alone. An approval posted with Olga's token but signed by a key that is not hers is
-refused (403) and changes nothing in the store or the ledger. Someone with no key file acts
-unsigned, and the CLI says so once.
+Bob (researcher) and Olga (owner) log in, which makes and registers their keys. Olga publishes
+her dataset with `c2d dataset add` on the data host, Bob submits with `c2d submit`, Olga
+approves with `c2d approve`, the job runs in Docker, Olga releases with `c2d release`: the
+entries `dataset.registered`, `job.submitted`, `job.approved` and `job.released` carry signed
+envelopes that verify with the public keys of their `user.key` entries, read from the ledger
+alone, and the job's receipt says who published its data on which host. An approval posted
+with Olga's token but signed by a key that is not hers is refused (403) and changes nothing in
+the store or the ledger. Someone with no key file acts unsigned, and the CLI says so once. A
+registration the operator writes with the log's key and database, but without Olga's key,
+fails `c2d ledger verify` naming the entry.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +24,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from jobs.digests import canonical_digest
 from jobs.signed_actions import decision_statement
 from jobs.user_keys import key_fingerprint, public_key_text, sign_statement, verify_statement
+from ledger import Ledger
 from tests.kit.data import counting_job, make_dataset
 from tests.kit.installation import Installation, installed
 from tests.kit.redis import RedisServer
@@ -62,15 +68,36 @@ def entry(install: Installation, job_id: str, kind: str) -> dict[str, Any]:
     return found
 
 
+def publish(install: Installation, token: str, config: Path, folder: Path) -> str:
+    """`c2d dataset add` on the local data host as the holder of ``token`` with the key of
+    ``config``; the dataset's name."""
+    name = f"ds-{uuid.uuid4().hex[:6]}"
+    added = install.dataset_add(token, name, make_dataset(folder), config=config)
+    assert added.returncode == 0, added.stderr
+    assert "not signed" not in added.stderr
+    return name
+
+
+def registration(install: Installation, dataset: str) -> dict[str, Any]:
+    return entry(install, f"dataset:{dataset}", "dataset.registered")
+
+
 def test_signed_submit_approve_and_release_verify_from_the_ledger_alone(install, tmp_path):
     owner, olga_token = install.user("owner", "olga")
     bob, bob_token = install.user("researcher", "bob")
-    dataset = install.dataset(owner, make_dataset(tmp_path / "data"))
     olga_config, bob_config = tmp_path / "olga" / "config.json", tmp_path / "bob" / "config.json"
     olga_key, bob_key = (
         login(install, olga_token, olga_config),
         login(install, bob_token, bob_config),
     )
+    dataset = publish(install, olga_token, olga_config, tmp_path / "data")
+    published = registration(install, dataset)
+    assert published["actor"] == owner.name
+    statement = published["body"]["signed"]["statement"]
+    assert (statement["type"], statement["dataset"]) == ("c2d/publish", dataset)
+    assert statement["digest"] == published["body"]["digest"]
+    assert statement["host_statement"] == published["body"]["host_statement_digest"]
+    assert statement["policy"] == canonical_digest(published["body"]["policy"])
 
     job_dir = counting_job(tmp_path / "job", dataset)
     job = install.json("submit", str(job_dir), config=bob_config)
@@ -82,13 +109,17 @@ def test_signed_submit_approve_and_release_verify_from_the_ledger_alone(install,
     assert install.state(job["id"]) == "released"
 
     keys = registered_keys(install)
+    entries = {kind: entry(install, job["id"], kind) for kind in ("job.submitted", "job.approved")}
+    entries |= {"job.released": entry(install, job["id"], "job.released")}
+    entries["dataset.registered"] = published
     expected = {
+        "dataset.registered": (owner.name, olga_key, "c2d/publish"),
         "job.submitted": (bob.name, bob_key, "c2d/submit"),
         "job.approved": (owner.name, olga_key, "c2d/decision"),
         "job.released": (owner.name, olga_key, "c2d/release"),
     }
     for kind, (who, fingerprint, statement_type) in expected.items():
-        signed = entry(install, job["id"], kind)["body"]["signed"]
+        signed = entries[kind]["body"]["signed"]
         assert signed["key"] == fingerprint
         assert signed["statement"]["type"] == statement_type
         assert signed["statement"]["user"] == who
@@ -116,10 +147,27 @@ def test_signed_submit_approve_and_release_verify_from_the_ledger_alone(install,
     assert verdicts["job.approved"] == ("signed", owner.name, olga_key)
     assert verdicts["job.released"] == ("signed", owner.name, olga_key)
     assert verdicts["job.finished"][0] == "signed"  # by the data host's key
+    assert verdicts["dataset.registered"] == ("signed", owner.name, olga_key)
+    body = published["body"]
+    assert checked["publication"] == {
+        "seq": published["seq"],
+        "dataset": dataset,
+        "digest": install.load_job(job["id"]).dataset_digest,
+        "publisher": owner.name,
+        "host": body["host"],
+        "host_key": body["host_key"],
+        "host_checked": True,
+        "verdict": "signed",
+        "key": olga_key,
+    }
     told = install.c2d("receipt", "verify", str(out / "receipt.json"), config=bob_config)
     assert told.returncode == 0, told.stderr
     assert f"submitted by {bob.name} (key " in told.stdout + told.stderr
     assert f"approved by {owner.name} (key " in told.stdout + told.stderr
+    assert (
+        f"on dataset {dataset} (digest {body['digest'][:19]}…) published by {owner.name} (key "
+        f"{olga_key[8:16]}…) on host {body['host']} (key {body['host_key'][8:16]}…); in log "
+    ) in told.stderr
 
 
 def test_a_forged_approval_is_refused_and_changes_nothing(install, tmp_path):
@@ -192,3 +240,27 @@ def test_a_key_revoked_elsewhere_is_refused_clearly_then_the_next_action_asks_ag
     again = install.c2d("submit", str(counting_job(tmp_path / "c", dataset)), config=config)
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("not signed") == 1, again.stderr
+
+
+def test_a_registration_forged_with_the_operators_key_fails_ledger_verify(install, tmp_path):
+    """Last in the module: it leaves a forged entry in the installation's log."""
+    owner, olga_token = install.user("owner", "olga")
+    config = tmp_path / "olga" / "config.json"
+    login(install, olga_token, config)
+    dataset = publish(install, olga_token, config, tmp_path / "data")
+    honest = registration(install, dataset)
+    assert install.json("ledger", "verify", config=config)["ok"] is True
+    # The operator, holding the log's key and database but not Olga's key, records that she
+    # published other data, with her real signature copied from the honest entry.
+    forged = {**honest["body"], "digest": "sha256:" + "0" * 64}
+    ledger = Ledger(install.db, install.settings.key_path, install.settings.origin)
+    try:
+        seq = ledger.append("dataset.registered", owner.name, f"dataset:{dataset}", forged).seq
+    finally:
+        ledger.close()
+    done = install.c2d("ledger", "verify", "--json", config=config)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["ok"], report["first_bad"]) == (False, seq)
+    assert f"entry {seq} (dataset.registered)" in report["detail"]
+    assert "statement's digest is" in report["detail"]

@@ -291,10 +291,17 @@ class Installation:
         return json.loads(done.stdout)
 
     def dataset_add(
-        self, token: str, name: str, path: Path | str, *flags: str, host_home: Path | None = None
+        self,
+        token: str,
+        name: str,
+        path: Path | str,
+        *flags: str,
+        host_home: Path | None = None,
+        config: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """`c2d dataset add NAME PATH FLAGS --json` on the data host (default: ``local``) as
-        the holder of ``token``: the host hashes and signs, the API records."""
+        the holder of ``token`` (with the client ``config`` whose key signs, if given): the
+        host hashes and signs, the API records."""
         return self.c2d(
             "dataset",
             "add",
@@ -305,6 +312,7 @@ class Installation:
             str(host_home or self.host_home),
             "--json",
             token=token,
+            config=config,
         )
 
     def add_host(self, name: str, home: Path, **env: str) -> dict[str, Any]:

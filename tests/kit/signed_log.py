@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger import Ledger
+from ledger.actors import canonical_digest
 from ledger.keys import raw_public_key
 from ledger.statements import fingerprint, sign_statement
 
@@ -77,8 +78,67 @@ def submit(ledger: Ledger, researcher: Person, job: str, *, nonce: str | None = 
         "image": "python-ml",
         "params": DIGEST,
     }
-    body = {"code_digest": DIGEST, "signed": researcher.envelope(statement)}
+    body = {
+        "dataset": "patients",
+        "code_digest": DIGEST,
+        "dataset_digest": DIGEST,
+        "signed": researcher.envelope(statement),
+    }
     return ledger.append("job.submitted", researcher.name, job, body).seq
+
+
+def publish(
+    ledger: Ledger,
+    owner: Person,
+    host: Person,
+    digest: str = DIGEST,
+    *,
+    signer: Person | None = None,
+    unsigned: bool = False,
+    dataset: str = "patients",
+) -> int:
+    """Append the ``dataset.registered`` of ``dataset`` with ``digest`` by ``owner``, attested
+    and signed by ``host`` as the control plane records it, and published with the signature
+    of ``signer`` (default: the owner; another person's key makes a forgery), or none
+    (``unsigned``). Return its seq."""
+    policy = {"owner": owner.name, "host": host.name, "review_outputs": True}
+    attested = {
+        "type": "c2d.host.dataset/1",
+        "host": host.name,
+        "name": dataset,
+        "owner": owner.name,
+        "digest": digest,
+        "files": 2,
+        "bytes": 10,
+        "profile_digest": DIGEST,
+    }
+    statement = {
+        "type": "c2d/publish",
+        "version": 1,
+        "origin": ledger.origin,
+        "user": owner.name,
+        "dataset": dataset,
+        "host": host.name,
+        "digest": digest,
+        "host_statement": canonical_digest(attested),
+        "policy": canonical_digest(policy),
+    }
+    body = {
+        "digest": digest,
+        "files": 2,
+        "bytes": 10,
+        "policy": policy,
+        "schema_digest": DIGEST,
+        "replaces": None,
+        "host": host.name,
+        "host_key": host.fingerprint,
+        "host_signature": sign_statement(host.key, attested),
+        "host_statement_digest": canonical_digest(attested),
+        "profile_digest": DIGEST,
+    }
+    if not unsigned:
+        body["signed"] = (signer or owner).envelope(statement)
+    return ledger.append("dataset.registered", owner.name, f"dataset:{dataset}", body).seq
 
 
 def decision_statement(ledger: Ledger, owner: Person, job: str) -> dict[str, Any]:
@@ -150,6 +210,19 @@ class SignedJob:
     alice: Person
     host: Person
     job: str = "job-1"
+    published: int | None = None
+
+
+def published_job(ledger: Ledger) -> SignedJob:
+    """Like :func:`signed_job`, with alice's signed publication of the dataset the job ran on
+    (registered by host h1) before the job's submit."""
+    world = SignedJob(ledger, Person("bob"), Person("alice"), Person("h1"))
+    register(ledger, world.bob)
+    register(ledger, world.alice)
+    enroll(ledger, world.host)
+    world.published = publish(ledger, world.alice, world.host)
+    _run_job(world)
+    return world
 
 
 def signed_job(ledger: Ledger) -> SignedJob:
@@ -158,6 +231,12 @@ def signed_job(ledger: Ledger) -> SignedJob:
     register(ledger, world.bob)
     register(ledger, world.alice)
     enroll(ledger, world.host)
+    _run_job(world)
+    return world
+
+
+def _run_job(world: SignedJob) -> None:
+    ledger = world.ledger
     ledger.append("job.other", "carol", "job-0", {"n": 0})
     submit(ledger, world.bob, world.job)
     approve(
@@ -169,4 +248,3 @@ def signed_job(ledger: Ledger) -> SignedJob:
     ledger.append("job.started", "worker:h1", world.job, {"fence": 1})
     finish(ledger, world.host, world.job)
     release(ledger, world.alice, world.job)
-    return world

@@ -15,6 +15,7 @@ from jobs.models import DEFAULT_MAX_METRICS, MAX_METRICS, Caps, DatasetPolicy
 from jobs.output_checks import OutputChecks
 from jobs.schema_records import ProfileRecord
 from jobs.service_core import build
+from jobs.signed_actions import SignedEnvelope
 from runner.control.api.deps import Actor, State
 from runner.control.api.errors import errors
 from runner.control.api.views import account_view, dataset_view, user_view
@@ -45,7 +46,8 @@ class NewUser(BaseModel):
 class NewDataset(BaseModel):
     """``POST /v1/datasets``: a dataset its data host ``host`` hashed, profiled and signed
     (``statement``, ``signature``, ``profile``; see ``runner.host.datasets``), with the owner's
-    policy. No path: the folder's path never leaves the data host."""
+    policy, and optionally the publisher's ``signed`` ``c2d/publish`` statement
+    (``jobs.signed_actions``). No path: the folder's path never leaves the data host."""
 
     model_config = _REQUEST
     name: GivenName
@@ -61,6 +63,7 @@ class NewDataset(BaseModel):
     public_values: dict[str, list[str]] | None = None
     max_metrics: Whole = Field(default=DEFAULT_MAX_METRICS, ge=1, le=MAX_METRICS)
     checks: ChecksBody = Field(default_factory=ChecksBody)
+    signed: SignedEnvelope | None = None
 
 
 @router.get("/me", responses=errors(401))
@@ -109,7 +112,7 @@ def add_dataset(body: NewDataset, actor: Actor, state: State) -> dict[str, Any]:
         checks=OutputChecks.model_validate(body.checks.model_dump()),
     )
     dataset = state.ctx.service.register_dataset(
-        actor, body.name, policy, body.statement, body.signature, body.profile
+        actor, body.name, policy, body.statement, body.signature, body.profile, body.signed
     )
     return dataset_view(dataset)
 

@@ -3,13 +3,16 @@ one, and refuses a damaged key file before anything is sent."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from jobs.signed_actions import decision_statement
+from jobs.signed_actions import decision_statement, publish_statement
 from jobs.user_keys import public_key_text, verify_statement
+from runner.client.api import Client
 from runner.client.config import ClientEnv
 from runner.client.keys import create_key
 from runner.client.signing import Signer
@@ -81,3 +84,35 @@ def test_a_damaged_key_file_stops_the_action_and_is_left_as_it_was(tmp_path):
     with pytest.raises(KeyFileError, match="is not an Ed25519 private key"):
         signer.envelope(lambda: ("olga", "o", []), _build)
     assert signer.path.read_bytes() == b"not a key\n"
+
+
+def test_a_dataset_registration_is_signed_over_the_hosts_statement_and_the_policy(tmp_path):
+    """`c2d dataset add` hands the client the policy it publishes; the posted body carries
+    the owner's ``c2d/publish`` envelope built from what the host signed and that policy."""
+    signer = _signer(tmp_path, [])
+    key = create_key(signer.path)
+    keys = [{"public_key": public_key_text(key), "revoked": None}]
+    host_statement = {"type": "c2d.host.dataset/1", "host": "h1", "digest": "sha256:" + "5" * 64}
+    policy = {"owner": "olga", "host": "h1", "review_outputs": True}
+    posted: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        routes = {
+            "/v1/me": {"name": "olga", "role": "owner"},
+            "/v1/ledger/public-key": {"origin": "c2d.test/log", "public_key": ""},
+            "/v1/me/keys": keys,
+        }
+        if request.method == "POST":
+            posted.append(json.loads(request.content))
+            return httpx.Response(201, json={"name": "iris"})
+        return httpx.Response(200, json=routes[request.url.path])
+
+    attestation = {"statement": host_statement, "signature": "c2ln", "profile": {}}
+    with Client("http://c2d.test", "t", transport=httpx.MockTransport(answer), signer=signer) as c:
+        c.add_dataset("iris", "h1", attestation, policy=policy)
+        c.add_dataset("iris", "h1", attestation)  # no policy given: nothing to sign over
+    signed = posted[0]["signed"]
+    expected = publish_statement("c2d.test/log", "olga", "iris", host_statement, policy)
+    assert signed["statement"] == expected.model_dump(mode="json")
+    assert verify_statement(public_key_text(key), signed["statement"], signed["signature"])
+    assert "signed" not in posted[1]
