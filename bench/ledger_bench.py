@@ -10,8 +10,9 @@ Measures, on a fresh SQLite file in WAL mode with synchronous=FULL:
 - full verification of the N-entry log, against streaming the same rows and hashing each once;
 - an inclusion proof from storage at size N, against one primary-key row lookup;
 - verifying a five-entry receipt offline, against one bare Ed25519 signature check;
-- verifying a ``c2d-receipt/2`` whose job carries four actors' signatures (submit, approval,
-  the host's outcome, release) and the three key entries they rely on, against the same check;
+- verifying a ``c2d-receipt/2`` whose job carries every actor's signature (submit, approval,
+  the host's outcome, release), the three key entries they rely on and the dataset's
+  publication (the owner's and the host's signatures), against the same check;
 - a consistency proof from storage at size N from a random earlier size, and its offline
   verification, against the same Ed25519 check; and a reader's whole check of a checkpoint
   kept at N/10 (both checkpoints' signatures opened, the proof verified), against the same.
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger import Ledger, merkle, verify_log, verify_receipt
 from ledger.checkpoint import open_checkpoint, verify_extends
 from ledger.storage import checkpoints, connect
-from tests.kit.signed_log import signed_job
+from tests.kit.signed_log import published_job
 
 ORIGIN = "bench.c2d.example/ledger"
 STEPS = ("job.submitted", "job.approved", "job.started", "job.finished", "job.released")
@@ -243,9 +244,12 @@ def bench_consistency(
 
 
 def bench_signed_receipt(ledger: Ledger, sig_s: float) -> tuple[str, str, str, str, str]:
-    """A fully signed job appended to the big log (real keys), its receipt verified offline:
-    the checkpoint, eight inclusion proofs and four Ed25519 statement signatures."""
-    world = signed_job(ledger)
+    """A fully signed job appended to the big log (real keys), its receipt verified offline,
+    as `c2d fetch` gets it: the job's entries, the key entries they rely on and the dataset's
+    signed publication, each with its inclusion proof; the checkpoint, and every signature
+    (submit, approval, the host's outcome, release, the owner's publication and the host's
+    statement on the data)."""
+    world = published_job(ledger)
     receipt = ledger.receipt(world.job)
     key = ledger.public_key()
     check = verify_receipt(receipt, key)

@@ -39,9 +39,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict
 
+from ledger import canonical
 from ledger.statements import fingerprint, verify_statement
 
 KEY_TYPES = frozenset(("user.key", "user.key_revoked", "host.enrolled"))
@@ -308,7 +308,7 @@ def _short(value: object, limit: int = 80) -> str:
 def canonical_digest(value: Any) -> str:
     """``sha256:`` and the hex sha256 of ``value``'s RFC 8785 canonical JSON (as
     ``jobs.digests`` names a policy; this package imports nothing else of c2d)."""
-    return "sha256:" + hashlib.sha256(rfc8785.dumps(value)).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical.dumps(value)).hexdigest()
 
 
 def public_key_bytes(text: object) -> bytes | None:
