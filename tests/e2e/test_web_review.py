@@ -178,6 +178,14 @@ def test_owner_reviews_approves_and_releases_in_a_browser_and_researcher_downloa
     # The key is kept: opening another page to sign registers no second key.
     page.reload()
     expect(page.locator("#signing")).to_have_attribute("data-key", browser_key)
+    # Trusting this code for whatever params: the script signs null params, as the box says.
+    page.get_by_label("whatever params they pass (otherwise only these params)").check()
+    page.get_by_role("button", name="Trust this code digest").click()
+    expect(page.get_by_role("status")).to_contain_text("Trusted.")
+    trust = [e for e in stack.entries(f"dataset:{dataset}") if e["type"] == "dataset.trusted"][-1]
+    assert trust["body"]["params_digest"] == "any"
+    assert trust["body"]["signed"]["statement"]["params_digest"] is None
+    assert trust["body"]["signed"]["key"] == browser_key
 
     # The researcher's list follows the job live (no reload) while the worker runs it.
     bob.sign_in(researcher_token, "/ui/jobs")

@@ -46,9 +46,10 @@ def install(tmp_path_factory, redis_url, job_image) -> Iterator[Installation]:
     flush_redis(url)
 
 
-def released_job(install: Installation, owner: User, dataset: str, token: str, at: Path) -> str:
-    """A job of the holder of ``token`` on ``dataset``, approved and run to its release."""
-    job = install.submit_http(token, counting_job(at, dataset))
+def released_job(install: Installation, owner: User, dataset: str, config: Path, at: Path) -> str:
+    """A job submitted with `c2d submit` by the person logged in at ``config`` (signed: she
+    holds a key, so her token alone cannot act) on ``dataset``, approved and run to release."""
+    job = install.json("submit", str(counting_job(at, dataset)), config=config)
     install.ctx.service.approve(owner, job["id"])
     assert install.wait_final(job["id"]).state.value == "released", install.logs()
     return str(job["id"])
@@ -62,14 +63,14 @@ def test_a_kept_checkpoint_catches_a_rewritten_history(install, tmp_path):
     login = install.c2d("login", install.url, "--with-token", config=config, stdin=bob_token)
     assert login.returncode == 0, login.stderr
 
-    first = released_job(install, owner, dataset, bob_token, tmp_path / "job1")
+    first = released_job(install, owner, dataset, config, tmp_path / "job1")
     install.json("fetch", first, "-o", str(tmp_path / "out1"), config=config)
     (kept_by_fetch,) = (config.parent / "checkpoints").iterdir()
     kept = tmp_path / "kept.checkpoint"
     shutil.copyfile(kept_by_fetch, kept)
     kept_size = int(kept.read_text().split("\n")[1])
 
-    second = released_job(install, owner, dataset, bob_token, tmp_path / "job2")
+    second = released_job(install, owner, dataset, config, tmp_path / "job2")
     facts = install.json("ledger", "verify", "--since", str(kept), config=config)
     assert facts["ok"] is True
     assert facts["kept_size"] == kept_size
