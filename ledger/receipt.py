@@ -162,32 +162,20 @@ def verify_receipt(
     checkpoint = open_checkpoint(document.checkpoint, public_key, document.log.origin)
     entries: list[Entry] = []
     for position, item in enumerate(document.entries):
-        data = _unb64(item.entry, f"entries.{position}.entry")
-        try:
-            entry = Entry.from_canonical(data)
-        except BadEntry as exc:
-            raise BadReceipt(f"receipt entry {position} is not a ledger entry: {exc}") from None
-        if entry.seq != item.index:
-            raise VerificationError(
-                f"receipt entry {position} is seq {entry.seq} but claims index {item.index}",
-                expected=item.index,
-                actual=entry.seq,
-            )
+        entry = _proved(item, f"entries.{position}", f"entry {position}", checkpoint)
         if entry.subject != document.subject:
             raise VerificationError(
                 f"receipt entry {position} is about {entry.subject!r}, not {document.subject!r}",
                 expected=document.subject,
                 actual=entry.subject,
             )
-        proof = [_unb64(h, f"entries.{position}.proof") for h in item.proof]
-        verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root)
         if entries:
             _check_order(entries[-1], entry)
         entries.append(entry)
     keys = [_key_entry(n, item, checkpoint) for n, item in enumerate(document.keys or ())]
     dataset, publication = None, None
     if document.dataset is not None:
-        dataset = _proved(document.dataset, "dataset", checkpoint)
+        dataset = _proved(document.dataset, "dataset", "dataset", checkpoint)
         publication = check_publication(dataset, entries, keys)
     actions: list[ActionCheck] = []
     if document.keys is not None:
@@ -215,36 +203,33 @@ def verify_receipt(
     )
 
 
-def _proved(item: _Item, where: str, checkpoint: Checkpoint) -> Entry:
-    data = _unb64(item.entry, f"{where}.entry")
+def _proved(item: _Item, field: str, name: str, checkpoint: Checkpoint) -> Entry:
+    """The entry ``item`` carries (``field`` in the receipt, ``name`` in messages), once its
+    bytes are shown to be a canonical entry at the index it claims, included in the tree
+    ``checkpoint`` signed."""
+    data = _unb64(item.entry, f"{field}.entry")
     try:
         entry = Entry.from_canonical(data)
     except BadEntry as exc:
-        raise BadReceipt(f"receipt {where} is not a ledger entry: {exc}") from None
+        raise BadReceipt(f"receipt {name} is not a ledger entry: {exc}") from None
     if entry.seq != item.index:
         raise VerificationError(
-            f"receipt {where} is entry {entry.seq} but claims index {item.index}",
+            f"receipt {name} is seq {entry.seq} but claims index {item.index}",
             expected=item.index,
             actual=entry.seq,
         )
-    proof = [_unb64(h, f"{where}.proof") for h in item.proof]
+    proof = [_unb64(h, f"{field}.proof") for h in item.proof]
     verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root)
     return entry
 
 
 def _key_entry(position: int, item: _Item, checkpoint: Checkpoint) -> Entry:
-    data = _unb64(item.entry, f"keys.{position}.entry")
-    try:
-        entry = Entry.from_canonical(data)
-    except BadEntry as exc:
-        raise BadReceipt(f"receipt key {position} is not a ledger entry: {exc}") from None
-    if entry.seq != item.index or entry.type not in KEY_TYPES:
+    entry = _proved(item, f"keys.{position}", f"key {position}", checkpoint)
+    if entry.type not in KEY_TYPES:
         raise VerificationError(
-            f"receipt key {position} is entry {entry.seq} of type {entry.type}, claiming "
-            f"index {item.index}; keys must be key entries at their own index"
+            f"receipt key {position} is entry {entry.seq} of type {entry.type}; keys must be "
+            "key entries"
         )
-    proof = [_unb64(h, f"keys.{position}.proof") for h in item.proof]
-    verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root)
     return entry
 
 
